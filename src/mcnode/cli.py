@@ -1,4 +1,8 @@
-"""The `mcnode` command line. Thin: parse options, call into the packages, print."""
+"""The `mcnode` command line. Thin: parse options, call into the packages, print.
+
+Each package that has commands exposes a click group or command in its own `cli` module;
+this file only assembles them, so that packages never edit each other's commands.
+"""
 
 from __future__ import annotations
 
@@ -11,3 +15,6 @@ from mcnode import __version__
 @click.version_option(__version__, prog_name="mcnode")
 def main() -> None:
     """mcnode: a validator for a private-payments network agreeing with SCP."""
+
+
+# Sub-command registration: one line per package (keep sorted).
