@@ -1,0 +1,72 @@
+"""Ed25519 signatures, X25519 key agreement, HKDF and an AEAD, from `cryptography`.
+
+Thin, typed wrappers over raw 32-byte keys so that callers never handle the library's key
+objects. Key generation takes the project's injectable `RandomSource`.
+"""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from mcnode.crypto.rng import RandomSource
+
+_RAW = (Encoding.Raw, PublicFormat.Raw)
+
+
+def ed25519_keypair(rng: RandomSource) -> tuple[bytes, bytes]:
+    """(private seed, public key), 32 bytes each."""
+    seed = rng(32)
+    return seed, ed25519_public(seed)
+
+
+def ed25519_public(private: bytes) -> bytes:
+    return Ed25519PrivateKey.from_private_bytes(private).public_key().public_bytes(*_RAW)
+
+
+def ed25519_sign(private: bytes, message: bytes) -> bytes:
+    """64-byte Ed25519 signature (deterministic, RFC 8032)."""
+    return Ed25519PrivateKey.from_private_bytes(private).sign(message)
+
+
+def ed25519_verify(public: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def x25519_keypair(rng: RandomSource) -> tuple[bytes, bytes]:
+    """(private, public), 32 bytes each."""
+    private = rng(32)
+    public = X25519PrivateKey.from_private_bytes(private).public_key().public_bytes(*_RAW)
+    return private, public
+
+
+def x25519_exchange(private: bytes, peer_public: bytes) -> bytes:
+    """The 32-byte shared secret; ValueError for a low-order peer key."""
+    key = X25519PrivateKey.from_private_bytes(private)
+    return key.exchange(X25519PublicKey.from_public_bytes(peer_public))
+
+
+def hkdf_sha512(secret: bytes, info: bytes, length: int = 32, salt: bytes | None = None) -> bytes:
+    return HKDF(algorithm=hashes.SHA512(), length=length, salt=salt, info=info).derive(secret)
+
+
+def aead_seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
+    """ChaCha20-Poly1305: ciphertext || 16-byte tag."""
+    return ChaCha20Poly1305(key).encrypt(nonce, plaintext, aad)
+
+
+def aead_open(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes = b"") -> bytes | None:
+    """The plaintext, or None when the tag does not verify."""
+    try:
+        return ChaCha20Poly1305(key).decrypt(nonce, ciphertext, aad)
+    except InvalidTag:
+        return None

@@ -1,0 +1,168 @@
+"""mcnode.crypto: known answers, group laws, commitments, range proofs, Ed25519/X25519."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from mcnode import _native
+from mcnode.crypto import (
+    BASEPOINT,
+    IDENTITY,
+    PEDERSEN_H,
+    L,
+    RistrettoPoint,
+    Scalar,
+    SeededRandom,
+    basepoint_mul,
+    commit,
+    hash_to_point,
+    hash_to_scalar,
+    multiscalar_mul_vartime,
+    point_sum,
+    prove_range,
+    verify_range,
+)
+from mcnode.crypto.signing import (
+    aead_open,
+    aead_seal,
+    ed25519_keypair,
+    ed25519_sign,
+    ed25519_verify,
+    x25519_exchange,
+    x25519_keypair,
+)
+
+# RFC 9496 appendix A.1: encodings of 0*B .. 4*B.
+RFC9496_MULTIPLES = [
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76",
+    "6a493210f7499cd17fecb510ae0cea23a110e8d5b901f8acadd3095c73a3b919",
+    "94741f5d5d52755ece4f23f044ee27d5d1ea1e2bd196b462166b16152a9d0259",
+    "da80862773358b466ffadfe0b3293ab3d9fd53c5ea6c955358f568322daf6a57",
+]
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_basepoint_multiples_match_rfc9496(k: int) -> None:
+    assert basepoint_mul(Scalar(k)).encoding.hex() == RFC9496_MULTIPLES[k]
+
+
+def test_pedersen_h_is_the_documented_hash_of_g() -> None:
+    # H = hash_to_point(b"mcnode pedersen H v1", G): pinned, it is part of consensus.
+    assert hash_to_point(b"mcnode pedersen H v1", BASEPOINT.encoding) == PEDERSEN_H
+    assert PEDERSEN_H.encoding.hex() == (
+        "d2d8be31dfd743168c045d3d1dca19547a29c1b2a591a2a19daa4cdcbde07b3c"
+    )
+
+
+def test_hash_to_scalar_is_domain_separated_and_pinned() -> None:
+    s = hash_to_scalar(b"tag", b"ab", b"c")
+    assert s != hash_to_scalar(b"tag", b"a", b"bc")
+    assert s != hash_to_scalar(b"other", b"ab", b"c")
+    assert s == hash_to_scalar(b"tag", b"ab", b"c")
+    # The documented framing: len(dst) || dst || (len(part) as u32 LE || part)*, SHA-512 mod l.
+    framed = b"\x03tag" + b"\x02\x00\x00\x00ab" + b"\x01\x00\x00\x00c"
+    assert s.value == int.from_bytes(hashlib.sha512(framed).digest(), "little") % L
+
+
+def test_scalar_encoding_is_canonical() -> None:
+    assert Scalar.from_bytes((L - 1).to_bytes(32, "little")).value == L - 1
+    with pytest.raises(ValueError):
+        Scalar.from_bytes(L.to_bytes(32, "little"))
+    with pytest.raises(ValueError):
+        Scalar.from_bytes(b"\x01" * 31)
+    with pytest.raises(ValueError):
+        _native.basepoint_mul(L.to_bytes(32, "little"))
+
+
+def test_scalar_field_laws_seed_1() -> None:
+    rng = SeededRandom(1)
+    a, b = Scalar.random(rng), Scalar.random(rng)
+    assert (a + b) - b == a
+    assert a * a.invert() == Scalar(1)
+    assert -a + a == Scalar(0)
+    with pytest.raises(ZeroDivisionError):
+        Scalar(0).invert()
+
+
+def test_group_laws_seed_2() -> None:
+    rng = SeededRandom(2)
+    a, b = Scalar.random(rng), Scalar.random(rng)
+    pa, pb = basepoint_mul(a), basepoint_mul(b)
+    assert pa + pb == basepoint_mul(a + b)
+    assert pa - pa == IDENTITY
+    assert b * pa == a * pb
+    assert (
+        multiscalar_mul_vartime([a, b], [BASEPOINT.encoding, PEDERSEN_H.encoding])
+        == (basepoint_mul(a) + b * PEDERSEN_H).encoding
+    )
+    assert point_sum([pa.encoding, pb.encoding]) == (pa + pb).encoding
+    assert point_sum([]) == IDENTITY.encoding
+
+
+def test_invalid_points_are_value_errors() -> None:
+    with pytest.raises(ValueError):
+        RistrettoPoint(b"\xff" * 32)
+    with pytest.raises(ValueError):
+        RistrettoPoint(b"\x00" * 31)
+    with pytest.raises(ValueError):
+        _native.point_add(b"\xff" * 32, BASEPOINT.encoding)
+    with pytest.raises(ValueError):
+        _native.multiscalar_mul_vartime([bytes(32)], [])
+
+
+def test_commitments_are_homomorphic_seed_3() -> None:
+    rng = SeededRandom(3)
+    r1, r2 = Scalar.random(rng), Scalar.random(rng)
+    assert commit(5, r1) + commit(7, r2) == commit(12, r1 + r2)
+    assert commit(5, Scalar(0)) == Scalar(5) * PEDERSEN_H
+    with pytest.raises(ValueError):
+        commit(2**64, r1)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_range_proof_round_trip_seed_4(count: int) -> None:
+    rng = SeededRandom(4)
+    values = [2**64 - 1, 0, 12345, 1, 99][:count]
+    blindings = [Scalar.random(rng) for _ in values]
+    proof, commitments = prove_range(values, blindings, rng)
+    assert commitments == [commit(v, b).encoding for v, b in zip(values, blindings, strict=True)]
+    assert verify_range(proof, commitments)
+    # A commitment swapped for another value's, or a flipped proof byte, fails.
+    other = commit(values[0] + 1 if values[0] < 2**64 - 1 else 0, blindings[0]).encoding
+    assert not verify_range(proof, [other, *commitments[1:]])
+    assert not verify_range(proof[:-1] + bytes([proof[-1] ^ 1]), commitments)
+    assert not verify_range(b"", commitments)
+
+
+def test_range_proof_is_deterministic_given_rng() -> None:
+    blinding = [Scalar(7)]
+    assert prove_range([1], blinding, SeededRandom(5)) == prove_range(
+        [1], blinding, SeededRandom(5)
+    )
+
+
+def test_range_proof_rejects_bad_argument_lists() -> None:
+    with pytest.raises(ValueError):
+        verify_range(b"", [])
+    with pytest.raises(ValueError):
+        verify_range(b"", [bytes(32)] * 33)
+    with pytest.raises(ValueError):
+        prove_range([1, 2], [Scalar(1)], SeededRandom(6))
+
+
+def test_ed25519_and_x25519_seed_7() -> None:
+    rng = SeededRandom(7)
+    sk, pk = ed25519_keypair(rng)
+    sig = ed25519_sign(sk, b"block 1")
+    assert ed25519_verify(pk, b"block 1", sig)
+    assert not ed25519_verify(pk, b"block 2", sig)
+    assert not ed25519_verify(b"\x00" * 3, b"block 1", sig)
+    (a, pa), (b, pb) = x25519_keypair(rng), x25519_keypair(rng)
+    assert x25519_exchange(a, pb) == x25519_exchange(b, pa)
+    key = bytes(32)
+    box = aead_seal(key, bytes(12), b"memo", b"aad")
+    assert aead_open(key, bytes(12), box, b"aad") == b"memo"
+    assert aead_open(key, bytes(12), box, b"other") is None
