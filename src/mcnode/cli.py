@@ -18,3 +18,5 @@ def main() -> None:
 
 
 # Sub-command registration: one line per package (keep sorted).
+from mcnode.fbas.cli import fbas  # noqa: E402, I001
+main.add_command(fbas)

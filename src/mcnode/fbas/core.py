@@ -194,7 +194,7 @@ class Net:
                         if w == v:
                             break
                     out.append(comp)
-        return sorted(out, key=lambda m: (m & -m))
+        return sorted(out, key=lambda m: m & -m)
 
     def quorum_components(self) -> list[int]:
         """Components (of the graph on the nodes that can be in a quorum) holding a quorum."""

@@ -83,15 +83,26 @@ class Node:
     org: str | None = None  # organization label, when a mapping exists
 
 
+SKIP_KINDS = (
+    "no-quorum-set",
+    "unknown-validator",
+    "unsatisfiable",
+    "duplicate-node",
+    "duplicate-validator",
+    "unknown-org-member",
+)
+
+
 @dataclass(frozen=True)
 class Skipped:
     """Something in the input that the analyses ignore or read by a rule, and why."""
 
     node: NodeId
+    kind: str  # one of SKIP_KINDS
     reason: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"node": self.node, "reason": self.reason}
+        return {"node": self.node, "kind": self.kind, "reason": self.reason}
 
 
 @dataclass(frozen=True)

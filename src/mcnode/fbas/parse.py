@@ -35,15 +35,17 @@ class _Builder:
     nodes: dict[NodeId, Node] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
 
-    def report(self, node: NodeId, reason: str) -> None:
-        self.skipped.append(Skipped(node, reason))
+    def report(self, node: NodeId, kind: str, reason: str) -> None:
+        self.skipped.append(Skipped(node, kind, reason))
 
     def add(self, node: Node) -> None:
         if node.id in self.nodes:
-            self.report(node.id, "listed more than once: the first entry is kept")
+            self.report(node.id, "duplicate-node", "listed more than once: the first entry is kept")
             return
         if node.qset is None:
-            self.report(node.id, "no quorum set (null or missing): never in a quorum")
+            self.report(
+                node.id, "no-quorum-set", "no quorum set (null or missing): never in a quorum"
+            )
         self.nodes[node.id] = node
 
     def finish(self) -> Fbas:
@@ -56,6 +58,7 @@ class _Builder:
         for v in sorted(set(referenced) - set(self.nodes)):
             self.report(
                 v,
+                "unknown-validator",
                 f"unknown validator (referenced by {referenced[v]} node(s), not listed): "
                 "no quorum set, never in a quorum",
             )
@@ -76,22 +79,34 @@ def _check_id(value: object, where: str) -> NodeId:
 
 
 def _make_qset(
-    b: _Builder, owner: NodeId, threshold: int, validators: list[NodeId], inner: list[QSet],
+    b: _Builder,
+    owner: NodeId,
+    threshold: int,
+    validators: list[NodeId],
+    inner: list[QSet],
     depth: int,
 ) -> QSet:
     seen: set[NodeId] = set()
     unique: list[NodeId] = []
     for v in validators:
         if v in seen:
-            b.report(owner, f"validator {v} listed twice in one quorum set: counted once")
+            b.report(
+                owner,
+                "duplicate-validator",
+                f"validator {v} listed twice in one quorum set: counted once",
+            )
             continue
         seen.add(v)
         unique.append(v)
     q = QSet(threshold, tuple(unique), tuple(inner))
     if not q.satisfiable_shape:
-        what = "quorum set" if depth == 0 else "inner quorum set"
-        effect = "never in a quorum" if depth == 0 else "that inner set is never satisfied"
-        b.report(owner, f"{what} threshold {threshold} of {q.size} members: unsatisfiable, " + effect)
+        what = "quorum set" if depth == 0 else "inner set"
+        effect = "never in a quorum" if depth == 0 else "never satisfied"
+        b.report(
+            owner,
+            "unsatisfiable",
+            f"{what} threshold {threshold} of {q.size}: unsatisfiable, {effect}",
+        )
     return q
 
 
@@ -169,7 +184,11 @@ def from_explorer(data: object, organizations: object | None = None) -> Fbas:
         b.add(Node(nid, qset, name if isinstance(name, str) else None, org))
     listed = {n for n in b.nodes}
     for v in sorted(set(org_by_node) - listed):
-        b.report(v, f"organization {org_by_node[v]} names a node not in the network: ignored")
+        b.report(
+            v,
+            "unknown-org-member",
+            f"organization {org_by_node[v]} names a node not in the network: ignored",
+        )
     return b.finish()
 
 
@@ -214,11 +233,11 @@ def _core_qset(b: _Builder, owner: NodeId, raw: object, depth: int) -> QSet:
     if depth > MAX_DEPTH:
         raise FbasInputError(f"{where}: quorum sets nested deeper than {MAX_DEPTH}")
     if not isinstance(raw, Mapping) or "t" not in raw:
-        raise FbasInputError(f"{where}: qset must be an object with \"t\" and \"v\"")
+        raise FbasInputError(f'{where}: qset must be an object with "t" and "v"')
     t = _int_threshold(raw["t"], where)
     members = raw.get("v") or []
     if not isinstance(members, list):
-        raise FbasInputError(f"{where}: \"v\" must be a list")
+        raise FbasInputError(f'{where}: "v" must be a list')
     ids: list[NodeId] = []
     subs: list[QSet] = []
     for m in members:
@@ -236,7 +255,7 @@ def from_stellar_core(data: object) -> Fbas:
     b = _Builder()
     for i, raw in enumerate(data["nodes"]):
         if not isinstance(raw, Mapping) or "node" not in raw:
-            raise FbasInputError(f"nodes[{i}]: expected an object with \"node\"")
+            raise FbasInputError(f'nodes[{i}]: expected an object with "node"')
         nid = _core_id(raw["node"], f"nodes[{i}]")
         qraw = raw.get("qset")
         name = raw.get("name")
@@ -292,7 +311,9 @@ def from_node_configs(configs: Sequence[tuple[str, Mapping[str, object]]]) -> Fb
         org = cfg.get("organization")
         b.add(
             Node(
-                nid, qset, name if isinstance(name, str) else None,
+                nid,
+                qset,
+                name if isinstance(name, str) else None,
                 org if isinstance(org, str) and org else None,
             )
         )
