@@ -1,0 +1,162 @@
+"""The transaction types and their one canonical encoding.
+
+    Tx = TxPrefix (inputs: rings with membership proofs, outputs, fee, tombstone block)
+       + SignatureRctBulletproofs (one MLSAG per input, pseudo-output commitments,
+         one aggregated range proof over pseudo-outputs then outputs)
+
+Encoding: a version byte, then fields in declaration order, fixed-width little-endian
+integers, u8 list counts and u16 byte-string lengths, each bounded (see the MAX_* limits).
+`Tx.from_bytes` rejects anything over a limit, truncated, or followed by trailing bytes,
+so `from_bytes(to_bytes(tx)) == tx` and each Tx has one encoding. Points are not checked
+here (that costs a square root each); validation checks them where it uses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from mcnode.crypto import MAX_RANGE_PROOF_BYTES
+from mcnode.transaction.encoding import Reader, Writer
+from mcnode.transaction.errors import DecodeError
+from mcnode.transaction.membership import MembershipProof
+from mcnode.transaction.mlsag import MAX_RING, RingMLSAG
+from mcnode.transaction.txout import TxOut
+
+TX_VERSION = 1
+MAX_INPUTS = 16
+MAX_OUTPUTS = 16
+RING_SIZE = 11
+#: Largest encoded Tx we will even try to decode.
+MAX_TX_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TxIn:
+    """A ring of ledger outputs, one of them really spent, each with its membership proof."""
+
+    ring: tuple[TxOut, ...]
+    proofs: tuple[MembershipProof, ...]
+
+    def encode(self, w: Writer) -> None:
+        if len(self.ring) != len(self.proofs):
+            raise ValueError("a ring needs exactly one membership proof per member")
+        w.count(len(self.ring), MAX_RING)
+        for tx_out, proof in zip(self.ring, self.proofs, strict=True):
+            tx_out.encode(w)
+            proof.encode(w)
+
+    @classmethod
+    def decode(cls, r: Reader) -> TxIn:
+        ring, proofs = [], []
+        for _ in range(r.count(MAX_RING)):
+            ring.append(TxOut.decode(r))
+            proofs.append(MembershipProof.decode(r))
+        return cls(tuple(ring), tuple(proofs))
+
+
+@dataclass(frozen=True, slots=True)
+class TxPrefix:
+    inputs: tuple[TxIn, ...]
+    outputs: tuple[TxOut, ...]
+    fee: int
+    tombstone_block: int
+
+    def encode(self, w: Writer) -> None:
+        w.count(len(self.inputs), MAX_INPUTS)
+        for tx_in in self.inputs:
+            tx_in.encode(w)
+        w.count(len(self.outputs), MAX_OUTPUTS)
+        for tx_out in self.outputs:
+            tx_out.encode(w)
+        w.u64(self.fee)
+        w.u64(self.tombstone_block)
+
+    @classmethod
+    def decode(cls, r: Reader) -> TxPrefix:
+        inputs = tuple(TxIn.decode(r) for _ in range(r.count(MAX_INPUTS)))
+        outputs = tuple(TxOut.decode(r) for _ in range(r.count(MAX_OUTPUTS)))
+        return cls(inputs, outputs, r.u64(), r.u64())
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        self.encode(w)
+        return w.getvalue()
+
+    def hash(self) -> bytes:
+        return _digest(b"mcnode tx prefix v1", self.to_bytes())
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRctBulletproofs:
+    ring_signatures: tuple[RingMLSAG, ...]
+    pseudo_output_commitments: tuple[bytes, ...]
+    range_proof: bytes
+
+    def encode(self, w: Writer) -> None:
+        w.count(len(self.ring_signatures), MAX_INPUTS)
+        for sig in self.ring_signatures:
+            sig.encode(w)
+        w.count(len(self.pseudo_output_commitments), MAX_INPUTS)
+        for c in self.pseudo_output_commitments:
+            w.fixed(c, 32)
+        w.var(self.range_proof, MAX_RANGE_PROOF_BYTES)
+
+    @classmethod
+    def decode(cls, r: Reader) -> SignatureRctBulletproofs:
+        sigs = tuple(RingMLSAG.decode(r) for _ in range(r.count(MAX_INPUTS)))
+        pseudo = tuple(r.fixed(32) for _ in range(r.count(MAX_INPUTS)))
+        return cls(sigs, pseudo, r.var(MAX_RANGE_PROOF_BYTES))
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    prefix: TxPrefix
+    signature: SignatureRctBulletproofs
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        w.u8(TX_VERSION)
+        self.prefix.encode(w)
+        self.signature.encode(w)
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Tx:
+        if len(data) > MAX_TX_BYTES:
+            raise DecodeError(f"transaction of {len(data)} bytes is over {MAX_TX_BYTES}")
+        r = Reader(data)
+        version = r.u8()
+        if version != TX_VERSION:
+            raise DecodeError(f"unknown transaction version {version}")
+        tx = cls(TxPrefix.decode(r), SignatureRctBulletproofs.decode(r))
+        r.finish()
+        return tx
+
+    def tx_hash(self) -> bytes:
+        """32-byte identity of the transaction: a hash of its canonical encoding."""
+        return _digest(b"mcnode tx v1", self.to_bytes())
+
+    @property
+    def key_images(self) -> tuple[bytes, ...]:
+        return tuple(s.key_image for s in self.signature.ring_signatures)
+
+    @property
+    def output_public_keys(self) -> tuple[bytes, ...]:
+        return tuple(o.public_key for o in self.prefix.outputs)
+
+
+def signing_message(
+    prefix: TxPrefix, pseudo_outputs: tuple[bytes, ...], range_proof: bytes
+) -> bytes:
+    """What every MLSAG of a Tx signs: the prefix, the pseudo-outputs and the range proof,
+    so that none of them can be changed without breaking every signature."""
+    return _digest(b"mcnode mlsag message v1", prefix.hash(), *pseudo_outputs, range_proof)
+
+
+def _digest(dst: bytes, *parts: bytes) -> bytes:
+    h = hashlib.new("sha512_256")
+    h.update(bytes([len(dst)]) + dst)
+    for p in parts:
+        h.update(len(p).to_bytes(4, "little") + p)
+    return h.digest()

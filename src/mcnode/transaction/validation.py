@@ -1,0 +1,218 @@
+"""Consensus rules for a transaction: one small function and one error type per rule.
+
+`validate_tx` runs the ledger-independent rules in the order below and raises the first
+failure; everything it needs from the ledger comes in as arguments (the current block
+index and the Merkle root the proofs are for). The two rules that need to look things up
+in the ledger take a read-only `LedgerView` and are run separately by the caller:
+`check_key_images_unspent`, `check_output_public_keys_new`.
+
+`WellFormedTxContext` is all that the untrusted host may learn of a validated transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Protocol
+
+from mcnode.crypto import fee_commitment, point_sum, verify_range
+from mcnode.transaction import mlsag
+from mcnode.transaction.errors import (
+    DuplicateKeyImage,
+    DuplicateOutputPublicKey,
+    FeeTooLow,
+    InvalidInputCount,
+    InvalidMembershipProof,
+    InvalidOutputCount,
+    InvalidRangeProof,
+    InvalidRingSignature,
+    InvalidRingSize,
+    InvalidTombstone,
+    KeyImageAlreadySpent,
+    OutputPublicKeyExists,
+    UnbalancedTx,
+    UnsortedInputs,
+    UnsortedRing,
+)
+from mcnode.transaction.membership import MerkleRoot
+from mcnode.transaction.tx import MAX_INPUTS, MAX_OUTPUTS, RING_SIZE, Tx, signing_message
+
+#: Default minimum fee, in the smallest unit of the token.
+DEFAULT_MINIMUM_FEE = 400_000_000
+#: A tombstone block may be at most this far past the current block (about two weeks).
+MAX_TOMBSTONE_BLOCKS = 20160
+
+
+def check_input_count(tx: Tx) -> None:
+    n = len(tx.prefix.inputs)
+    if not 1 <= n <= MAX_INPUTS:
+        raise InvalidInputCount(f"{n} inputs, expected 1..{MAX_INPUTS}")
+
+
+def check_output_count(tx: Tx) -> None:
+    n = len(tx.prefix.outputs)
+    if not 1 <= n <= MAX_OUTPUTS:
+        raise InvalidOutputCount(f"{n} outputs, expected 1..{MAX_OUTPUTS}")
+
+
+def check_ring_sizes(tx: Tx) -> None:
+    for i, tx_in in enumerate(tx.prefix.inputs):
+        if len(tx_in.ring) != RING_SIZE:
+            raise InvalidRingSize(f"input {i} has a ring of {len(tx_in.ring)}, not {RING_SIZE}")
+
+
+def check_rings_sorted(tx: Tx) -> None:
+    for i, tx_in in enumerate(tx.prefix.inputs):
+        keys = [m.public_key for m in tx_in.ring]
+        if any(a >= b for a, b in itertools.pairwise(keys)):
+            raise UnsortedRing(f"ring of input {i} is not strictly sorted by public key")
+
+
+def check_inputs_sorted(tx: Tx) -> None:
+    firsts = [tx_in.ring[0].public_key for tx_in in tx.prefix.inputs]
+    if any(a >= b for a, b in itertools.pairwise(firsts)):
+        raise UnsortedInputs("inputs are not strictly sorted by their first ring member")
+
+
+def check_membership_proofs(tx: Tx, root: MerkleRoot) -> None:
+    for i, tx_in in enumerate(tx.prefix.inputs):
+        if len(tx_in.proofs) != len(tx_in.ring):
+            raise InvalidMembershipProof(f"input {i}: one proof per ring member is required")
+        for tx_out, proof in zip(tx_in.ring, tx_in.proofs, strict=True):
+            if not proof.verify(tx_out, root):
+                raise InvalidMembershipProof(
+                    f"input {i}: ring member {proof.index} is not in the tree of size "
+                    f"{root.size} with the given root"
+                )
+
+
+def check_ring_signatures(tx: Tx) -> None:
+    sig = tx.signature
+    n = len(tx.prefix.inputs)
+    if len(sig.ring_signatures) != n or len(sig.pseudo_output_commitments) != n:
+        raise InvalidRingSignature("need one ring signature and one pseudo-output per input")
+    msg = signing_message(tx.prefix, sig.pseudo_output_commitments, sig.range_proof)
+    for i, (tx_in, ring_sig, pseudo) in enumerate(
+        zip(tx.prefix.inputs, sig.ring_signatures, sig.pseudo_output_commitments, strict=True)
+    ):
+        ring = [(m.target_key, m.commitment) for m in tx_in.ring]
+        if not mlsag.verify(ring_sig, msg, ring, pseudo):
+            raise InvalidRingSignature(f"ring signature of input {i} does not verify")
+
+
+def check_balance(tx: Tx) -> None:
+    try:
+        ins = point_sum(tx.signature.pseudo_output_commitments)
+        outs = point_sum(
+            [o.commitment for o in tx.prefix.outputs] + [fee_commitment(tx.prefix.fee)]
+        )
+    except ValueError as e:
+        raise UnbalancedTx(f"commitment is not a valid point: {e}") from e
+    if ins != outs:
+        raise UnbalancedTx("pseudo-outputs do not equal outputs plus fee")
+
+
+def check_range_proof(tx: Tx) -> None:
+    commitments = list(tx.signature.pseudo_output_commitments) + [
+        o.commitment for o in tx.prefix.outputs
+    ]
+    try:
+        ok = verify_range(tx.signature.range_proof, commitments)
+    except ValueError as e:
+        raise InvalidRangeProof(str(e)) from e
+    if not ok:
+        raise InvalidRangeProof("range proof does not verify")
+
+
+def check_fee(tx: Tx, minimum_fee: int) -> None:
+    if tx.prefix.fee < minimum_fee:
+        raise FeeTooLow(f"fee {tx.prefix.fee} is below the minimum {minimum_fee}")
+
+
+def check_key_images_unique(tx: Tx) -> None:
+    if len(set(tx.key_images)) != len(tx.key_images):
+        raise DuplicateKeyImage("two inputs have the same key image (double spend)")
+
+
+def check_output_public_keys_unique(tx: Tx) -> None:
+    keys = tx.output_public_keys
+    if len(set(keys)) != len(keys):
+        raise DuplicateOutputPublicKey("two outputs share a public key")
+
+
+def check_tombstone(tx: Tx, current_block: int) -> None:
+    t = tx.prefix.tombstone_block
+    if not current_block < t <= current_block + MAX_TOMBSTONE_BLOCKS:
+        raise InvalidTombstone(
+            f"tombstone block {t} not in ({current_block}, {current_block + MAX_TOMBSTONE_BLOCKS}]"
+        )
+
+
+def validate_tx(
+    tx: Tx,
+    *,
+    current_block: int,
+    root: MerkleRoot,
+    minimum_fee: int = DEFAULT_MINIMUM_FEE,
+) -> None:
+    """Raise the first `TxValidationError` of the ledger-independent rules, in order."""
+    check_input_count(tx)
+    check_output_count(tx)
+    check_ring_sizes(tx)
+    check_rings_sorted(tx)
+    check_inputs_sorted(tx)
+    check_membership_proofs(tx, root)
+    check_ring_signatures(tx)
+    check_balance(tx)
+    check_range_proof(tx)
+    check_fee(tx, minimum_fee)
+    check_key_images_unique(tx)
+    check_output_public_keys_unique(tx)
+    check_tombstone(tx, current_block)
+
+
+class LedgerView(Protocol):
+    """Read-only questions the ledger-dependent rules ask."""
+
+    def contains_key_image(self, key_image: bytes) -> bool: ...
+
+    def contains_output_public_key(self, public_key: bytes) -> bool: ...
+
+
+def check_key_images_unspent(tx: Tx, ledger: LedgerView) -> None:
+    for image in tx.key_images:
+        if ledger.contains_key_image(image):
+            raise KeyImageAlreadySpent(f"key image {image.hex()} is already spent")
+
+
+def check_output_public_keys_new(tx: Tx, ledger: LedgerView) -> None:
+    for key in tx.output_public_keys:
+        if ledger.contains_output_public_key(key):
+            raise OutputPublicKeyExists(f"output public key {key.hex()} is already in the ledger")
+
+
+@dataclass(frozen=True, slots=True)
+class WellFormedTxContext:
+    """What the untrusted host may see of a validated tx: enough to order, dedupe and
+    expire it, nothing about who pays whom or how much."""
+
+    tx_hash: bytes
+    fee: int
+    tombstone_block: int
+    key_images: tuple[bytes, ...]
+    output_public_keys: tuple[bytes, ...]
+    highest_indices: tuple[int, ...]
+
+    @classmethod
+    def from_tx(cls, tx: Tx) -> WellFormedTxContext:
+        return cls(
+            tx_hash=tx.tx_hash(),
+            fee=tx.prefix.fee,
+            tombstone_block=tx.prefix.tombstone_block,
+            key_images=tx.key_images,
+            output_public_keys=tx.output_public_keys,
+            # Per input: the last leaf of the tree its proofs were cut from.
+            highest_indices=tuple(
+                max((p.size - 1 for p in tx_in.proofs), default=0) for tx_in in tx.prefix.inputs
+            ),
+        )

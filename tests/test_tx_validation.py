@@ -1,0 +1,288 @@
+"""Validation rules: a valid tx passes; each rule has a tx that breaks exactly it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+
+import pytest
+
+from mcnode.crypto import PEDERSEN_H, Scalar, SeededRandom, commit
+from mcnode.transaction import (
+    AccountKey,
+    InsufficientFunds,
+    OwnedOutput,
+    Scanner,
+    TransactionBuilder,
+    Tx,
+    TxBuildError,
+    WellFormedTxContext,
+    check_key_images_unspent,
+    check_output_public_keys_new,
+    validate_tx,
+)
+from mcnode.transaction import errors as E
+from mcnode.transaction.builder import InputCredentials, assemble_tx
+from mcnode.transaction.fake_ledger import FakeLedger
+from mcnode.transaction.txout import create_output
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE, MAX_TOMBSTONE_BLOCKS
+
+FEE = DEFAULT_MINIMUM_FEE
+VALUE = 10**12
+CURRENT = 100
+
+
+@dataclass
+class World:
+    ledger: FakeLedger
+    alice: AccountKey
+    bob: AccountKey
+    owned: list[OwnedOutput]
+    rng: SeededRandom
+
+    def creds(self, i: int) -> InputCredentials:
+        return self.ledger.input_credentials(self.owned[i], self.rng)
+
+    def validate(self, tx: Tx, **kw: int) -> None:
+        args = {"current_block": CURRENT, "root": self.ledger.root(), **kw}
+        validate_tx(tx, **args)  # type: ignore[arg-type]
+
+    def pay(self, value: int, inputs: tuple[int, ...] = (0,), **kw: int) -> Tx:
+        b = TransactionBuilder(
+            self.alice, fee=kw.get("fee", FEE), tombstone_block=kw.get("tombstone", CURRENT + 10)
+        )
+        for i in inputs:
+            b.add_input(self.creds(i))
+        b.add_output(self.bob.default_address, value, b"thanks")
+        return b.build(self.rng)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    rng = SeededRandom(31)
+    alice, bob = AccountKey.random(rng), AccountKey.random(rng)
+    ledger = FakeLedger()
+    for i in range(48):
+        owner = alice if i % 8 == 0 else AccountKey.random(rng)
+        ledger.mint(owner.default_address, VALUE, rng)
+    owned = Scanner(alice).scan(ledger.tx_outs)
+    assert len(owned) == 6
+    return World(ledger, alice, bob, owned, rng)
+
+
+@pytest.fixture(scope="module")
+def tx(world: World) -> Tx:
+    return world.pay(VALUE // 3)
+
+
+@pytest.fixture(scope="module")
+def tx2(world: World) -> Tx:
+    return world.pay(VALUE, inputs=(1, 2))
+
+
+def test_built_tx_is_valid_and_pays_bob(world: World, tx: Tx) -> None:
+    world.validate(tx)
+    [paid] = Scanner(world.bob).scan(tx.prefix.outputs)
+    assert (paid.value, paid.memo) == (VALUE // 3, b"thanks")
+    [change] = Scanner(world.alice).scan(tx.prefix.outputs)
+    assert change.value == VALUE - VALUE // 3 - FEE
+    assert change.subaddress_index == 1
+
+
+def test_two_input_tx_is_valid(world: World, tx2: Tx) -> None:
+    world.validate(tx2)
+    assert len(tx2.prefix.inputs) == 2
+
+
+def test_insufficient_funds(world: World) -> None:
+    with pytest.raises(InsufficientFunds):
+        world.pay(VALUE - FEE + 1)
+    with pytest.raises(TxBuildError):
+        TransactionBuilder(world.alice, fee=FEE, tombstone_block=1).build(world.rng)
+
+
+def test_exact_payment_has_no_change(world: World) -> None:
+    tx = world.pay(VALUE - FEE)
+    world.validate(tx)
+    assert len(tx.prefix.outputs) == 1
+
+
+def _with_prefix(tx: Tx, **changes: object) -> Tx:
+    return replace(tx, prefix=replace(tx.prefix, **changes))
+
+
+def test_rule_input_count(world: World, tx: Tx) -> None:
+    with pytest.raises(E.InvalidInputCount):
+        world.validate(_with_prefix(tx, inputs=()))
+    with pytest.raises(E.InvalidInputCount):
+        world.validate(_with_prefix(tx, inputs=tx.prefix.inputs * 17))
+
+
+def test_rule_output_count(world: World, tx: Tx) -> None:
+    with pytest.raises(E.InvalidOutputCount):
+        world.validate(_with_prefix(tx, outputs=()))
+    with pytest.raises(E.InvalidOutputCount):
+        world.validate(_with_prefix(tx, outputs=tx.prefix.outputs[:1] * 17))
+
+
+def test_rule_ring_size(world: World, tx: Tx) -> None:
+    tx_in = tx.prefix.inputs[0]
+    short = replace(tx_in, ring=tx_in.ring[:10], proofs=tx_in.proofs[:10])
+    with pytest.raises(E.InvalidRingSize):
+        world.validate(_with_prefix(tx, inputs=(short,)))
+
+
+def test_rule_ring_sorted_and_unique(world: World, tx: Tx) -> None:
+    tx_in = tx.prefix.inputs[0]
+    backwards = replace(tx_in, ring=tx_in.ring[::-1], proofs=tx_in.proofs[::-1])
+    with pytest.raises(E.UnsortedRing):
+        world.validate(_with_prefix(tx, inputs=(backwards,)))
+    repeated = replace(tx_in, ring=tx_in.ring[:1] + tx_in.ring[:10])
+    with pytest.raises(E.UnsortedRing):
+        world.validate(_with_prefix(tx, inputs=(repeated,)))
+
+
+def test_rule_inputs_sorted(world: World, tx2: Tx) -> None:
+    with pytest.raises(E.UnsortedInputs):
+        world.validate(_with_prefix(tx2, inputs=tx2.prefix.inputs[::-1]))
+
+
+def test_rule_membership_proofs(world: World, tx: Tx) -> None:
+    other_root = replace(world.ledger.root(), hash=bytes(32))
+    with pytest.raises(E.InvalidMembershipProof):
+        world.validate(tx, root=other_root)  # type: ignore[arg-type]
+    tx_in = tx.prefix.inputs[0]
+    proof = tx_in.proofs[3]
+    bad = replace(proof, siblings=(bytes(32), *proof.siblings[1:]))
+    tampered = replace(tx_in, proofs=(*tx_in.proofs[:3], bad, *tx_in.proofs[4:]))
+    with pytest.raises(E.InvalidMembershipProof):
+        world.validate(_with_prefix(tx, inputs=(tampered,)))
+
+
+def _with_sig(tx: Tx, **changes: object) -> Tx:
+    return replace(tx, signature=replace(tx.signature, **changes))
+
+
+def test_rule_ring_signature(world: World, tx: Tx) -> None:
+    [sig] = tx.signature.ring_signatures
+    flipped = replace(sig, responses=(Scalar(1).to_bytes(), *sig.responses[1:]))
+    with pytest.raises(E.InvalidRingSignature):
+        world.validate(_with_sig(tx, ring_signatures=(flipped,)))
+    with pytest.raises(E.InvalidRingSignature):
+        world.validate(_with_sig(tx, ring_signatures=()))
+
+
+def test_tampered_key_image_is_rejected(world: World, tx: Tx) -> None:
+    [sig] = tx.signature.ring_signatures
+    for image in (PEDERSEN_H.encoding, bytes(32), b"\xff" * 32):
+        with pytest.raises(E.InvalidRingSignature):
+            world.validate(_with_sig(tx, ring_signatures=(replace(sig, key_image=image),)))
+
+
+def test_tampered_commitments_are_rejected(world: World, tx: Tx) -> None:
+    (pseudo,) = tx.signature.pseudo_output_commitments
+    other = (commit(1, Scalar(1)) + commit(0, Scalar(0))).encoding
+    with pytest.raises(E.InvalidRingSignature):
+        world.validate(_with_sig(tx, pseudo_output_commitments=(other,)))
+    out = tx.prefix.outputs[0]
+    with pytest.raises(E.InvalidRingSignature):  # the prefix is signed
+        world.validate(_with_prefix(tx, outputs=(replace(out, commitment=pseudo),)))
+    with pytest.raises(E.InvalidRingSignature):  # so is the range proof
+        world.validate(_with_sig(tx, range_proof=tx.signature.range_proof[:-1] + b"\0"))
+
+
+def test_rule_balance(world: World) -> None:
+    # Signed and proved properly, but the outputs hold one unit more than input - fee.
+    out = create_output(world.bob.default_address, VALUE - FEE + 1, world.rng)
+    tx = assemble_tx([world.creds(3)], [out], FEE, CURRENT + 1, world.rng)
+    with pytest.raises(E.UnbalancedTx):
+        world.validate(tx)
+
+
+def test_rule_range_proof_stops_a_negative_output(world: World) -> None:
+    # Pay bob 10 more than we have, balanced by an output of -10: sums check out, the
+    # range proof cannot cover -10 (it is made for 0 here) and fails.
+    rng = world.rng
+    big = create_output(world.bob.default_address, VALUE - FEE + 10, rng)
+    zero = create_output(world.alice.default_address, 0, rng)
+    minus_ten = commit(0, zero.blinding) - Scalar(10) * PEDERSEN_H
+    negative = replace(zero, tx_out=replace(zero.tx_out, commitment=minus_ten.encoding))
+    outputs = sorted([big, negative], key=lambda o: o.tx_out.public_key)
+    tx = assemble_tx([world.creds(3)], outputs, FEE, CURRENT + 1, rng)
+    with pytest.raises(E.InvalidRangeProof):
+        world.validate(tx)
+
+
+def test_rule_fee(world: World) -> None:
+    tx = world.pay(1000, fee=FEE - 1)
+    with pytest.raises(E.FeeTooLow):
+        world.validate(tx)
+    world.validate(tx, minimum_fee=FEE - 1)  # the minimum is configurable
+
+
+def test_rule_key_images_unique_double_spend_in_one_tx(world: World) -> None:
+    first = world.creds(4)
+    second = first
+    while second.ring[0] == first.ring[0]:  # same output, a ring that sorts differently
+        second = world.creds(4)
+    inputs = sorted([first, second], key=lambda c: c.ring[0].public_key)
+    out = create_output(world.bob.default_address, 2 * VALUE - FEE, world.rng)
+    tx = assemble_tx(inputs, [out], FEE, CURRENT + 1, world.rng)
+    with pytest.raises(E.DuplicateKeyImage):
+        world.validate(tx)
+
+
+def test_rule_output_public_keys_unique(world: World) -> None:
+    twin = create_output(world.bob.default_address, (VALUE - FEE) // 2, SeededRandom(77))
+    again = create_output(world.bob.default_address, (VALUE - FEE) // 2, SeededRandom(77))
+    tx = assemble_tx([world.creds(5)], [twin, again], FEE, CURRENT + 1, world.rng)
+    with pytest.raises(E.DuplicateOutputPublicKey):
+        world.validate(tx)
+
+
+@pytest.mark.parametrize(
+    ("tombstone", "ok"),
+    [
+        (CURRENT, False),
+        (CURRENT + 1, True),
+        (CURRENT + MAX_TOMBSTONE_BLOCKS, True),
+        (CURRENT + MAX_TOMBSTONE_BLOCKS + 1, False),
+    ],
+)
+def test_rule_tombstone(world: World, tombstone: int, ok: bool) -> None:
+    tx = world.pay(1000, tombstone=tombstone)
+    if ok:
+        world.validate(tx)
+    else:
+        with pytest.raises(E.InvalidTombstone):
+            world.validate(tx)
+
+
+def test_double_spend_across_txs_is_caught_by_key_image(world: World) -> None:
+    ledger = world.ledger.copy()
+    first, second = world.pay(1000), world.pay(2000)
+    assert first.key_images == second.key_images  # same output, different rings: linked
+    check_key_images_unspent(first, ledger)
+    ledger.append_tx(first)
+    with pytest.raises(E.KeyImageAlreadySpent):
+        check_key_images_unspent(second, ledger)
+    with pytest.raises(E.OutputPublicKeyExists):
+        check_output_public_keys_new(first, ledger)
+    check_output_public_keys_new(second, ledger)
+
+
+def test_well_formed_context_shows_only_public_fields(world: World, tx: Tx) -> None:
+    ctx = WellFormedTxContext.from_tx(tx)
+    assert ctx.tx_hash == tx.tx_hash()
+    assert (ctx.fee, ctx.tombstone_block) == (FEE, CURRENT + 10)
+    assert ctx.key_images == tx.key_images
+    assert set(ctx.output_public_keys) == {o.public_key for o in tx.prefix.outputs}
+    assert ctx.highest_indices == (len(world.ledger.tx_outs) - 1,)
+    assert {f.name for f in dataclasses.fields(ctx)} == {
+        "tx_hash",
+        "fee",
+        "tombstone_block",
+        "key_images",
+        "output_public_keys",
+        "highest_indices",
+    }
