@@ -1,0 +1,58 @@
+"""Tunable settings of an SCP `Node`. Every field is read somewhere; tests pin each one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ScpConfig:
+    # Nomination round r lasts nomination_timeout + (r - 1) * nomination_timeout_increment.
+    # The draft's "1 + n seconds" is the default (2, 3, 4, ... seconds).
+    nomination_timeout: float = 2.0
+    nomination_timeout_increment: float = 1.0
+    # The ballot timer for counter n fires after ballot_timeout + (n - 1) * increment
+    # (draft: "ballot.counter + 1" seconds).
+    ballot_timeout: float = 2.0
+    ballot_timeout_increment: float = 1.0
+    # Externalized slots kept to answer laggards with our EXTERNALIZE message.
+    max_slot_history: int = 5
+    # Messages for slots ahead of ours are buffered (bounded) and replayed on arrival.
+    max_future_slots: int = 3
+    max_buffered_per_slot: int = 256
+    # Re-send our latest message when a slot has made no progress for this long, so that a
+    # lossy transport cannot stall the protocol. None: same as ballot_timeout.
+    rebroadcast_interval: float | None = None
+    # Ballot counters stay below max_counter_base + seconds spent on the slot (draft,
+    # "Prepare message", exhaustion exception).
+    max_counter_base: int = 1000
+
+    def nomination_timeout_for(self, round_: int) -> float:
+        return self.nomination_timeout + (round_ - 1) * self.nomination_timeout_increment
+
+    def ballot_timeout_for(self, counter: int) -> float:
+        return self.ballot_timeout + (counter - 1) * self.ballot_timeout_increment
+
+    def rebroadcast_after(self) -> float:
+        if self.rebroadcast_interval is not None:
+            return self.rebroadcast_interval
+        return self.ballot_timeout
+
+    def validate(self) -> None:
+        for name in (
+            "nomination_timeout",
+            "ballot_timeout",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("nomination_timeout_increment", "ballot_timeout_increment"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.max_slot_history < 1:
+            raise ValueError("max_slot_history must be at least 1")
+        if self.max_future_slots < 0 or self.max_buffered_per_slot < 1:
+            raise ValueError("future-slot buffer limits must be positive")
+        if self.rebroadcast_interval is not None and self.rebroadcast_interval <= 0:
+            raise ValueError("rebroadcast_interval must be positive")
+        if self.max_counter_base < 1:
+            raise ValueError("max_counter_base must be at least 1")

@@ -1,0 +1,229 @@
+"""Nomination protocol for one slot (draft-mazieres-dinrg-scp-05, "Nominate message").
+
+Rules of this file: it decides which values this node votes for, accepts and confirms as
+nominated, and which peers it echoes (round leaders). It never touches ballots except to
+hand the composite candidate to the ballot protocol through the slot. Time comes only from
+the slot's clock.
+
+Theory: each round adds the highest-priority neighbour to the set of leaders; the node votes
+for (echoes) every valid value its leaders have voted for or accepted, until some value is
+confirmed nominated (a candidate). Accept/confirm are federated votes: accept x when a
+quorum voted-or-accepted x or a v-blocking set accepted x; confirm x when a quorum accepted
+x. The `voted` and `accepted` sets we send are disjoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import TYPE_CHECKING
+
+from mcnode.scp.codec import MAX_VALUES
+from mcnode.scp.msg import Nominate, Value
+from mcnode.scp.quorum_set import NodeID
+
+if TYPE_CHECKING:
+    from mcnode.scp.slot import Slot
+
+_NEIGHBOR = 1
+_PRIORITY = 2
+_TWO_256 = 1 << 256
+
+
+def _g(slot_index: int, kind: int, round_: int, node: NodeID) -> int:
+    """Gi(kind || round || node) = SHA-256(i || kind || round || node), big-endian."""
+    data = struct.pack(">QII", slot_index, kind, round_) + node.encode()
+    return int.from_bytes(hashlib.sha256(data).digest(), "big")
+
+
+def is_newer_nominate(old: Nominate | None, new: Nominate) -> bool:
+    """A nomination statement only grows: everything old said, new says too, and more."""
+    if old is None:
+        return True
+    old_all = old.voted | old.accepted
+    new_all = new.voted | new.accepted
+    if not (old_all <= new_all and old.accepted <= new.accepted):
+        return False
+    return len(new_all) > len(old_all) or len(new.accepted) > len(old.accepted)
+
+
+class Nomination:
+    def __init__(self, slot: Slot) -> None:
+        self.slot = slot
+        self.round = 0
+        self.started = False
+        self.stopped = False
+        self.voted: set[Value] = set()
+        self.accepted: set[Value] = set()
+        self.candidates: set[Value] = set()
+        self.own_values: set[Value] = set()
+        self.leaders: set[NodeID] = set()
+        self.latest: dict[NodeID, Nominate] = {}
+        self.timer_at: float | None = None
+        self.composite: tuple[Value, ...] | None = None
+
+    # -- statement ----------------------------------------------------------------------
+    def statement(self) -> Nominate | None:
+        if not self.voted and not self.accepted:
+            return None
+        return Nominate(frozenset(self.voted - self.accepted), frozenset(self.accepted))
+
+    def _record_self(self) -> None:
+        st = self.statement()
+        if st is not None:
+            self.latest[self.slot.node_id] = st
+
+    # -- leaders (draft: neighbors, priority) ------------------------------------------------
+    def round_leaders(self, round_: int) -> set[NodeID]:
+        """Neighbours of this round with the highest priority (ties: all of them)."""
+        slot = self.slot
+        me = slot.node_id
+        best: set[NodeID] = set()
+        best_p = -1
+        for node in slot.qset.nodes() | {me}:
+            if node != me:
+                w = slot.qset.weight(node)
+                if (
+                    _g(slot.index, _NEIGHBOR, round_, node) * w.denominator
+                    >= _TWO_256 * w.numerator
+                ):
+                    continue
+            p = _g(slot.index, _PRIORITY, round_, node)
+            if p > best_p:
+                best, best_p = {node}, p
+            elif p == best_p:
+                best.add(node)
+        return best
+
+    # -- inputs ----------------------------------------------------------------------------
+    def propose(self, values: set[Value]) -> bool:
+        """The application offers values; returns True if our statement changed."""
+        if self.stopped:
+            return False
+        self.own_values.update(v for v in values if self.slot.is_valid(v))
+        if not self.started:
+            return self._start()
+        if (
+            self.slot.node_id in self.leaders
+            and not self.candidates
+            and self._vote(self.own_values)
+        ):
+            self._record_self()
+            self._update(self.own_values)
+            return True
+        return False
+
+    def handle(self, sender: NodeID, st: Nominate) -> bool:
+        """A peer's nomination statement; returns False if it was stale."""
+        if not is_newer_nominate(self.latest.get(sender), st):
+            return False
+        self.latest[sender] = st
+        if self.stopped:
+            return True
+        if not self.started:
+            self._start()
+        changed = False
+        if not self.candidates and sender in self.leaders:
+            changed = self._vote(st.voted | st.accepted)
+            if changed:
+                self._record_self()
+        self._update(st.voted | st.accepted)
+        return True
+
+    def on_timeout(self) -> bool:
+        """Round timer fired: move to the next round and echo its leader."""
+        self.timer_at = None
+        if self.stopped or self.candidates:
+            return False
+        return self._next_round()
+
+    def stop(self) -> None:
+        """Nomination ends once some ballot is confirmed prepared (draft, phase table)."""
+        self.stopped = True
+        self.timer_at = None
+
+    # -- internals -------------------------------------------------------------------------
+    def _start(self) -> bool:
+        self.started = True
+        return self._next_round()
+
+    def _next_round(self) -> bool:
+        self.round += 1
+        new_leaders = self.round_leaders(self.round)
+        self.leaders |= new_leaders
+        self.slot.trace("nomination round", round=self.round, leaders=sorted(new_leaders))
+        self.timer_at = self.slot.now() + self.slot.config.nomination_timeout_for(self.round)
+        changed = False
+        for leader in self.leaders:
+            if leader == self.slot.node_id:
+                changed |= self._vote(self.own_values)
+            else:
+                st = self.latest.get(leader)
+                if st is not None:
+                    changed |= self._vote(st.voted | st.accepted)
+        if changed:
+            self._record_self()
+            self._update(self.voted)
+        return changed
+
+    def _vote(self, values: frozenset[Value] | set[Value]) -> bool:
+        """Echo valid values into `voted` (closed once a candidate exists)."""
+        if self.candidates:
+            return False
+        changed = False
+        room = MAX_VALUES - len(self.voted)
+        for v in sorted(values):
+            if room <= 0:
+                break
+            if v not in self.voted and v not in self.accepted and self.slot.is_valid(v):
+                self.voted.add(v)
+                room -= 1
+                changed = True
+        return changed
+
+    def _update(self, values: frozenset[Value] | set[Value]) -> None:
+        """Run federated accept/confirm over `values` until nothing moves."""
+        slot = self.slot
+        pending = set(values)
+        new_candidates = False
+        while pending:
+            progressed = False
+            for x in sorted(pending):
+                if (
+                    x not in self.accepted
+                    and len(self.accepted) < MAX_VALUES
+                    and self._can_accept(x)
+                ):
+                    self.accepted.add(x)
+                    self.voted.discard(x)
+                    progressed = True
+                if x in self.accepted and x not in self.candidates and self._can_confirm(x):
+                    self.candidates.add(x)
+                    new_candidates = True
+                    progressed = True
+            if not progressed:
+                break
+            self._record_self()
+            pending = {x for x in pending if x not in self.candidates}
+        if new_candidates:
+            self.timer_at = None
+            combined = slot.combine(sorted(self.candidates))
+            self.composite = combined if combined else None
+            slot.trace("candidates", count=len(self.candidates))
+            if self.composite is not None:
+                slot.ballot.on_new_composite(self.composite)
+
+    def _can_accept(self, x: Value) -> bool:
+        if not self.slot.is_valid(x):
+            return False
+        accepted_by = {n for n, st in self.latest.items() if x in st.accepted}
+        accepted_by.discard(self.slot.node_id)
+        if accepted_by and self.slot.v_blocking(frozenset(accepted_by)):
+            return True
+        supporters = frozenset(
+            n for n, st in self.latest.items() if x in st.voted or x in st.accepted
+        )
+        return self.slot.quorum(supporters)
+
+    def _can_confirm(self, x: Value) -> bool:
+        return self.slot.quorum(frozenset(n for n, st in self.latest.items() if x in st.accepted))
