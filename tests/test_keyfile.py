@@ -1,0 +1,64 @@
+"""Account key files: round trip, 0600, atomic replace, refusal of bad or exposed files."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from mcnode.crypto import SeededRandom
+from mcnode.keyfile import KeyFileError, read_account_key, write_account_key
+from mcnode.transaction import AccountKey
+
+
+def test_round_trip_with_mode_0600_seed_51(tmp_path: Path) -> None:
+    account = AccountKey.random(SeededRandom(51))
+    path = tmp_path / "alice.key"
+    write_account_key(path, account)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_account_key(path) == account
+    assert account.default_address.to_string() in path.read_text()
+
+
+def test_rewrite_replaces_atomically_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    path = tmp_path / "k"
+    write_account_key(path, AccountKey.random(SeededRandom(52)))
+    second = AccountKey.random(SeededRandom(53))
+    write_account_key(path, second)
+    assert read_account_key(path) == second
+    assert os.listdir(tmp_path) == ["k"]
+
+
+def test_refuses_a_key_file_others_can_read(tmp_path: Path) -> None:
+    path = tmp_path / "k"
+    write_account_key(path, AccountKey.random(SeededRandom(54)))
+    path.chmod(0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        read_account_key(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"not json",
+        b'{"format": "other", "version": 1}',
+        b"{}",
+        b"x" * 5000,
+        b'{"format": "mcnode-account-key", "version": 1, "view_private": "zz",'
+        b' "spend_private": ""}',
+    ],
+)
+def test_refuses_malformed_files(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "k"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    with pytest.raises(KeyFileError):
+        read_account_key(path)
+
+
+def test_missing_file_is_a_key_file_error(tmp_path: Path) -> None:
+    with pytest.raises(KeyFileError, match="cannot open"):
+        read_account_key(tmp_path / "absent")
