@@ -33,7 +33,7 @@ class UnsortedRing(TxValidationError):
 
 
 class UnsortedInputs(TxValidationError):
-    """Inputs not strictly increasing by the public key of their first ring member."""
+    """Inputs not in order of the public key of their first ring member."""
 
 
 class InvalidMembershipProof(TxValidationError):

@@ -69,9 +69,11 @@ def check_rings_sorted(tx: Tx) -> None:
 
 
 def check_inputs_sorted(tx: Tx) -> None:
+    # Ties are allowed: independently chosen rings may share their smallest member, and
+    # a wallet must never be unable to order its inputs. Signatures cover the order.
     firsts = [tx_in.ring[0].public_key for tx_in in tx.prefix.inputs]
-    if any(a >= b for a, b in itertools.pairwise(firsts)):
-        raise UnsortedInputs("inputs are not strictly sorted by their first ring member")
+    if any(a > b for a, b in itertools.pairwise(firsts)):
+        raise UnsortedInputs("inputs are not sorted by the public key of their first ring member")
 
 
 def check_membership_proofs(tx: Tx, root: MerkleRoot) -> None:
