@@ -20,3 +20,6 @@ def main() -> None:
 # Sub-command registration: one line per package (keep sorted).
 from mcnode.fbas.cli import fbas  # noqa: E402, I001
 main.add_command(fbas)
+from mcnode.sim.cli import sim as _sim  # noqa: E402
+
+main.add_command(_sim)
