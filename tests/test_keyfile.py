@@ -7,10 +7,12 @@ import stat
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from mcnode.cli import main
 from mcnode.crypto import SeededRandom
 from mcnode.keyfile import KeyFileError, read_account_key, write_account_key
-from mcnode.transaction import AccountKey
+from mcnode.transaction import AccountKey, PublicAddress
 
 
 def test_round_trip_with_mode_0600_seed_51(tmp_path: Path) -> None:
@@ -62,3 +64,21 @@ def test_refuses_malformed_files(tmp_path: Path, content: bytes) -> None:
 def test_missing_file_is_a_key_file_error(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="cannot open"):
         read_account_key(tmp_path / "absent")
+
+
+def test_wallet_cli_new_then_address(tmp_path: Path) -> None:
+    path = tmp_path / "w.key"
+    runner = CliRunner()
+    made = runner.invoke(main, ["wallet", "new", str(path)])
+    assert made.exit_code == 0, made.output
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    shown = runner.invoke(main, ["wallet", "address", str(path)])
+    assert shown.output == made.output
+    assert PublicAddress.from_string(shown.output.strip()) == read_account_key(path).default_address
+    again = runner.invoke(main, ["wallet", "new", str(path)])
+    assert again.exit_code != 0 and "exists" in again.output
+    change = runner.invoke(main, ["wallet", "address", str(path), "--subaddress", "1"])
+    assert change.output != made.output
+    path.chmod(0o644)
+    refused = runner.invoke(main, ["wallet", "address", str(path)])
+    assert refused.exit_code == 1 and "chmod 600" in refused.output
