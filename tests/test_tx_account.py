@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from mcnode.crypto import SeededRandom, basepoint_mul
+from mcnode.crypto import Scalar, SeededRandom, basepoint_mul
 from mcnode.transaction import AccountKey, DecodeError, PublicAddress, Scanner, TxOut
 from mcnode.transaction.membership import (
     NIL_HASH,
@@ -15,7 +17,18 @@ from mcnode.transaction.membership import (
     prove_membership,
     tree_root,
 )
+from mcnode.transaction.mlsag import key_image
 from mcnode.transaction.txout import create_output
+
+PINS = {
+    "address": (
+        "xqDRNECysRjJUx64v8cs2Hbmu3S9iuFqac9bwT9kurVNskVytypnEioWoJ5x"
+        "wcejanv7PsVtNed9DZrxmggSTFKny5FVY"
+    ),
+    "key_image": "02d58696aea5d15c29248862d6e459668090284a195eb94eb1bf5a0de2ac5e23",
+    "tx_out": "464e58e7f5c82e6730773875726ae6ddfd1fa776681915c44fa340adc8361a58",
+    "leaf": "7098f1c0bb1091830ca6f560e9bec3540283a68be6f86d6e24a4888116d8e58e",
+}
 
 
 def test_address_string_round_trip_and_checksum_seed_21() -> None:
@@ -100,3 +113,17 @@ def test_membership_tree_shape_is_documented() -> None:
         ).tx_out,
         tree_root([a, b, c]),
     )
+
+
+def test_consensus_formats_are_pinned() -> None:
+    # Golden values from this implementation: a change here changes the ledger format
+    # (addresses, key images, outputs), so it must be deliberate.
+    account = AccountKey(Scalar(1), Scalar(2))
+    tx_out = create_output(account.default_address, 1000, SeededRandom(1), b"memo").tx_out
+    pins = {
+        "address": account.default_address.to_string(),
+        "key_image": key_image(Scalar(7)).hex(),
+        "tx_out": hashlib.sha256(tx_out.to_bytes()).hexdigest(),
+        "leaf": leaf_hash(tx_out).hex(),
+    }
+    assert pins == PINS
