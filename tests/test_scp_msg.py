@@ -424,3 +424,34 @@ def test_bad_version_and_oversized_input() -> None:
         Msg.from_bytes(b"\x02" + good[1:])
     with pytest.raises(MsgDecodeError, match="exceeds"):
         Msg.from_bytes(b"\x01" + b"\x00" * (4 * 1024 * 1024 + 1))
+
+
+BEYOND_CODEC = [
+    ("sender of 300 bytes", Msg("x" * 300, 1, Q, Nominate(frozenset({X}), frozenset()))),
+    ("sender of 70000 bytes", Msg("x" * 70_000, 1, Q, Nominate(frozenset({X}), frozenset()))),
+    ("sender not encodable", Msg("\udc80", 1, Q, Nominate(frozenset({X}), frozenset()))),
+    ("value of 70000 bytes", m(Nominate(frozenset({b"v" * 70_000}), frozenset()))),
+    (
+        "ballot of 10001 values",
+        m(
+            Prepare(
+                Ballot(1, [i.to_bytes(2, "big") for i in range(MAX_VALUES + 1)]), None, None, 0, 0
+            )
+        ),
+    ),
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Msg.validate() accepts messages the codec cannot carry (sender id length or "
+    "encoding, value size, value count); see /tmp/scp_bugs.md",
+)
+@pytest.mark.parametrize(("what", "msg"), BEYOND_CODEC, ids=[w for w, _ in BEYOND_CODEC])
+def test_sane_messages_always_round_trip(what: str, msg: Msg) -> None:
+    """A message validate() accepts must survive the wire, or validate() must refuse it."""
+    try:
+        msg.validate()
+    except InvalidMsg:
+        return
+    assert Msg.from_bytes(msg.to_bytes()) == msg
