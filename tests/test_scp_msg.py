@@ -442,11 +442,6 @@ BEYOND_CODEC = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Msg.validate() accepts messages the codec cannot carry (sender id length or "
-    "encoding, value size, value count); see /tmp/scp_bugs.md",
-)
 @pytest.mark.parametrize(("what", "msg"), BEYOND_CODEC, ids=[w for w, _ in BEYOND_CODEC])
 def test_sane_messages_always_round_trip(what: str, msg: Msg) -> None:
     """A message validate() accepts must survive the wire, or validate() must refuse it."""

@@ -310,11 +310,6 @@ def test_stale_nomination_is_ignored_and_counted() -> None:
 
 
 # -- restart ---------------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a node restored from a NOMINATE never runs nomination rounds "
-    "(started=True, round 0, no leaders, no timer); see /tmp/scp_bugs.md",
-)
 def test_restored_nomination_keeps_running_rounds() -> None:
     qset = peers_qset("v0", CORE5, 4)
     t, clock = make_clock()
@@ -332,11 +327,6 @@ def test_restored_nomination_keeps_running_rounds() -> None:
     assert X in out.topic.voted  # type: ignore[union-attr]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: leader weights are computed on the quorum set as given, so listing the local "
-    "node (which DESIGN says changes nothing) changes the leaders; see /tmp/scp_bugs.md",
-)
 def test_listing_ourselves_does_not_change_leaders() -> None:
     plain = QuorumSet(3, ["v1", "v2", "v3", "v4"])
     listed = QuorumSet(4, ["v0", "v1", "v2", "v3", "v4"])

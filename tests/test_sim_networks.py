@@ -79,17 +79,41 @@ def test_cli_json_is_identical_across_hash_seeds() -> None:
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         p = subprocess.run(
-            [sys.executable, "-m", "mcnode", "sim", "--topology", "mesh:5:3", "--values",
-             "80", "--seed", "3", "--loss", "0.1", "--byzantine", "1", "--json"],
-            capture_output=True, text=True, env=env, timeout=120, check=False,
+            [
+                sys.executable,
+                "-m",
+                "mcnode",
+                "sim",
+                "--topology",
+                "mesh:5:3",
+                "--values",
+                "80",
+                "--seed",
+                "3",
+                "--loss",
+                "0.1",
+                "--byzantine",
+                "1",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
         )
         assert p.returncode == 0, p.stderr
         d = json.loads(p.stdout.strip().splitlines()[-1])
         d.pop("cpu_s")
         outs.append(d)
     assert outs[0] == outs[1]
-    for key in ("agreement", "slots", "values_submitted", "values_externalized",
-                "messages_delivered"):
+    for key in (
+        "agreement",
+        "slots",
+        "values_submitted",
+        "values_externalized",
+        "messages_delivered",
+    ):
         assert key in outs[0]
 
 
@@ -102,8 +126,17 @@ def test_loss_and_duplication_then_recovery() -> None:
 
 def test_partition_minority_then_heal() -> None:
     part = Partition(0.1, 8.0, frozenset({"n0", "n1"}))
-    r = simulate(mesh(7, 4), SimConfig(seed=8, values=300, max_values_per_slot=30,
-                                       value_rate=30.0, partitions=(part,), max_time=300))
+    r = simulate(
+        mesh(7, 4),
+        SimConfig(
+            seed=8,
+            values=300,
+            max_values_per_slot=30,
+            value_rate=30.0,
+            partitions=(part,),
+            max_time=300,
+        ),
+    )
     assert r.agreement and r.live
 
 
@@ -117,12 +150,21 @@ def test_partition_without_quorum_stalls_safely_then_recovers() -> None:
 
 def test_crash_and_restart_mid_slot() -> None:
     crashes = (Crash("n2", 0.05, 3.0), Crash("n4", 0.5, 1.5))
-    r = simulate(mesh(5, 3), SimConfig(seed=12, values=200, max_values_per_slot=20,
-                                       value_rate=40.0, crashes=crashes, max_time=300))
+    r = simulate(
+        mesh(5, 3),
+        SimConfig(
+            seed=12,
+            values=200,
+            max_values_per_slot=20,
+            value_rate=40.0,
+            crashes=crashes,
+            max_time=300,
+        ),
+    )
     assert r.agreement and r.live
 
 
-@pytest.mark.parametrize("kind", ["equivocate", "invalid", "replay", "garbage", "silent"])
+@pytest.mark.parametrize("kind", ["equivocate", "invalid", "replay", "garbage", "split", "silent"])
 def test_byzantine_minority_cannot_split_mesh(kind: str) -> None:
     # mesh 9:5 (quorums of 6 of 9) tolerates 2 Byzantine nodes for safety and liveness.
     byz = (("n7", kind), ("n8", kind))
@@ -139,3 +181,29 @@ def test_topology_specs_parse() -> None:
     for bad in ("mesh:9", "mesh:3:5", "ring:3", "mesh:a:b"):
         with pytest.raises(ValueError):
             parse_spec(bad)
+
+
+def test_split_attack_beyond_tolerance_is_detected() -> None:
+    """The checker has teeth: with 3 of 5 nodes colluding (mesh 5:3 tolerates 2 for safety),
+    honest nodes can be split, and the simulator reports it."""
+    byz = tuple((n, "split") for n in ("n2", "n3", "n4"))
+    r = simulate(
+        mesh(5, 3),
+        SimConfig(
+            seed=1, values=20, submit_to="one", byzantine=byz, garbage_interval=0.01, max_time=30
+        ),
+    )
+    assert not r.agreement
+    assert r.disagreements
+
+
+def test_split_attack_within_tolerance_fails() -> None:
+    byz = (("n6", "split"), ("n5", "split"))
+    r = simulate(
+        mesh(7, 4),
+        SimConfig(
+            seed=1, values=40, submit_to="one", byzantine=byz, garbage_interval=0.01, max_time=120
+        ),
+    )
+    assert r.agreement, r.disagreements
+    assert r.live

@@ -10,8 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from mcnode.scp.codec import MsgDecodeError, Reader, Writer
-from mcnode.scp.quorum_set import NodeID, QuorumSet, QuorumSetError
+from mcnode.scp.codec import (
+    MAX_MSG_BYTES,
+    MAX_VALUE_LEN,
+    MAX_VALUES,
+    MsgDecodeError,
+    Reader,
+    Writer,
+)
+from mcnode.scp.quorum_set import MAX_NODE_ID_LEN, NodeID, QuorumSet, QuorumSetError
 
 Value = bytes
 
@@ -125,12 +132,24 @@ def ballot_part(topic: Topic) -> BallotTopic | None:
     return None
 
 
+def _check_values(values: frozenset[Value] | tuple[Value, ...], what: str) -> None:
+    """The codec's limits: what validates must also travel."""
+    if len(values) > MAX_VALUES:
+        raise InvalidMsg(f"{what}: {len(values)} values exceed {MAX_VALUES}")
+    for v in values:
+        if not isinstance(v, bytes):
+            raise InvalidMsg(f"{what}: values must be bytes")
+        if len(v) > MAX_VALUE_LEN:
+            raise InvalidMsg(f"{what}: a value of {len(v)} bytes exceeds {MAX_VALUE_LEN}")
+
+
 def _check_ballot(b: Ballot, what: str, allow_zero: bool = False) -> None:
     # Counter 0 is valid only for prepared ballots (draft, "Prepare message": <0, y>).
     if b.n < (0 if allow_zero else 1) or b.n > INFINITY:
         raise InvalidMsg(f"{what} counter {b.n} out of range")
     if not b.values:
         raise InvalidMsg(f"{what} has no values")
+    _check_values(b.values, what)
     if len(set(b.values)) != len(b.values):
         raise InvalidMsg(f"{what} has duplicate values")
 
@@ -143,6 +162,8 @@ def _check_counter(n: int, what: str) -> None:
 def validate_nominate(t: Nominate) -> None:
     if not t.voted and not t.accepted:
         raise InvalidMsg("nominate with no voted and no accepted values")
+    _check_values(t.voted, "voted")
+    _check_values(t.accepted, "accepted")
 
 
 def validate_prepare(t: Prepare) -> None:
@@ -197,6 +218,12 @@ class Msg:
         """Raise `InvalidMsg` unless the message is sane (draft section 3)."""
         if not isinstance(self.sender_id, str) or not self.sender_id:
             raise InvalidMsg("empty sender id")
+        try:
+            sender_len = len(self.sender_id.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidMsg("sender id is not valid UTF-8 text") from None
+        if sender_len > MAX_NODE_ID_LEN:
+            raise InvalidMsg(f"sender id longer than {MAX_NODE_ID_LEN} bytes")
         if not 1 <= self.slot_index < 2**64:
             raise InvalidMsg(f"slot index {self.slot_index} out of range")
         try:
@@ -217,6 +244,8 @@ class Msg:
             validate_externalize(t)
         else:
             raise InvalidMsg(f"unknown topic {type(t).__name__}")
+        if len(self.to_bytes()) > MAX_MSG_BYTES:
+            raise InvalidMsg(f"message larger than {MAX_MSG_BYTES} bytes")
 
     # -- encoding -----------------------------------------------------------------------
     def to_bytes(self) -> bytes:

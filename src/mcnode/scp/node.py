@@ -17,7 +17,7 @@ from typing import Any
 from mcnode.scp.ballot import EXTERNALIZE
 from mcnode.scp.config import ScpConfig
 from mcnode.scp.msg import Externalize, InvalidMsg, Msg, Value
-from mcnode.scp.quorum_set import NodeID, QuorumSet, QuorumSetError
+from mcnode.scp.quorum_set import NodeID, QuorumSet
 from mcnode.scp.slot import Slot
 
 
@@ -36,8 +36,7 @@ class Node:
         on_externalize: Callable[[int, list[Value]], None] | None = None,
     ) -> None:
         quorum_set.validate()
-        if not node_id:
-            raise QuorumSetError("node id must not be empty")
+        QuorumSet(1, [node_id]).validate()  # the node id obeys the same rules as members
         if current_slot_index < 1:
             raise ValueError("slot indices start at 1")
         self.node_id = node_id

@@ -80,9 +80,9 @@ class Nomination:
         me = slot.node_id
         best: set[NodeID] = set()
         best_p = -1
-        for node in slot.qset.nodes() | {me}:
+        for node in sorted(slot.peer_qset.nodes() | {me}):
             if node != me:
-                w = slot.qset.weight(node)
+                w = slot.peer_qset.weight(node)
                 if (
                     _g(slot.index, _NEIGHBOR, round_, node) * w.denominator
                     >= _TWO_256 * w.numerator
@@ -136,6 +136,10 @@ class Nomination:
         if self.stopped or self.candidates:
             return False
         return self._next_round()
+
+    def restart(self) -> None:
+        """After a crash: keep the restored votes, begin again at round 1."""
+        self._start()
 
     def stop(self) -> None:
         """Nomination ends once some ballot is confirmed prepared (draft, phase table)."""

@@ -71,7 +71,11 @@ class QuorumSet:
             if isinstance(m, QuorumSet):
                 m._validate(depth + 1, seen)
             elif isinstance(m, str):
-                if not m or len(m.encode()) > MAX_NODE_ID_LEN:
+                try:
+                    size = len(m.encode("utf-8"))
+                except UnicodeEncodeError:
+                    raise QuorumSetError(f"node id is not valid UTF-8 text: {m!r}") from None
+                if not m or size > MAX_NODE_ID_LEN:
                     raise QuorumSetError(f"node id must be 1..{MAX_NODE_ID_LEN} bytes: {m!r}")
                 if m in seen:
                     raise QuorumSetError(f"node {m!r} appears more than once")

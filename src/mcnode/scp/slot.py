@@ -53,6 +53,8 @@ class Slot:
         self._on_externalize = on_externalize
         self.started_at = clock()
         self.qsets: dict[NodeID, QuorumSet] = {node_id: qset}
+        # Nomination weights use our set with ourselves taken out (we are implicit in it).
+        self.peer_qset = qset.normalized(remove=node_id)
         self._valid: dict[Value, bool] = {}
         self._quorum_cache: dict[frozenset[NodeID], bool] = {}
         self._blocking_cache: dict[frozenset[NodeID], bool] = {}
@@ -195,13 +197,15 @@ class Slot:
         if isinstance(nom, Nominate):
             self.nomination.voted = set(nom.voted)
             self.nomination.accepted = set(nom.accepted)
-            self.nomination.started = True
             self.nomination._record_self()
         bal = ballot_part(msg.topic)
         if bal is not None:
             self.ballot.restore(bal)
             if self.ballot.h is not None or self.ballot.phase in (CONFIRM, EXTERNALIZE):
                 self.nomination.stop()
+        if not self.nomination.stopped and not self.nomination.started:
+            # Resume nomination from round 1 with our old votes kept (they only grow).
+            self.nomination.restart()
         self.last_sent = msg
         self.last_sent_at = self.now()
 

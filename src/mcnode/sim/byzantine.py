@@ -7,6 +7,8 @@ messages is out of the model. Kinds:
   invalid     its messages carry values the application rejects
   replay      re-sends old messages (earlier in the slot or earlier slots) at random
   garbage     random well-formed messages: any topic, counters, values, quorum sets
+  split       colluding: tells one half of the honest nodes that value x is externalized
+              and the other half that y is (the classic attack on quorum intersection)
   silent      sends nothing (a crash fault that never recovers)
 """
 
@@ -29,7 +31,7 @@ from mcnode.scp.msg import (
 )
 from mcnode.scp.quorum_set import QuorumSet
 
-KINDS = ("equivocate", "invalid", "replay", "garbage", "silent")
+KINDS = ("equivocate", "invalid", "replay", "garbage", "split", "silent")
 INVALID_PREFIX = b"bad:"
 
 
@@ -111,3 +113,15 @@ def poison(rng: random.Random, msg: Msg) -> Msg:
         )
     b = Ballot(max(1, getattr(t, "ballot", getattr(t, "commit", None)).n), (bad,))  # type: ignore[union-attr]
     return Msg(msg.sender_id, msg.slot_index, msg.quorum_set, Prepare(b, None, None, 0, 0))
+
+
+def split_target(victim: str) -> int:
+    """Which half of the network a victim of the split attack is in (same for all
+    colluders: a stable hash of its name)."""
+    return sum(victim.encode()) % 2
+
+
+def split_message(sender: str, qset: QuorumSet, slot: int, value: Value) -> Msg:
+    """What colluders tell a victim: x is committed (accepted and confirmed) for this slot."""
+    b = Ballot(1, (value,))
+    return Msg(sender, slot, qset, Externalize(b, 1))

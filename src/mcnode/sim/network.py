@@ -304,7 +304,7 @@ class Simulator:
                 self._push(c.end, "restart", (c.node,))
         self._push(1.0, "catchup", ())
         for a in self.actors.values():
-            if a.kind == "garbage":
+            if a.kind in ("garbage", "split"):
                 self._push(cfg.garbage_interval, "garbage", (a.id,))
         last_progress = 0.0
         while self._queue and self.events < cfg.max_events:
@@ -426,7 +426,17 @@ class Simulator:
 
     def _ev_garbage(self, node_id: str) -> None:
         a = self.actors[node_id]
-        if a.up and a.node is not None:
+        if a.kind == "split" and a.up:
+            pool = self._pool()
+            for victim in self.honest:
+                v = self.actors[victim]
+                if v.node is None:
+                    continue
+                half = byzantine.split_target(victim)
+                value = pool[min(half, len(pool) - 1)]
+                msg = byzantine.split_message(node_id, a.qset, v.node.current_slot_index, value)
+                self._send(a, msg, [victim])
+        elif a.up and a.node is not None:
             others = [i for i in self.ids if i != node_id]
             slot = a.node.current_slot_index + self.rng.choice([-1, 0, 0, 0, 1])
             qset = (
