@@ -138,6 +138,11 @@ class BallotProtocol:
         self.value_override: Values | None = None  # h's value once confirmed prepared
         self.heard_from_quorum = False
         self.latest: dict[NodeID, BallotTopic] = {}
+        # Derived views of `latest`, recomputed only when a statement changes.
+        self._version = 0
+        self._cache_version = -1
+        self._cand_cache: dict[object, list[Ballot]] = {}
+        self._bound_cache: dict[Values, set[int]] = {}
         self.timer_at: float | None = None
         self.externalized: Values | None = None
 
@@ -158,7 +163,18 @@ class BallotProtocol:
     def _record_self(self) -> None:
         st = self.statement()
         if st is not None:
-            self.latest[self.slot.node_id] = st
+            self._set_latest(self.slot.node_id, st)
+
+    def _set_latest(self, node: NodeID, st: BallotTopic) -> None:
+        if self.latest.get(node) != st:
+            self.latest[node] = st
+            self._version += 1
+
+    def _caches(self) -> None:
+        if self._cache_version != self._version:
+            self._cache_version = self._version
+            self._cand_cache.clear()
+            self._bound_cache.clear()
 
     def check_invariants(self) -> None:
         b, p, pp, h, c = self.b, self.p, self.pp, self.h, self.c
@@ -189,9 +205,9 @@ class BallotProtocol:
             # Keep only statements that agree with what we externalized (for laggards' quorums).
             c = self.c
             if isinstance(st, Externalize) and c is not None and st.commit.values == c.values:
-                self.latest[sender] = st
+                self._set_latest(sender, st)
             return True
-        self.latest[sender] = st
+        self._set_latest(sender, st)
         self.advance(st)
         return True
 
@@ -262,6 +278,11 @@ class BallotProtocol:
         for t in tops:
             if t is not None and t.n >= top_for.get(t.values, -1):
                 top_for[t.values] = t.n
+        self._caches()
+        key = frozenset(top_for.items())
+        hit = self._cand_cache.get(key)
+        if hit is not None:
+            return hit
         out: set[Ballot] = set()
         for st in self.latest.values():
             if isinstance(st, Prepare):
@@ -279,7 +300,9 @@ class BallotProtocol:
                 top = top_for.get(cb.values)
                 if top is not None and cb.n <= top:
                     out.add(cb)
-        return sorted(out, reverse=True)
+        result = sorted(out, reverse=True)
+        self._cand_cache[key] = result
+        return result
 
     # -- step 1: accept prepared -------------------------------------------------------------
     def attempt_accept_prepared(self, hint: BallotTopic) -> bool:
@@ -388,6 +411,10 @@ class BallotProtocol:
 
     # -- step 3: accept commit ---------------------------------------------------------------
     def _commit_boundaries(self, x: Values) -> set[int]:
+        self._caches()
+        hit = self._bound_cache.get(x)
+        if hit is not None:
+            return hit
         out: set[int] = set()
         for st in self.latest.values():
             if isinstance(st, Prepare):
@@ -399,6 +426,7 @@ class BallotProtocol:
             elif st.commit.values == x:
                 out.update((st.commit.n, st.h_n, INFINITY))
         out.discard(0)
+        self._bound_cache[x] = out
         return out
 
     @staticmethod

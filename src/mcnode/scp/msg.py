@@ -7,7 +7,7 @@ message as received; `Msg.to_bytes()` / `Msg.from_bytes()` are the canonical enc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from mcnode.scp.codec import (
@@ -37,10 +37,16 @@ class Ballot:
 
     n: int
     values: tuple[Value, ...]
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __init__(self, n: int, values: tuple[Value, ...] | list[Value]) -> None:
+        values = tuple(values)
         object.__setattr__(self, "n", n)
-        object.__setattr__(self, "values", tuple(values))
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "_hash", hash((n, values)))
+
+    def __hash__(self) -> int:  # ballots live in sets and dict keys on the hot path
+        return self._hash
 
     def compatible(self, other: Ballot) -> bool:
         """Same value (draft: ballots with the same x are compatible)."""
@@ -136,11 +142,13 @@ def _check_values(values: frozenset[Value] | tuple[Value, ...], what: str) -> No
     """The codec's limits: what validates must also travel."""
     if len(values) > MAX_VALUES:
         raise InvalidMsg(f"{what}: {len(values)} values exceed {MAX_VALUES}")
-    for v in values:
-        if not isinstance(v, bytes):
-            raise InvalidMsg(f"{what}: values must be bytes")
-        if len(v) > MAX_VALUE_LEN:
-            raise InvalidMsg(f"{what}: a value of {len(v)} bytes exceeds {MAX_VALUE_LEN}")
+    if not values:
+        return
+    if not set(map(type, values)) <= {bytes}:
+        raise InvalidMsg(f"{what}: values must be bytes")
+    longest = max(map(len, values))
+    if longest > MAX_VALUE_LEN:
+        raise InvalidMsg(f"{what}: a value of {longest} bytes exceeds {MAX_VALUE_LEN}")
 
 
 def _check_ballot(b: Ballot, what: str, allow_zero: bool = False) -> None:
@@ -214,8 +222,11 @@ class Msg:
     quorum_set: QuorumSet
     topic: Topic
 
-    def validate(self) -> None:
-        """Raise `InvalidMsg` unless the message is sane (draft section 3)."""
+    def validate(self, check_quorum_set: bool = True) -> None:
+        """Raise `InvalidMsg` unless the message is sane (draft section 3).
+
+        `check_quorum_set=False` skips re-validating a quorum set the caller has already
+        validated (an equal one from the same sender)."""
         if not isinstance(self.sender_id, str) or not self.sender_id:
             raise InvalidMsg("empty sender id")
         try:
@@ -226,10 +237,11 @@ class Msg:
             raise InvalidMsg(f"sender id longer than {MAX_NODE_ID_LEN} bytes")
         if not 1 <= self.slot_index < 2**64:
             raise InvalidMsg(f"slot index {self.slot_index} out of range")
-        try:
-            self.quorum_set.validate()
-        except QuorumSetError as e:
-            raise InvalidMsg(f"bad quorum set: {e}") from None
+        if check_quorum_set:
+            try:
+                self.quorum_set.validate()
+            except QuorumSetError as e:
+                raise InvalidMsg(f"bad quorum set: {e}") from None
         t = self.topic
         if isinstance(t, Nominate):
             validate_nominate(t)

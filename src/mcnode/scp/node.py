@@ -54,6 +54,7 @@ class Node:
         self._outbox: list[Msg] = []
         self._replay: list[Msg] = []
         self._done: list[Slot] = []  # externalized, not yet moved past
+        self._known_qsets: dict[NodeID, QuorumSet] = {}  # last validated, per sender
         self._slot = self._new_slot(current_slot_index)
 
     # -- stable API ----------------------------------------------------------------------
@@ -73,7 +74,10 @@ class Node:
         try:
             if not isinstance(msg, Msg):
                 raise InvalidMsg(f"not a message: {type(msg).__name__}")
-            msg.validate()
+            known = self._known_qsets.get(msg.sender_id)
+            msg.validate(check_quorum_set=known is None or known != msg.quorum_set)
+            if known is None or known is not msg.quorum_set:
+                self._known_qsets[msg.sender_id] = msg.quorum_set
         except InvalidMsg:
             self.stats["msgs_invalid"] += 1
             return None
@@ -224,11 +228,11 @@ class Node:
         t = msg.topic
         for name in ("voted", "accepted"):
             vals = getattr(t, name, None)
-            if vals is not None and not all(slot.is_valid(v) for v in vals):
+            if vals is not None and not slot.all_valid(vals):
                 return False
         for name in ("ballot", "prepared", "prepared_prime", "commit"):
             b = getattr(t, name, None)
-            if b is not None and not all(slot.is_valid(v) for v in b.values):
+            if b is not None and not slot.all_valid(b.values):
                 return False
         return True
 

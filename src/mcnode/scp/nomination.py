@@ -59,6 +59,10 @@ class Nomination:
         self.own_values: set[Value] = set()
         self.leaders: set[NodeID] = set()
         self.latest: dict[NodeID, Nominate] = {}
+        # Who voted-or-accepted / accepted each value, kept as statements arrive (they only
+        # grow), so a federated vote on a value needs no scan over all statements.
+        self.voters: dict[Value, set[NodeID]] = {}
+        self.acceptors: dict[Value, set[NodeID]] = {}
         self.timer_at: float | None = None
         self.composite: tuple[Value, ...] | None = None
 
@@ -71,7 +75,18 @@ class Nomination:
     def _record_self(self) -> None:
         st = self.statement()
         if st is not None:
-            self.latest[self.slot.node_id] = st
+            self._set_latest(self.slot.node_id, st)
+
+    def _set_latest(self, node: NodeID, st: Nominate) -> None:
+        old = self.latest.get(node)
+        self.latest[node] = st
+        every = st.voted | st.accepted
+        if old is not None:
+            every = every - old.voted - old.accepted
+        for v in every:
+            self.voters.setdefault(v, set()).add(node)
+        for v in st.accepted if old is None else st.accepted - old.accepted:
+            self.acceptors.setdefault(v, set()).add(node)
 
     # -- leaders (draft: neighbors, priority) ------------------------------------------------
     def round_leaders(self, round_: int) -> set[NodeID]:
@@ -117,7 +132,7 @@ class Nomination:
         """A peer's nomination statement; returns False if it was stale."""
         if not is_newer_nominate(self.latest.get(sender), st):
             return False
-        self.latest[sender] = st
+        self._set_latest(sender, st)
         if self.stopped:
             return True
         if not self.started:
@@ -220,14 +235,15 @@ class Nomination:
     def _can_accept(self, x: Value) -> bool:
         if not self.slot.is_valid(x):
             return False
-        accepted_by = {n for n, st in self.latest.items() if x in st.accepted}
-        accepted_by.discard(self.slot.node_id)
-        if accepted_by and self.slot.v_blocking(frozenset(accepted_by)):
-            return True
-        supporters = frozenset(
-            n for n, st in self.latest.items() if x in st.voted or x in st.accepted
-        )
-        return self.slot.quorum(supporters)
+        me = self.slot.node_id
+        accepted_by = self.acceptors.get(x)
+        if accepted_by:
+            others = frozenset(accepted_by) - {me}
+            if others and self.slot.v_blocking(others):
+                return True
+        supporters = self.voters.get(x)
+        return bool(supporters) and self.slot.quorum(frozenset(supporters))
 
     def _can_confirm(self, x: Value) -> bool:
-        return self.slot.quorum(frozenset(n for n, st in self.latest.items() if x in st.accepted))
+        accepted_by = self.acceptors.get(x)
+        return bool(accepted_by) and self.slot.quorum(frozenset(accepted_by))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Union
 
@@ -31,10 +31,25 @@ class QuorumSetError(ValueError):
 class QuorumSet:
     threshold: int
     members: tuple[Member, ...]
+    # Derived once for the hot path (satisfaction tests run thousands of times per slot).
+    _direct: frozenset[NodeID] = field(default=frozenset(), init=False, repr=False, compare=False)
+    _inner: tuple[QuorumSet, ...] = field(default=(), init=False, repr=False, compare=False)
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __init__(self, threshold: int, members: Sequence[Member] = ()) -> None:
+        members = tuple(members)
         object.__setattr__(self, "threshold", threshold)
-        object.__setattr__(self, "members", tuple(members))
+        object.__setattr__(self, "members", members)
+        object.__setattr__(self, "_direct", frozenset(m for m in members if isinstance(m, str)))
+        object.__setattr__(self, "_inner", tuple(m for m in members if isinstance(m, QuorumSet)))
+        try:
+            h = hash((threshold, members))
+        except TypeError:  # unhashable junk members: validate() will refuse them
+            h = id(self)
+        object.__setattr__(self, "_hash", h)
+
+    def __hash__(self) -> int:
+        return self._hash
 
     # -- structure -------------------------------------------------------------------
     def nodes(self) -> frozenset[NodeID]:
@@ -88,28 +103,31 @@ class QuorumSet:
     # -- satisfaction ------------------------------------------------------------------
     def is_satisfied_by(self, nodes: frozenset[NodeID] | set[NodeID]) -> bool:
         """True when `nodes` contains a slice of this set (the owner is not counted)."""
-        need = self.threshold
-        left = len(self.members)
-        for m in self.members:
-            ok = m.is_satisfied_by(nodes) if isinstance(m, QuorumSet) else m in nodes
-            if ok:
+        need = self.threshold - len(self._direct.intersection(nodes))
+        if need <= 0:
+            return True
+        inner = self._inner
+        if need > len(inner):
+            return False
+        for i, q in enumerate(inner):
+            if q.is_satisfied_by(nodes):
                 need -= 1
                 if need <= 0:
                     return True
-            left -= 1
-            if left < need:
+            elif len(inner) - i - 1 < need:
                 return False
-        return need <= 0
+        return False
 
     def is_blocked_by(self, nodes: frozenset[NodeID] | set[NodeID]) -> bool:
         """True when `nodes` is v-blocking: it meets every slice of this set."""
         if self.threshold <= 0:
             return False
         # Blocking needs more than (members - threshold) members blocked.
-        need = len(self.members) - self.threshold + 1
-        for m in self.members:
-            hit = m.is_blocked_by(nodes) if isinstance(m, QuorumSet) else m in nodes
-            if hit:
+        need = len(self.members) - self.threshold + 1 - len(self._direct.intersection(nodes))
+        if need <= 0:
+            return True
+        for q in self._inner:
+            if q.is_blocked_by(nodes):
                 need -= 1
                 if need <= 0:
                     return True

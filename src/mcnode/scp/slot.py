@@ -56,6 +56,7 @@ class Slot:
         # Nomination weights use our set with ourselves taken out (we are implicit in it).
         self.peer_qset = qset.normalized(remove=node_id)
         self._valid: dict[Value, bool] = {}
+        self._valid_set: set[Value] = set()  # the values found valid, for subset tests
         self._quorum_cache: dict[frozenset[NodeID], bool] = {}
         self._blocking_cache: dict[frozenset[NodeID], bool] = {}
         self.nomination = Nomination(self)
@@ -81,7 +82,14 @@ class Slot:
             except Exception:  # an application bug must not take consensus down
                 ok = False
             self._valid[v] = ok
+            if ok:
+                self._valid_set.add(v)
         return ok
+
+    def all_valid(self, values: frozenset[Value] | tuple[Value, ...]) -> bool:
+        if self._valid_set.issuperset(values):
+            return True
+        return all(self.is_valid(v) for v in values)
 
     def combine(self, values: list[Value]) -> tuple[Value, ...]:
         out = list(self._combine_fn(values))
