@@ -60,7 +60,10 @@ class Layout:
 
 
 def _ring(groups: list[list[NodeId]], inner: float) -> tuple[float, list[float]]:
-    radii = [max(NODE_R * 2.5, len(g) * (NODE_R * 2.6) / (2 * math.pi)) for g in groups]
+    radii = [
+        NODE_R * 2.5 if len(g) == 1 else NODE_R * 2.2 + len(g) * NODE_R * 3 / (2 * math.pi)
+        for g in groups
+    ]
     need = sum(2 * r + 24 for r in radii) / (2 * math.pi)
     biggest = max(radii, default=0.0)
     return max(inner + biggest, need), radii
@@ -114,8 +117,8 @@ def layout(fbas: Fbas) -> Layout:
             clusters.append(Cluster(label if len(g) > 1 or label else None, gx, gy, gr))
             for i, v in enumerate(g):
                 a = 2 * math.pi * i / len(g) - math.pi / 2
-                nx = gx + (gr - NODE_R * 1.2) * math.cos(a) if len(g) > 1 else gx
-                ny = gy + (gr - NODE_R * 1.2) * math.sin(a) if len(g) > 1 else gy
+                nx = gx + (gr - NODE_R * 1.6) * math.cos(a) if len(g) > 1 else gx
+                ny = gy + (gr - NODE_R * 1.6) * math.sin(a) if len(g) > 1 else gy
                 fill = (
                     Q1_COLOUR
                     if v in q1
@@ -218,7 +221,7 @@ def render_png(fbas: Fbas) -> bytes:
             x, y = int(pa.x + (pb.x - pa.x) * t), int(pa.y + (pb.y - pa.y) * t)
             if 0 <= x < w and 0 <= y < h:
                 i = (y * w + x) * 3
-                px[i : i + 3] = bytes(max(150, v - 40) for v in px[i : i + 3])
+                px[i : i + 3] = bytes(max(170, v - 25) for v in px[i : i + 3])
     for p in lay.nodes:
         disc(p.x, p.y, NODE_R + (1.5 if p.top else 0.8), (0x33, 0x33, 0x33))
         disc(p.x, p.y, NODE_R, _hex(p.fill))
