@@ -7,6 +7,8 @@ must consume its input exactly. Every failure is a `DecodeError` (a ValueError).
 
 from __future__ import annotations
 
+import hashlib
+
 from mcnode.transaction.errors import DecodeError
 
 
@@ -85,3 +87,13 @@ class Reader:
     def finish(self) -> None:
         if self._pos != len(self._data):
             raise DecodeError(f"{len(self._data) - self._pos} trailing bytes")
+
+
+def domain_hash(dst: bytes, *parts: bytes) -> bytes:
+    """SHA-512/256 of a length-prefixed domain tag and length-prefixed parts: the one
+    construction for identities of encoded values (tx hash, block id, contents hash)."""
+    h = hashlib.new("sha512_256")
+    h.update(bytes([len(dst)]) + dst)
+    for p in parts:
+        h.update(len(p).to_bytes(4, "little") + p)
+    return h.digest()

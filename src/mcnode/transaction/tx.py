@@ -13,11 +13,11 @@ here (that costs a square root each); validation checks them where it uses them.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from mcnode.crypto import MAX_RANGE_PROOF_BYTES
 from mcnode.transaction.encoding import Reader, Writer
+from mcnode.transaction.encoding import domain_hash as _digest
 from mcnode.transaction.errors import DecodeError
 from mcnode.transaction.membership import MembershipProof
 from mcnode.transaction.mlsag import MAX_RING, RingMLSAG
@@ -152,11 +152,3 @@ def signing_message(
     """What every MLSAG of a Tx signs: the prefix, the pseudo-outputs and the range proof,
     so that none of them can be changed without breaking every signature."""
     return _digest(b"mcnode mlsag message v1", prefix.hash(), *pseudo_outputs, range_proof)
-
-
-def _digest(dst: bytes, *parts: bytes) -> bytes:
-    h = hashlib.new("sha512_256")
-    h.update(bytes([len(dst)]) + dst)
-    for p in parts:
-        h.update(len(p).to_bytes(4, "little") + p)
-    return h.digest()
