@@ -54,8 +54,13 @@ def handle_rate(stream: list[tuple[float, Msg]], qset: object) -> tuple[float, i
     best = 0.0
     for _ in range(3):
         t = [0.0]
-        node = Node("n0", qset, lambda v: True, lambda vs: sorted(vs)[:100],  # type: ignore[arg-type]
-                    clock=lambda: t[0])
+        node = Node(
+            "n0",
+            qset,
+            lambda v: True,
+            lambda vs: sorted(vs)[:100],  # type: ignore[arg-type]
+            clock=lambda t=t: t[0],
+        )
         start = time.perf_counter()
         for at, msg in stream:
             t[0] = at
@@ -72,23 +77,33 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     n = 200 if a.quick else 1000
-    print(f"machine: {platform.machine()} {platform.python_implementation()} "
-          f"{platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {platform.python_implementation()} "
+        f"{platform.python_version()}"
+    )
     mesh_cpu = min(sim_mesh(n) for _ in range(3))
     print(f"sim mesh 9/5, {n} values:            {mesh_cpu:.2f} s CPU")
     tcpu, tslots = sim_tiered(n)
-    print(f"sim tiered 35 nodes, {n} values:     {tcpu:.2f} s CPU over {tslots} slots "
-          f"= {1000 * tcpu / max(tslots, 1):.0f} ms CPU per slot")
+    print(
+        f"sim tiered 35 nodes, {n} values:     {tcpu:.2f} s CPU over {tslots} slots "
+        f"= {1000 * tcpu / max(tslots, 1):.0f} ms CPU per slot"
+    )
     stream = record_stream(n)
     rate, slots = handle_rate(stream, mesh(9, 5)["n0"])
-    print(f"handle_message, n0 of mesh 9/5:      {rate:,.0f} msgs/s "
-          f"({len(stream)} msgs, {slots} slots)")
-    print(json.dumps({
-        "sim_mesh9_5_cpu_s": round(mesh_cpu, 3),
-        "sim_tiered35_cpu_per_slot_ms": round(1000 * tcpu / max(tslots, 1), 1),
-        "handle_msg_per_s": round(rate),
-        "values": n,
-    }))
+    print(
+        f"handle_message, n0 of mesh 9/5:      {rate:,.0f} msgs/s "
+        f"({len(stream)} msgs, {slots} slots)"
+    )
+    print(
+        json.dumps(
+            {
+                "sim_mesh9_5_cpu_s": round(mesh_cpu, 3),
+                "sim_tiered35_cpu_per_slot_ms": round(1000 * tcpu / max(tslots, 1), 1),
+                "handle_msg_per_s": round(rate),
+                "values": n,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

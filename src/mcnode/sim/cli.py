@@ -45,6 +45,12 @@ def _parse_crash(text: str) -> Crash:
 @click.option("--submit-to", type=click.Choice(["all", "one"]), default="all", show_default=True)
 @click.option("--rate", type=float, default=None, help="Values per simulated second.")
 @click.option("--latency", default="0.005:0.05", show_default=True, help="MIN:MAX seconds.")
+@click.option(
+    "--link-spread",
+    default=2.0,
+    show_default=True,
+    help="Per-link latency factor drawn from [1/S, S] (1: all links alike).",
+)
 @click.option("--loss", default=0.0, show_default=True, help="Message loss probability.")
 @click.option("--duplicate", default=0.0, show_default=True, help="Duplication probability.")
 @click.option(
@@ -74,6 +80,7 @@ def sim(
     submit_to: str,
     rate: float | None,
     latency: str,
+    link_spread: float,
     loss: float,
     duplicate: float,
     faults_until: float | None,
@@ -104,7 +111,7 @@ def sim(
         max_values_per_slot=per_slot,
         submit_to=submit_to,
         value_rate=rate,
-        link=LinkModel(lo, hi, loss, duplicate, faults_until),
+        link=LinkModel(lo, hi, loss, duplicate, faults_until, link_spread),
         partitions=tuple(_parse_partition(p) for p in partitions),
         crashes=tuple(_parse_crash(c) for c in crashes),
         byzantine=byz,

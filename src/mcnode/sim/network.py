@@ -41,6 +41,9 @@ class LinkModel:
     loss: float = 0.0
     duplicate: float = 0.0
     faults_until: float | None = None  # loss and duplication stop at this time
+    # Each directed link gets its own latency range: [min, max] scaled by a factor drawn
+    # once per link from [1/spread, spread] (1.0: every link alike).
+    spread: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,10 @@ class Simulator:
         self.events = 0
         for a in self.actors.values():
             a.node = self._make_node(a, 1)
+        lo, hi = 1.0 / max(config.link.spread, 1.0), max(config.link.spread, 1.0)
+        self.link_factor = {
+            (x, y): self.rng.uniform(lo, hi) for x in self.ids for y in self.ids if x != y
+        }
 
     # -- node plumbing -----------------------------------------------------------------------
     def _clock(self) -> float:
@@ -230,8 +237,9 @@ class Simulator:
                 self.dropped += 1
                 continue
             copies = 2 if faulty and link.duplicate and self.rng.random() < link.duplicate else 1
+            factor = self.link_factor[(sender.id, dst)]
             for _ in range(copies):
-                delay = self.rng.uniform(link.latency_min, link.latency_max)
+                delay = factor * self.rng.uniform(link.latency_min, link.latency_max)
                 self._push(self.now + delay, "deliver", (dst, msg))
 
     def _broadcast(self, actor: _Actor, msg: Msg | None) -> None:
