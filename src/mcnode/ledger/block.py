@@ -1,0 +1,339 @@
+"""Blocks: the header, the redacted contents, the signature, and their canonical encoding.
+
+    Block          id, version, parent id, index, cumulative TxOut count, Merkle root
+                   element (the root of the tree over every TxOut up to this block),
+                   contents hash
+    BlockContents  key images and outputs only: no rings, signatures or plain amounts
+    BlockSignature Ed25519 by a validator's message-signing key over
+                   DST || block id || signed-at (seconds, u64), with the signer's key
+    BlockData      block + contents + signature (None for the origin block)
+
+    block id       = domain_hash("mcnode block id v1", header encoding without the id)
+    contents hash  = domain_hash("mcnode block contents v1", contents encoding)
+
+Encodings use `transaction.encoding` (fixed-width little-endian, bounded counts, exact
+consumption); TxOuts use their own canonical encoding. `check_block_data` holds the rules
+a block must meet given only its parent; the ledger adds the rules that need the store
+(spent key images, existing output keys, the Merkle root). Pure: no files, no clock; the
+signed-at time comes from the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from mcnode.crypto.signing import ed25519_public, ed25519_sign, ed25519_verify
+from mcnode.ledger.errors import (
+    BlockIdMismatch,
+    ContentsHashMismatch,
+    EmptyBlock,
+    InvalidBlockSignature,
+    TxOutCountMismatch,
+    UnknownBlockVersion,
+    WrongBlockIndex,
+    WrongParent,
+)
+from mcnode.transaction.encoding import Reader, Writer, domain_hash
+from mcnode.transaction.errors import DecodeError
+from mcnode.transaction.membership import MerkleRoot
+from mcnode.transaction.txout import TxOut
+
+BLOCK_VERSION = 1
+#: Parent id of the origin block.
+ORIGIN_PARENT_ID = bytes(32)
+#: Limits on one block (the origin block of a large sample ledger is the biggest).
+MAX_BLOCK_OUTPUTS = 1 << 20
+MAX_BLOCK_KEY_IMAGES = 1 << 20
+
+DST_BLOCK_ID = b"mcnode block id v1"
+DST_CONTENTS = b"mcnode block contents v1"
+DST_BLOCK_SIGNATURE = b"mcnode block signature v1"
+BLOCK_DATA_FORMAT = 1
+
+
+def _count(w: Writer, n: int, limit: int) -> None:
+    if n > limit:
+        raise ValueError(f"list of {n} is over its limit of {limit}")
+    w.u64(n)
+
+
+def _read_count(r: Reader, limit: int) -> int:
+    n = r.u64()
+    if n > limit:
+        raise DecodeError(f"list of {n} is over its limit of {limit}")
+    return n
+
+
+@dataclass(frozen=True, slots=True)
+class BlockContents:
+    """What a block changes: key images it spends and outputs it adds, in ledger order."""
+
+    key_images: tuple[bytes, ...]
+    outputs: tuple[TxOut, ...]
+
+    def encode(self, w: Writer) -> None:
+        _count(w, len(self.key_images), MAX_BLOCK_KEY_IMAGES)
+        for image in self.key_images:
+            w.fixed(image, 32)
+        _count(w, len(self.outputs), MAX_BLOCK_OUTPUTS)
+        for tx_out in self.outputs:
+            tx_out.encode(w)
+
+    @classmethod
+    def decode(cls, r: Reader) -> BlockContents:
+        images = tuple(r.fixed(32) for _ in range(_read_count(r, MAX_BLOCK_KEY_IMAGES)))
+        outputs = tuple(TxOut.decode(r) for _ in range(_read_count(r, MAX_BLOCK_OUTPUTS)))
+        return cls(images, outputs)
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        self.encode(w)
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BlockContents:
+        r = Reader(data)
+        contents = cls.decode(r)
+        r.finish()
+        return contents
+
+    def hash(self) -> bytes:
+        return domain_hash(DST_CONTENTS, self.to_bytes())
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    id: bytes
+    version: int
+    parent_id: bytes
+    index: int
+    cumulative_txo_count: int
+    root_element: MerkleRoot
+    contents_hash: bytes
+
+    @classmethod
+    def new(
+        cls,
+        parent: Block | None,
+        contents: BlockContents,
+        root: MerkleRoot,
+        version: int = BLOCK_VERSION,
+    ) -> Block:
+        """The block after `parent` (None: the origin) holding `contents`, whose outputs
+        bring the TxOut tree to `root`."""
+        index = 0 if parent is None else parent.index + 1
+        count = (0 if parent is None else parent.cumulative_txo_count) + len(contents.outputs)
+        parent_id = ORIGIN_PARENT_ID if parent is None else parent.id
+        fields = (version, parent_id, index, count, root, contents.hash())
+        return cls(compute_block_id(*fields), *fields)
+
+    def expected_id(self) -> bytes:
+        return compute_block_id(
+            self.version,
+            self.parent_id,
+            self.index,
+            self.cumulative_txo_count,
+            self.root_element,
+            self.contents_hash,
+        )
+
+    def encode(self, w: Writer) -> None:
+        w.fixed(self.id, 32)
+        _encode_header(
+            w,
+            self.version,
+            self.parent_id,
+            self.index,
+            self.cumulative_txo_count,
+            self.root_element,
+            self.contents_hash,
+        )
+
+    @classmethod
+    def decode(cls, r: Reader) -> Block:
+        block_id, version, parent = r.fixed(32), r.u16(), r.fixed(32)
+        index, count = r.u64(), r.u64()
+        root = MerkleRoot(r.u64(), r.fixed(32))
+        return cls(block_id, version, parent, index, count, root, r.fixed(32))
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        self.encode(w)
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Block:
+        r = Reader(data)
+        block = cls.decode(r)
+        r.finish()
+        return block
+
+
+def _encode_header(
+    w: Writer,
+    version: int,
+    parent_id: bytes,
+    index: int,
+    count: int,
+    root: MerkleRoot,
+    contents_hash: bytes,
+) -> None:
+    w.u16(version)
+    w.fixed(parent_id, 32)
+    w.u64(index)
+    w.u64(count)
+    w.u64(root.size)
+    w.fixed(root.hash, 32)
+    w.fixed(contents_hash, 32)
+
+
+def compute_block_id(
+    version: int,
+    parent_id: bytes,
+    index: int,
+    cumulative_txo_count: int,
+    root: MerkleRoot,
+    contents_hash: bytes,
+) -> bytes:
+    w = Writer()
+    _encode_header(w, version, parent_id, index, cumulative_txo_count, root, contents_hash)
+    return domain_hash(DST_BLOCK_ID, w.getvalue())
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSignature:
+    signature: bytes
+    signer: bytes
+    signed_at: int
+
+    def encode(self, w: Writer) -> None:
+        w.fixed(self.signature, 64)
+        w.fixed(self.signer, 32)
+        w.u64(self.signed_at)
+
+    @classmethod
+    def decode(cls, r: Reader) -> BlockSignature:
+        return cls(r.fixed(64), r.fixed(32), r.u64())
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        self.encode(w)
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BlockSignature:
+        r = Reader(data)
+        sig = cls.decode(r)
+        r.finish()
+        return sig
+
+    def verify(self, block_id: bytes) -> bool:
+        return ed25519_verify(
+            self.signer, _signing_message(block_id, self.signed_at), self.signature
+        )
+
+
+def _signing_message(block_id: bytes, signed_at: int) -> bytes:
+    return DST_BLOCK_SIGNATURE + block_id + signed_at.to_bytes(8, "little")
+
+
+def sign_block(block: Block, private_key: bytes, signed_at: int) -> BlockSignature:
+    """Sign `block` with a node's Ed25519 message-signing key; `signed_at` is Unix seconds
+    supplied by the caller (ledger code never reads the clock)."""
+    return BlockSignature(
+        ed25519_sign(private_key, _signing_message(block.id, signed_at)),
+        ed25519_public(private_key),
+        signed_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BlockData:
+    """A block with everything needed to check and append it: the unit of archives."""
+
+    block: Block
+    contents: BlockContents
+    signature: BlockSignature | None
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        w.u8(BLOCK_DATA_FORMAT)
+        self.block.encode(w)
+        self.contents.encode(w)
+        w.u8(0 if self.signature is None else 1)
+        if self.signature is not None:
+            self.signature.encode(w)
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BlockData:
+        r = Reader(data)
+        fmt = r.u8()
+        if fmt != BLOCK_DATA_FORMAT:
+            raise DecodeError(f"unknown block data format {fmt}")
+        block, contents = Block.decode(r), BlockContents.decode(r)
+        flag = r.u8()
+        if flag not in (0, 1):
+            raise DecodeError("bad signature flag")
+        signature = BlockSignature.decode(r) if flag else None
+        r.finish()
+        return cls(block, contents, signature)
+
+
+def check_block_data(
+    data: BlockData,
+    parent: Block | None,
+    expected_signers: Collection[bytes] | None = None,
+) -> None:
+    """The rules a block must meet given only its parent (None: it must be the origin).
+
+    Raises the first `InvalidBlock`. Not checked here (the ledger checks them): key images
+    and output keys against the ledger, and the Merkle root. The origin block is unsigned
+    by rule; every other block carries a valid signature, by one of `expected_signers`
+    when that is given.
+    """
+    block, contents = data.block, data.contents
+    if block.version != BLOCK_VERSION:
+        raise UnknownBlockVersion(f"block {block.index}: unknown version {block.version}")
+    want_index = 0 if parent is None else parent.index + 1
+    if block.index != want_index:
+        raise WrongBlockIndex(f"block index {block.index}, expected {want_index}")
+    want_parent = ORIGIN_PARENT_ID if parent is None else parent.id
+    if block.parent_id != want_parent:
+        raise WrongParent(
+            f"block {block.index}: parent {block.parent_id.hex()} is not {want_parent.hex()}"
+        )
+    if block.contents_hash != contents.hash():
+        raise ContentsHashMismatch(f"block {block.index}: contents hash does not match")
+    prev = 0 if parent is None else parent.cumulative_txo_count
+    if block.cumulative_txo_count != prev + len(contents.outputs):
+        raise TxOutCountMismatch(
+            f"block {block.index}: cumulative TxOut count {block.cumulative_txo_count}, "
+            f"expected {prev + len(contents.outputs)}"
+        )
+    if block.root_element.size != block.cumulative_txo_count:
+        raise TxOutCountMismatch(
+            f"block {block.index}: root element is for {block.root_element.size} TxOuts"
+        )
+    if block.id != block.expected_id():
+        raise BlockIdMismatch(f"block {block.index}: id is not the hash of its fields")
+    if not contents.outputs:
+        raise EmptyBlock(f"block {block.index} has no outputs")
+    if parent is None:
+        if contents.key_images:
+            raise EmptyBlock("the origin block spends nothing, yet has key images")
+        if data.signature is not None:
+            raise InvalidBlockSignature("the origin block is unsigned by rule, yet has a signature")
+        return
+    if not contents.key_images:
+        raise EmptyBlock(f"block {block.index} has no key images")
+    sig = data.signature
+    if sig is None:
+        raise InvalidBlockSignature(f"block {block.index} is not signed")
+    if expected_signers is not None and sig.signer not in expected_signers:
+        raise InvalidBlockSignature(
+            f"block {block.index}: signer {sig.signer.hex()} is not an expected signer"
+        )
+    if not sig.verify(block.id):
+        raise InvalidBlockSignature(f"block {block.index}: signature does not verify")

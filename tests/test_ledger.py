@@ -1,0 +1,291 @@
+"""LedgerDB: blocks, the incremental Merkle tree, append checks, and the LedgerView face."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mcnode.crypto import SeededRandom
+from mcnode.crypto.signing import ed25519_keypair
+from mcnode.ledger import (
+    Block,
+    BlockContents,
+    BlockData,
+    LedgerDB,
+    LedgerError,
+    NotInLedger,
+    sign_block,
+)
+from mcnode.ledger import errors as E
+from mcnode.ledger.merkle import MerkleFrontier, extend_tree, membership_proof
+from mcnode.ledger.origin import origin_block, sample_accounts
+from mcnode.ledger.synthetic import ChainBuilder, fake_key_image, fake_tx_out
+from mcnode.transaction import Scanner, TransactionBuilder, validate_tx
+from mcnode.transaction.errors import KeyImageAlreadySpent, OutputPublicKeyExists
+from mcnode.transaction.membership import (
+    MerkleRoot,
+    leaf_hash,
+    prove_membership,
+    tree_root,
+)
+from mcnode.transaction.validation import (
+    DEFAULT_MINIMUM_FEE,
+    check_key_images_unspent,
+    check_output_public_keys_new,
+)
+
+SK, PK = ed25519_keypair(SeededRandom(7))
+OTHER_SK, OTHER_PK = ed25519_keypair(SeededRandom(8))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[LedgerDB]:
+    with LedgerDB(tmp_path / "ledger", create=True, expected_signers={PK}) as ledger:
+        yield ledger
+
+
+def _leaves(n: int) -> list[bytes]:
+    return [leaf_hash(fake_tx_out(i.to_bytes(4, "little"))) for i in range(n)]
+
+
+# -- the tree ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_incremental_tree_matches_membership_tree(seed: int) -> None:
+    rng = random.Random(seed)
+    stored: dict[tuple[int, int], bytes] = {}
+    leaves = _leaves(140)
+    size = 0
+    while size < len(leaves):
+        k = min(rng.choice([1, 1, 2, 3, 7, 16, 33]), len(leaves) - size)
+        changed, root = extend_tree(lambda lv, i: stored[(lv, i)], size, leaves[size : size + k])
+        stored.update(changed)
+        size += k
+        assert root == tree_root(leaves[:size])
+        want = prove_membership(leaves[:size], range(size))
+        got = [membership_proof(lambda lv, i: stored[(lv, i)], i, size) for i in range(size)]
+        assert got == want
+
+
+def test_frontier_matches_tree_root_at_every_size() -> None:
+    leaves = _leaves(70)
+    frontier = MerkleFrontier()
+    assert frontier.root() == tree_root([])
+    for n in range(1, len(leaves) + 1):
+        frontier.append(leaves[n - 1])
+        assert frontier.root() == tree_root(leaves[:n])
+
+
+# -- blocks ------------------------------------------------------------------------------
+
+
+def test_block_data_round_trips_and_ids_cover_every_field() -> None:
+    chain = ChainBuilder(SK).chain(3, outputs=4, key_images=2)
+    for data in chain:
+        assert BlockData.from_bytes(data.to_bytes()) == data
+        assert Block.from_bytes(data.block.to_bytes()) == data.block
+    block = chain[2].block
+    for name, value in [
+        ("version", 2),
+        ("parent_id", bytes(32)),
+        ("index", 9),
+        ("cumulative_txo_count", 1),
+        ("root_element", MerkleRoot(12, bytes(32))),
+        ("contents_hash", bytes(32)),
+    ]:
+        assert dataclasses.replace(block, **{name: value}).expected_id() != block.id, name
+
+
+def test_signature_covers_block_id_and_signed_at() -> None:
+    block = ChainBuilder(SK).chain(2)[1].block
+    sig = sign_block(block, SK, 1234)
+    assert sig.verify(block.id) and sig.signer == PK
+    assert not dataclasses.replace(sig, signed_at=1235).verify(block.id)
+    assert not sig.verify(bytes(32))
+
+
+# -- append and read ---------------------------------------------------------------------
+
+
+def test_append_and_read_back(db: LedgerDB) -> None:
+    chain = ChainBuilder(SK).chain(20, outputs=3, key_images=2)
+    for data in chain[:5]:
+        db.append_block(data)
+    db.append_blocks(chain[5:])
+    assert db.num_blocks() == 20 and db.num_tx_outs() == 60
+    assert db.last_block() == chain[-1].block
+    assert [db.get_block_data(i) for i in range(20)] == chain
+    assert list(db.iter_block_data(3, 7)) == chain[3:7]
+    assert db.get_block_contents(4) == chain[4].contents
+    assert db.get_block_signature(0) is None
+    outs = [o for d in chain for o in d.contents.outputs]
+    assert db.get_tx_outs(0, 100) == outs
+    assert db.get_tx_out(17) == outs[17]
+    assert db.get_tx_out_index_by_public_key(outs[17].public_key) == 17
+    assert db.get_tx_out_index_by_hash(leaf_hash(outs[17])) == 17
+    image = chain[6].contents.key_images[1]
+    assert db.contains_key_image(image) and db.get_key_image_block(image) == 6
+    assert not db.contains_key_image(bytes(32))
+    assert db.contains_output_public_key(outs[3].public_key)
+    leaves = [leaf_hash(o) for o in outs]
+    assert db.merkle_root() == tree_root(leaves) == chain[-1].block.root_element
+    assert db.membership_proofs(range(60)) == prove_membership(leaves, range(60))
+    assert db.root_for_size(30) == chain[9].block.root_element
+    with pytest.raises(NotInLedger):
+        db.root_for_size(31)
+    with pytest.raises(NotInLedger):
+        db.get_block(20)
+    with pytest.raises(NotInLedger):
+        db.get_tx_out_index_by_public_key(bytes(32))
+    with pytest.raises(NotInLedger):
+        db.membership_proof(60)
+
+
+def test_next_block_is_what_the_chain_builder_makes(db: LedgerDB) -> None:
+    builder = ChainBuilder(SK)
+    for _ in range(6):
+        data = builder.next(outputs=5)
+        assert db.next_block(data.contents) == data.block
+        db.append_block(data)
+
+
+def test_empty_ledger_reads(db: LedgerDB) -> None:
+    assert db.num_blocks() == 0 and db.last_block() is None
+    assert db.merkle_root() == tree_root([])
+    assert list(db.iter_block_data()) == []
+
+
+def test_map_grows_when_full(tmp_path: Path) -> None:
+    with LedgerDB(tmp_path / "small", create=True, map_size=1 << 16) as small:
+        small.append_blocks(ChainBuilder(SK).chain(60, outputs=20))
+        assert small.num_tx_outs() == 1200
+
+
+# -- append refuses bad blocks, leaving the ledger as it was ------------------------------
+
+
+def _tamper(data: BlockData, **block_fields: object) -> BlockData:
+    block = dataclasses.replace(data.block, **block_fields)
+    block = dataclasses.replace(block, id=block.expected_id())
+    sig = None if data.signature is None else sign_block(block, SK, 1)
+    return BlockData(block, data.contents, sig)
+
+
+def _with_contents(db: LedgerDB, contents: BlockContents, key: bytes = SK) -> BlockData:
+    block = db.next_block(contents)
+    return BlockData(block, contents, sign_block(block, key, 5))
+
+
+def test_append_refuses_each_broken_rule(db: LedgerDB) -> None:
+    builder = ChainBuilder(SK)
+    chain = builder.chain(3, outputs=2)
+    db.append_blocks(chain)
+    good = builder.next(outputs=2)
+    spent = chain[1].contents.key_images[0]
+    old_key = chain[1].contents.outputs[0]
+    fresh = fake_tx_out(b"fresh")
+    cases: list[tuple[type[LedgerError], BlockData]] = [
+        (E.WrongBlockIndex, chain[2]),
+        (E.WrongParent, _tamper(good, parent_id=bytes(32))),
+        (E.UnknownBlockVersion, _tamper(good, version=9)),
+        (E.TxOutCountMismatch, _tamper(good, cumulative_txo_count=99)),
+        (E.MerkleRootMismatch, _tamper(good, root_element=MerkleRoot(8, bytes(32)))),
+        (
+            E.BlockIdMismatch,
+            dataclasses.replace(good, block=dataclasses.replace(good.block, id=bytes(32))),
+        ),
+        (E.ContentsHashMismatch, BlockData(good.block, chain[1].contents, good.signature)),
+        (E.KeyImageSpent, _with_contents(db, BlockContents((spent,), (fresh,)))),
+        (E.KeyImageSpent, _with_contents(db, BlockContents((bytes(32), bytes(32)), (fresh,)))),
+        (E.DuplicateOutputKey, _with_contents(db, BlockContents((bytes(32),), (old_key,)))),
+        (E.DuplicateOutputKey, _with_contents(db, BlockContents((bytes(32),), (fresh, fresh)))),
+        (E.EmptyBlock, _with_contents(db, BlockContents((), (fresh,)))),
+        (E.EmptyBlock, _with_contents(db, BlockContents((bytes(32),), ()))),
+        (E.InvalidBlockSignature, BlockData(good.block, good.contents, None)),
+        (E.InvalidBlockSignature, _with_contents(db, good.contents, key=OTHER_SK)),
+        (
+            E.InvalidBlockSignature,
+            BlockData(good.block, good.contents, dataclasses.replace(good.signature, signed_at=0)),
+        ),
+    ]
+    before = db.table_entries()
+    for error, data in cases:
+        with pytest.raises(error):
+            db.append_block(data)
+        assert db.table_entries() == before, error
+    db.append_block(good)
+    assert db.num_blocks() == 4
+
+
+def test_origin_rules(tmp_path: Path) -> None:
+    with LedgerDB(tmp_path / "o", create=True) as db:
+        origin = ChainBuilder(SK).next(outputs=3)
+        signed = BlockData(origin.block, origin.contents, sign_block(origin.block, SK, 0))
+        with pytest.raises(E.InvalidBlockSignature):
+            db.append_block(signed)
+        with pytest.raises(E.WrongParent):
+            db.append_block(_tamper(origin, parent_id=b"\1" * 32))
+        db.append_block(origin)
+
+
+def test_batch_is_all_or_nothing(db: LedgerDB) -> None:
+    chain = ChainBuilder(SK).chain(5)
+    broken = BlockData(chain[3].block, chain[3].contents, None)
+    with pytest.raises(E.InvalidBlockSignature, match="block 3"):
+        db.append_blocks([*chain[:3], broken, chain[4]])
+    assert db.num_blocks() == 0
+
+
+# -- the LedgerView face: real transactions ----------------------------------------------
+
+
+def test_real_transaction_validates_against_the_ledger(tmp_path: Path) -> None:
+    rng = SeededRandom(44)
+    accounts = sample_accounts(3, rng)
+    with LedgerDB(tmp_path / "real", create=True, expected_signers={PK}) as db:
+        db.append_block(origin_block(accounts, 4, 10**12, rng))
+        owned = Scanner(accounts[0]).scan(db.get_tx_outs(0, db.num_tx_outs()))
+        assert len(owned) == 4
+        builder = TransactionBuilder(accounts[0], fee=DEFAULT_MINIMUM_FEE, tombstone_block=10)
+        builder.add_input(db.input_credentials(owned[0], rng))
+        builder.add_output(accounts[1].default_address, 10**11)
+        tx = builder.build(rng)
+        for tx_in in tx.prefix.inputs:
+            assert db.root_for_size(tx_in.proofs[0].size) == db.merkle_root()
+        validate_tx(tx, current_block=db.num_blocks(), root=db.merkle_root())
+        check_key_images_unspent(tx, db)
+        check_output_public_keys_new(tx, db)
+
+        contents = BlockContents(tx.key_images, tx.prefix.outputs)
+        block = db.next_block(contents)
+        db.append_block(BlockData(block, contents, sign_block(block, SK, 1_700_000_000)))
+        with pytest.raises(KeyImageAlreadySpent):
+            check_key_images_unspent(tx, db)
+        with pytest.raises(OutputPublicKeyExists):
+            check_output_public_keys_new(tx, db)
+        assert len(Scanner(accounts[1]).scan(db.get_block_contents(1).outputs)) == 1
+
+
+def test_sample_ring_is_sorted_distinct_and_proven(db: LedgerDB) -> None:
+    db.append_blocks(ChainBuilder(SK).chain(10, outputs=3))
+    rng = SeededRandom(5)
+    for real in (0, 7, 29):
+        ring = db.sample_ring(real, rng)
+        keys = [t.public_key for t, _ in ring]
+        assert len(ring) == 11 and keys == sorted(set(keys))
+        assert db.get_tx_out(real) in [t for t, _ in ring]
+        root = db.merkle_root()
+        assert all(proof.verify(t, root) for t, proof in ring)
+    with pytest.raises(NotInLedger):
+        db.sample_ring(30, rng)
+    with pytest.raises(NotInLedger):
+        db.sample_ring(0, rng, ring_size=31)
+
+
+def test_key_images_helper_is_deterministic() -> None:
+    assert fake_key_image(b"a") == fake_key_image(b"a") != fake_key_image(b"b")
