@@ -274,11 +274,12 @@ def import_archive(
     checked by `append_blocks`; the first bad one raises its `InvalidBlock` with the
     ledger holding every good block before it."""
     index = db.num_blocks()
-    if index > 0:
-        theirs = read_block(src, index - 1)
-        if theirs is not None and theirs.block.id != db.get_block(index - 1).id:
-            raise ArchiveError(f"{src.describe()} is an archive of another ledger")
     end = _archive_length(src, index)
+    common = min(index, end) - 1  # the last block both should hold: the same one
+    if common >= 0:
+        theirs = read_block(src, common)
+        if theirs is None or theirs.block.id != db.get_block(common).id:
+            raise ArchiveError(f"{src.describe()} is an archive of another ledger")
     start = index
     while index < end:
         chunk = _next_chunk(src, index, end)

@@ -210,10 +210,12 @@ def verify(
     report = VerifyReport()
     started = time.monotonic()
     try:
-        with LedgerDB(ledger_dir, readonly=True) as db:
+        db = LedgerDB(ledger_dir, readonly=True)
+    except LedgerError as e:
+        _fail_for(e)  # not there, or too damaged to open: one line
+    try:
+        with db:
             verify_ledger(db, report, expected_signers=expected, origin_id=origin)
-    except (LedgerNotFoundError, NotInLedger) as e:
-        _fail(str(e), EXIT_USAGE)
     except (InvalidBlock, LedgerCorruptError) as e:
         _print_report(ledger_dir, report, expected)
         click.echo(f"FAILED after {report.blocks_checked} good blocks: {e}")

@@ -22,6 +22,7 @@ from mcnode.ledger.errors import (
     KeyImageSpent,
     LedgerCorruptError,
     MerkleRootMismatch,
+    NotInLedger,
     WrongParent,
 )
 from mcnode.ledger.merkle import MerkleFrontier
@@ -48,6 +49,19 @@ def verify_ledger(
     progress: Callable[[VerifyReport], None] | None = None,
 ) -> VerifyReport:
     """Check every block of `db`, updating `report`; raise at the first inconsistency."""
+    try:
+        return _verify(db, report, expected_signers, origin_id, progress)
+    except NotInLedger as e:  # an index table lacks what the blocks say it holds
+        raise LedgerCorruptError(f"{db.path}: index tables are incomplete: {e}") from e
+
+
+def _verify(
+    db: LedgerDB,
+    report: VerifyReport,
+    expected_signers: Collection[bytes] | None,
+    origin_id: bytes | None,
+    progress: Callable[[VerifyReport], None] | None,
+) -> VerifyReport:
     frontier = MerkleFrontier()
     seen_images: set[bytes] = set()
     seen_keys: set[bytes] = set()

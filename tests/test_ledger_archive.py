@@ -1,0 +1,179 @@
+"""Archives (export, import, incremental, tampering) and the `mcnode ledger` CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mcnode.cli import main
+from mcnode.crypto import SeededRandom
+from mcnode.crypto.signing import ed25519_keypair
+from mcnode.keyfile import read_account_key
+from mcnode.ledger import ArchiveError, BlockData, LedgerDB
+from mcnode.ledger import errors as E
+from mcnode.ledger.archive import (
+    LocalDirectory,
+    block_key,
+    bundle_key,
+    decode_bundle,
+    export_archive,
+    import_archive,
+    read_head,
+)
+from mcnode.ledger.synthetic import ChainBuilder
+from mcnode.transaction import Scanner
+
+SK, PK = ed25519_keypair(SeededRandom(17))
+OTHER_SK, OTHER_PK = ed25519_keypair(SeededRandom(18))
+
+
+def _ledger(path: Path, chain: list[BlockData]) -> Path:
+    with LedgerDB(path, create=True) as db:
+        db.append_blocks(chain)
+    return path
+
+
+def test_block_keys_follow_the_nested_layout() -> None:
+    assert block_key(1) == "00/00/00/00/00/00/00/0000000000000001.mcblock"
+    assert block_key(0x1234) == "00/00/00/00/00/00/12/0000000000001234.mcblock"
+    assert bundle_key(100, 200) == "merged-100/00/00/00/00/00/00/00/00000000000000c8.mcblocks"
+
+
+def test_export_import_round_trip_is_incremental(tmp_path: Path) -> None:
+    builder = ChainBuilder(SK)
+    chain = builder.chain(130, outputs=2)
+    src = _ledger(tmp_path / "src", chain)
+    dest = LocalDirectory(tmp_path / "archive", fsync=False)
+    with LedgerDB(src, readonly=True) as db:
+        first = export_archive(db, dest)
+    assert (first.first, first.num_blocks, first.bundles) == (0, 130, 1)
+    assert decode_bundle(dest.get(bundle_key(100, 0)) or b"") == chain[:100]
+
+    with LedgerDB(tmp_path / "dst", create=True, expected_signers={PK}) as db:
+        assert import_archive(dest, db) == 130
+        assert list(db.iter_block_data()) == chain
+
+    more = builder.chain(100, outputs=1)
+    with LedgerDB(src) as db:
+        db.append_blocks(more)
+    with LedgerDB(src, readonly=True) as db:
+        second = export_archive(db, dest)
+        assert (second.first, second.num_blocks, second.bundles) == (130, 230, 1)
+        again = export_archive(db, dest)
+        assert (again.first, again.bundles) == (230, 0)
+    head = read_head(dest)
+    assert head is not None and head.num_blocks == 230 and head.last_block_id == more[-1].block.id
+    assert dest.get(bundle_key(100, 200)) is None  # 200..229 is not a full bundle yet
+    assert sum(1 for k in dest.list() if k.endswith(".mcblock")) == 230
+
+    with LedgerDB(tmp_path / "dst", expected_signers={PK}) as db:
+        assert import_archive(dest, db) == 100
+        assert db.last_block() == more[-1].block
+
+
+def test_import_refuses_unexpected_signer_keeping_good_blocks(tmp_path: Path) -> None:
+    builder = ChainBuilder(SK)
+    chain = builder.chain(50)
+    builder.signing_key = OTHER_SK
+    chain += builder.chain(10)
+    dest = LocalDirectory(tmp_path / "a", fsync=False)
+    with LedgerDB(_ledger(tmp_path / "src", chain), readonly=True) as db:
+        export_archive(db, dest)
+    with LedgerDB(tmp_path / "dst", create=True, expected_signers={PK}) as db:
+        with pytest.raises(E.InvalidBlockSignature, match="block 50"):
+            import_archive(dest, db)
+        assert db.num_blocks() == 50
+
+
+def test_import_detects_tampered_and_foreign_archives(tmp_path: Path) -> None:
+    chain = ChainBuilder(SK).chain(20, outputs=2)
+    dest = LocalDirectory(tmp_path / "a", fsync=False)
+    with LedgerDB(_ledger(tmp_path / "src", chain), readonly=True) as db:
+        export_archive(db, dest)
+    raw = bytearray(dest.get(block_key(7)) or b"")
+    raw[-120] ^= 1  # inside a TxOut
+    dest.put(block_key(7), bytes(raw))
+    with LedgerDB(tmp_path / "dst", create=True, expected_signers={PK}) as db:
+        with pytest.raises(E.ContentsHashMismatch, match="block 7"):
+            import_archive(dest, db)
+        assert db.num_blocks() == 7
+    dest.put(block_key(8), b"garbage")
+    with LedgerDB(tmp_path / "dst2", create=True) as db:
+        db.append_blocks(chain[:8])
+        with pytest.raises(ArchiveError, match="not a block file"):
+            import_archive(dest, db)
+
+    other = ChainBuilder(SK, seed=b"other").chain(25)
+    _ledger(tmp_path / "other", other)
+    with (
+        LedgerDB(tmp_path / "other", readonly=True) as db,
+        pytest.raises(ArchiveError, match="another ledger"),
+    ):
+        export_archive(db, dest)
+    with LedgerDB(tmp_path / "other") as db, pytest.raises(ArchiveError, match="another ledger"):
+        import_archive(dest, db)
+
+
+# -- the CLI -----------------------------------------------------------------------------
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["ledger", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+def test_cli_init_show_verify_export_import(tmp_path: Path) -> None:
+    ledger, keys, archive = tmp_path / "l", tmp_path / "keys", tmp_path / "a"
+    code, out = _run(
+        "init", "--ledger", str(ledger), "--accounts", "3", "--outputs-per-account", "2",
+        "--amount", "1000", "--keys-out", str(keys), "--seed", "9",
+    )  # fmt: skip
+    assert code == 0, out
+    origin_id = out.split()[2]
+    files = sorted(keys.iterdir())
+    assert [f.name for f in files] == [f"account-000{i}.json" for i in range(3)]
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    with LedgerDB(ledger, readonly=True) as db:
+        outs = db.get_tx_outs(0, 6)
+    for f in files:
+        owned = Scanner(read_account_key(f)).scan(outs)
+        assert [o.value for o in owned] == [1000, 1000]
+
+    code, out = _run("show", "--ledger", str(ledger), "--json")
+    assert code == 0 and json.loads(out)["tx_outs"] == 6
+    code, out = _run("show", "--ledger", str(ledger), "--block", "0", "--json")
+    assert json.loads(out)["id"] == origin_id and json.loads(out)["signer"] is None
+    assert _run("show", "--ledger", str(ledger), "--block", "1")[0] == 2
+    code, out = _run("verify", "--ledger", str(ledger), "--origin-id", origin_id)
+    assert code == 0 and out.rstrip().splitlines()[-1].startswith("OK")
+    code, out = _run("verify", "--ledger", str(ledger), "--origin-id", "00" * 32)
+    assert code == 1 and "FAILED" in out
+    assert _run("init", "--ledger", str(ledger), "--accounts", "1", "--outputs-per-account",
+                "1", "--amount", "1", "--keys-out", str(keys))[0] == 2  # fmt: skip
+
+    assert _run("export", "--ledger", str(ledger), "--archive", str(archive))[0] == 0
+    code, out = _run("import", "--archive", str(archive), "--ledger", str(tmp_path / "l2"))
+    assert code == 2 and "--any-signer" in out
+    code, out = _run(
+        "import", "--archive", str(archive), "--ledger", str(tmp_path / "l2"),
+        "--signer", PK.hex(), "--origin-id", origin_id,
+    )  # fmt: skip
+    assert code == 0 and "imported 1 blocks" in out
+
+
+def test_cli_verify_checks_signers(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path / "l", ChainBuilder(SK).chain(5))
+    signers = tmp_path / "signers"
+    signers.write_text(f"# validators\n{OTHER_PK.hex()}\n{PK.hex()}  # node 1\n")
+    code, out = _run("verify", "--ledger", str(ledger), "--signers-file", str(signers))
+    assert code == 0 and f"{PK.hex()}  4 blocks" in out
+    code, out = _run("verify", "--ledger", str(ledger), "--signer", OTHER_PK.hex())
+    assert code == 1 and "block 1" in out and "not an expected signer" in out
+    code, out = _run("verify", "--ledger", str(ledger), "--signer", "abc")
+    assert code == 2 and "64 hex digits" in out
+    code, out = _run("verify", "--ledger", str(tmp_path / "missing"))
+    assert code == 2 and "no ledger here" in out
