@@ -20,7 +20,7 @@ signed-at time comes from the caller.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from mcnode.crypto.signing import ed25519_public, ed25519_sign, ed25519_verify
@@ -99,7 +99,17 @@ class BlockContents:
         return contents
 
     def hash(self) -> bytes:
-        return domain_hash(DST_CONTENTS, self.to_bytes())
+        return contents_hash_of(self.key_images, [o.to_bytes() for o in self.outputs])
+
+
+def contents_hash_of(key_images: Sequence[bytes], encoded_outputs: Sequence[bytes]) -> bytes:
+    """`BlockContents.hash` from the outputs' canonical encodings (encode each TxOut once)."""
+    w = Writer()
+    _count(w, len(key_images), MAX_BLOCK_KEY_IMAGES)
+    for image in key_images:
+        w.fixed(image, 32)
+    _count(w, len(encoded_outputs), MAX_BLOCK_OUTPUTS)
+    return domain_hash(DST_CONTENTS, w.getvalue() + b"".join(encoded_outputs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,13 +295,14 @@ def check_block_data(
     data: BlockData,
     parent: Block | None,
     expected_signers: Collection[bytes] | None = None,
+    contents_hash: bytes | None = None,
 ) -> None:
     """The rules a block must meet given only its parent (None: it must be the origin).
 
     Raises the first `InvalidBlock`. Not checked here (the ledger checks them): key images
     and output keys against the ledger, and the Merkle root. The origin block is unsigned
     by rule; every other block carries a valid signature, by one of `expected_signers`
-    when that is given.
+    when that is given. `contents_hash` saves recomputing it when the caller has it.
     """
     block, contents = data.block, data.contents
     if block.version != BLOCK_VERSION:
@@ -304,7 +315,7 @@ def check_block_data(
         raise WrongParent(
             f"block {block.index}: parent {block.parent_id.hex()} is not {want_parent.hex()}"
         )
-    if block.contents_hash != contents.hash():
+    if block.contents_hash != (contents.hash() if contents_hash is None else contents_hash):
         raise ContentsHashMismatch(f"block {block.index}: contents hash does not match")
     prev = 0 if parent is None else parent.cumulative_txo_count
     if block.cumulative_txo_count != prev + len(contents.outputs):

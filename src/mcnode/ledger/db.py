@@ -40,6 +40,7 @@ from mcnode.ledger.block import (
     BlockData,
     BlockSignature,
     check_block_data,
+    contents_hash_of,
 )
 from mcnode.ledger.errors import (
     DuplicateOutputKey,
@@ -53,7 +54,12 @@ from mcnode.ledger.errors import (
 )
 from mcnode.transaction.builder import InputCredentials
 from mcnode.transaction.errors import DecodeError
-from mcnode.transaction.membership import MembershipProof, MerkleRoot, leaf_hash
+from mcnode.transaction.membership import (
+    MembershipProof,
+    MerkleRoot,
+    leaf_hash,
+    leaf_hash_of_encoding,
+)
 from mcnode.transaction.tx import RING_SIZE
 from mcnode.transaction.txout import OwnedOutput, TxOut
 
@@ -142,6 +148,10 @@ class LedgerDB:
         self.readonly = readonly
         self.expected_signers = None if expected_signers is None else frozenset(expected_signers)
         self._lock_fd: int | None = None
+        # Writer only (nobody else writes): the last block, and the rightmost two nodes of
+        # each tree level, which are all that the next append reads of the old tree.
+        self._tip: Block | None = None
+        self._edge: dict[tuple[int, int], bytes] = {}
         data_file = self.path / DATA_FILE
         fresh = not data_file.exists()
         if fresh and (readonly or not create):
@@ -553,18 +563,28 @@ class LedgerDB:
                 raise LedgerCorruptError(f"{self.path}: cannot write block: {_describe(e)}") from e
 
     def _write(self, blocks: Sequence[BlockData]) -> None:
+        edge = dict(self._edge)
         with self._env.begin(write=True) as txn:
-            parent = self._last_block(txn)
-            get = self._getter(txn)
+            parent = self._tip if self._tip is not None else self._last_block(txn)
+            stored = self._getter(txn)
+
+            def get(level: int, index: int) -> bytes:
+                node = edge.get((level, index))
+                return node if node is not None else stored(level, index)
+
             for data in blocks:
-                self._write_one(txn, data, parent, get)
+                changed = self._write_one(txn, data, parent, get)
+                _keep_edge(edge, changed)
                 parent = data.block
+        self._tip, self._edge = parent, edge  # committed: the caches may move on
 
     def _write_one(
         self, txn: lmdb.Transaction, data: BlockData, parent: Block | None, get: merkle.NodeGetter
-    ) -> None:
-        check_block_data(data, parent, self.expected_signers)
+    ) -> dict[tuple[int, int], bytes]:
         block, contents = data.block, data.contents
+        encoded = [o.to_bytes() for o in contents.outputs]  # once: hashes and the table
+        contents_hash = contents_hash_of(contents.key_images, encoded)
+        check_block_data(data, parent, self.expected_signers, contents_hash)
         index_key = _u64(block.index)
         db = self._db
         images = [(image, index_key) for image in contents.key_images]
@@ -575,8 +595,7 @@ class LedgerDB:
             )
 
         start = 0 if parent is None else parent.cumulative_txo_count
-        encoded = [o.to_bytes() for o in contents.outputs]
-        leaves = [leaf_hash(o) for o in contents.outputs]
+        leaves = [leaf_hash_of_encoding(e) for e in encoded]
         keys = [_u64(start + i) for i in range(len(encoded))]
         by_key = [(o.public_key, k) for o, k in zip(contents.outputs, keys, strict=True)]
         _, added = txn.cursor(db=db["txo_by_public_key"]).putmulti(by_key, overwrite=False)
@@ -601,6 +620,7 @@ class LedgerDB:
         txn.put(index_key, BlockContents(contents.key_images, ()).to_bytes(), db=db["contents"])
         if data.signature is not None:
             txn.put(index_key, data.signature.to_bytes(), db=db["signatures"])
+        return changed
 
     def _first_known(
         self, txn: lmdb.Transaction, table: str, pairs: list[tuple[bytes, bytes]]
@@ -616,6 +636,15 @@ class LedgerDB:
             if self._get(txn, table, key) != value:
                 return f"{key.hex()} is already in the ledger"
         return "(unknown) is already in the ledger"
+
+
+def _keep_edge(edge: dict[tuple[int, int], bytes], changed: dict[tuple[int, int], bytes]) -> None:
+    edge.update(changed)
+    top: dict[int, int] = {}
+    for level, index in edge:
+        top[level] = max(top.get(level, -1), index)
+    for key in [k for k in edge if k[1] < top[k[0]] - 1]:
+        del edge[key]
 
 
 def _lock_writer(path: Path) -> int:

@@ -40,7 +40,12 @@ NIL_HASH = _h(2)
 
 
 def leaf_hash(tx_out: TxOut) -> bytes:
-    return _h(0, tx_out.to_bytes())
+    return leaf_hash_of_encoding(tx_out.to_bytes())
+
+
+def leaf_hash_of_encoding(encoded_tx_out: bytes) -> bytes:
+    """`leaf_hash` from a TxOut's canonical encoding (the ledger has it already)."""
+    return _h(0, encoded_tx_out)
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
