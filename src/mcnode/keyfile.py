@@ -39,8 +39,8 @@ def write_account_key(path: str | os.PathLike[str], account: AccountKey) -> None
     _write_atomic(Path(path), (json.dumps(doc, indent=2) + "\n").encode())
 
 
-def read_account_key(path: str | os.PathLike[str]) -> AccountKey:
-    p = Path(path)
+def _read_private_file(p: Path) -> bytes:
+    """A secret file's bytes, refused if others may read it or it is too big to be one."""
     try:
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as e:
@@ -52,6 +52,12 @@ def read_account_key(path: str | os.PathLike[str]) -> AccountKey:
         data = f.read(MAX_KEY_FILE_BYTES + 1)
     if len(data) > MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"{p}: too large to be a key file")
+    return data
+
+
+def read_account_key(path: str | os.PathLike[str]) -> AccountKey:
+    p = Path(path)
+    data = _read_private_file(p)
     try:
         doc = json.loads(data)
         if doc["format"] != FORMAT or doc["version"] != VERSION:
@@ -64,6 +70,34 @@ def read_account_key(path: str | os.PathLike[str]) -> AccountKey:
         if isinstance(e, KeyFileError):
             raise
         raise KeyFileError(f"{p}: malformed key file: {e}") from e
+
+
+NODE_FORMAT = "mcnode-node-key"
+
+
+def write_node_key(path: str | os.PathLike[str], signing_private: bytes) -> None:
+    """A validator's Ed25519 message-signing key (32-byte seed), atomically, mode 0600."""
+    if len(signing_private) != 32:
+        raise KeyFileError("an Ed25519 private key is 32 bytes")
+    doc = {"format": NODE_FORMAT, "version": VERSION, "ed25519_private": signing_private.hex()}
+    _write_atomic(Path(path), (json.dumps(doc, indent=2) + "\n").encode())
+
+
+def read_node_key(path: str | os.PathLike[str]) -> bytes:
+    p = Path(path)
+    data = _read_private_file(p)
+    try:
+        doc = json.loads(data)
+        if doc["format"] != NODE_FORMAT or doc["version"] != VERSION:
+            raise KeyFileError(f"{p}: not a version {VERSION} {NODE_FORMAT} file")
+        key = bytes.fromhex(doc["ed25519_private"])
+    except (ValueError, KeyError, TypeError) as e:
+        if isinstance(e, KeyFileError):
+            raise
+        raise KeyFileError(f"{p}: malformed key file: {e}") from e
+    if len(key) != 32:
+        raise KeyFileError(f"{p}: the key is not 32 bytes")
+    return key
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -132,6 +132,13 @@ class Node:
         slot = self._slot if slot_index == self._slot.index else self._history.get(slot_index)
         return None if slot is None else slot.snapshot()
 
+    def known_quorum_sets(self) -> dict[NodeID, QuorumSet]:
+        """Every node's quorum set as its latest message (in kept slots) stated it."""
+        out: dict[NodeID, QuorumSet] = {}
+        for slot in [*self._history.values(), self._slot]:
+            out.update(slot.qsets)
+        return out
+
     def phase(self) -> str:
         return str(self._slot.snapshot()["phase"])
 
