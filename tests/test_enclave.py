@@ -1,0 +1,665 @@
+"""The enclave: client sessions and proposals, every result code, peer sessions, block
+forming, and the rule that the host never sees a plaintext tx."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from mcnode.crypto import PEDERSEN_H, Scalar, SeededRandom, commit
+from mcnode.crypto.signing import ed25519_keypair, x25519_keypair
+from mcnode.enclave import (
+    CapacityError,
+    ClientSession,
+    Enclave,
+    EnclaveConfig,
+    MessageDecodeError,
+    PeerSessionError,
+    ProposeTxError,
+    ProposeTxResult,
+    ServerIdentityMismatch,
+    SessionError,
+    SessionId,
+    StaleParent,
+    UnknownTx,
+)
+from mcnode.enclave.errors import VALIDATION_CODES
+from mcnode.ledger import Block, BlockContents, BlockData, LedgerDB, check_block_data
+from mcnode.transaction import AccountKey, OwnedOutput, Scanner, TransactionBuilder, Tx
+from mcnode.transaction.builder import InputCredentials, assemble_tx
+from mcnode.transaction.errors import TxValidationError
+from mcnode.transaction.membership import leaf_hash, tree_root
+from mcnode.transaction.txout import create_output
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE, WellFormedTxContext
+
+R = ProposeTxResult
+FEE = DEFAULT_MINIMUM_FEE
+VALUE = 10**12
+SIGNING_SK, SIGNING_PK = ed25519_keypair(SeededRandom(11))
+#: Seed of an output that is already in the origin block, for OUTPUT_PUBLIC_KEY_EXISTS.
+TAKEN_SEED = 4242
+SIGNED_AT = 1_760_000_000
+
+
+@dataclass
+class World:
+    ledger: LedgerDB
+    alice: AccountKey
+    bob: AccountKey
+    owned: list[OwnedOutput]
+    rng: SeededRandom
+
+    @property
+    def next_index(self) -> int:
+        return self.ledger.num_blocks()
+
+    def enclave(self, seed: int = 1, **config: object) -> Enclave:
+        rng = SeededRandom(1000 + seed)
+        cfg = EnclaveConfig(SIGNING_SK, rng=rng, **config)  # type: ignore[arg-type]
+        return Enclave(cfg, self.ledger)
+
+    def creds(self, i: int) -> InputCredentials:
+        return self.ledger.input_credentials(self.owned[i], self.rng)
+
+    def pay(
+        self,
+        *inputs: int,
+        value: int = VALUE // 3,
+        fee: int = FEE,
+        tombstone: int | None = None,
+        memo: bytes = b"thanks",
+    ) -> Tx:
+        tomb = self.next_index + 10 if tombstone is None else tombstone
+        b = TransactionBuilder(self.alice, fee=fee, tombstone_block=tomb)
+        for i in inputs or (0,):
+            b.add_input(self.creds(i))
+        b.add_output(self.bob.default_address, value, memo)
+        return b.build(self.rng)
+
+    def assemble(self, inputs: list[InputCredentials], outputs: list, fee: int = FEE) -> Tx:
+        return assemble_tx(inputs, outputs, fee, self.next_index + 10, self.rng)
+
+
+def make_world(path: Path, seed: int) -> World:
+    rng = SeededRandom(seed)
+    alice, bob = AccountKey.random(rng), AccountKey.random(rng)
+    others = [AccountKey.random(rng) for _ in range(6)]
+    owners = [alice] * 8 + others * 4
+    tx_outs = [create_output(a.default_address, VALUE, rng).tx_out for a in owners]
+    tx_outs.append(create_output(bob.default_address, VALUE - FEE, SeededRandom(TAKEN_SEED)).tx_out)
+    tx_outs.sort(key=lambda o: o.public_key)
+    contents = BlockContents((), tuple(tx_outs))
+    origin = Block.new(None, contents, tree_root([leaf_hash(o) for o in tx_outs]))
+    ledger = LedgerDB(path, create=True, expected_signers={SIGNING_PK})
+    ledger.append_block(BlockData(origin, contents, None))
+    return World(ledger, alice, bob, Scanner(alice).scan(tx_outs), rng)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = make_world(tmp_path / "ledger", 5)
+    yield w
+    w.ledger.close()
+
+
+@pytest.fixture(scope="module")
+def spent_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A ledger of two blocks: the origin, then a block spending alice's output 7."""
+    w = make_world(tmp_path_factory.mktemp("enclave") / "ledger", 6)
+    enclave = w.enclave()
+    tx = w.pay(7)
+    propose(enclave, tx)
+    formed = enclave.form_block([tx.tx_hash()], w.ledger.last_block(), SIGNED_AT)
+    assert formed.block_data is not None
+    w.ledger.append_block(formed.block_data)
+    yield w
+    w.ledger.close()
+
+
+@dataclass
+class Client:
+    session_id: SessionId
+    session: ClientSession
+
+
+def connect(enclave: Enclave) -> Client:
+    session = ClientSession.connect(enclave.identity_public_key)
+    session_id, msg2 = enclave.client_handshake(session.first_message)
+    session.finish(msg2)
+    return Client(session_id, session)
+
+
+def propose(enclave: Enclave, tx: Tx | bytes, client: Client | None = None) -> WellFormedTxContext:
+    client = client or connect(enclave)
+    data = tx if isinstance(tx, bytes) else tx.to_bytes()
+    return enclave.client_tx_propose(client.session_id, client.session.encrypt_tx(data))
+
+
+def peer_up(a: Enclave, b: Enclave) -> None:
+    msg1 = a.peer_initiate("b", expected_identity=b.identity_public_key)
+    msg2 = b.peer_accept("a", msg1, expected_identity=a.identity_public_key)
+    a.peer_complete("b", msg2)
+
+
+def _with_prefix(tx: Tx, **changes: object) -> Tx:
+    return replace(tx, prefix=replace(tx.prefix, **changes))
+
+
+def _with_sig(tx: Tx, **changes: object) -> Tx:
+    return replace(tx, signature=replace(tx.signature, **changes))
+
+
+# -- client sessions ---------------------------------------------------------------------
+
+
+def test_client_proposes_a_real_tx_and_gets_its_context(world: World) -> None:
+    enclave = world.enclave()
+    tx = world.pay(0)
+    ctx = propose(enclave, tx)
+    assert ctx == WellFormedTxContext.from_tx(tx)
+    assert enclave.cached_tx_hashes() == {tx.tx_hash()}
+    # Proposing it again (another session) answers from the cache, after a re-check.
+    assert propose(enclave, tx) == ctx
+    assert enclave.tx_is_well_formed(tx.tx_hash(), world.next_index) == ctx
+    enclave.forget([tx.tx_hash(), b"\x01" * 32])
+    assert enclave.cached_tx_hashes() == frozenset()
+
+
+def test_one_session_carries_many_txs(world: World) -> None:
+    enclave = world.enclave()
+    client = connect(enclave)
+    txs = [world.pay(i) for i in range(3)]
+    assert [propose(enclave, tx, client).tx_hash for tx in txs] == [t.tx_hash() for t in txs]
+
+
+def test_client_detects_the_wrong_server_identity(world: World) -> None:
+    enclave = world.enclave()
+    _, impostor = x25519_keypair(SeededRandom(99))
+    session = ClientSession.connect(impostor)
+    _, msg2 = enclave.client_handshake(session.first_message)
+    with pytest.raises(ServerIdentityMismatch) as err:
+        session.finish(msg2)
+    assert err.value.code is R.BAD_SESSION
+    with pytest.raises(SessionError):
+        session.encrypt_tx(b"tx")
+
+
+def test_client_without_a_pinned_key_learns_the_identity(world: World) -> None:
+    enclave = world.enclave(identity_private_key=bytes(range(32)))
+    session = ClientSession.connect(None)
+    _, msg2 = enclave.client_handshake(session.first_message)
+    session.finish(msg2)
+    assert session.server_identity == enclave.identity_public_key
+    assert enclave.identity_public_key == x25519_keypair(lambda _n: bytes(range(32)))[1]
+
+
+def test_tampered_ciphertext_is_rejected_and_the_session_survives(world: World) -> None:
+    enclave = world.enclave()
+    client = connect(enclave)
+    tx = world.pay(0)
+    ciphertext = client.session.encrypt_tx(tx.to_bytes())
+    for i in (0, 2, 100, len(ciphertext) - 1):
+        bad = bytearray(ciphertext)
+        bad[i] ^= 1
+        with pytest.raises(SessionError) as err:
+            enclave.client_tx_propose(client.session_id, bytes(bad))
+        assert err.value.code is R.BAD_SESSION
+    for bad in (ciphertext[:-1], ciphertext[:20], b"", ciphertext + b"\0\0"):
+        with pytest.raises(SessionError):
+            enclave.client_tx_propose(client.session_id, bad)
+    assert enclave.client_tx_propose(client.session_id, ciphertext).tx_hash == tx.tx_hash()
+    with pytest.raises(SessionError):  # a replay uses a spent nonce
+        enclave.client_tx_propose(client.session_id, ciphertext)
+
+
+def test_garbage_handshakes_are_refused(world: World) -> None:
+    enclave = world.enclave()
+    for msg1 in (b"", b"\0" * 31, b"\x09" * 32 + b"junk", b"\0" * 70000):
+        with pytest.raises(SessionError):
+            enclave.client_handshake(msg1)
+    with pytest.raises(SessionError):  # a peer's IX first message is not a client's NX
+        enclave.client_handshake(world.enclave(2).peer_initiate("x"))
+
+
+def test_client_sessions_are_bounded_oldest_evicted(world: World) -> None:
+    enclave = world.enclave(max_client_sessions=2)
+    first, second = connect(enclave), connect(enclave)
+    tx = world.pay(0)
+    propose(enclave, tx, first)  # first is now the most recently used
+    third = connect(enclave)  # evicts second
+    with pytest.raises(SessionError):
+        propose(enclave, tx, second)
+    propose(enclave, tx, first)
+    propose(enclave, tx, third)
+    enclave.client_close(third.session_id)
+    with pytest.raises(SessionError):
+        propose(enclave, tx, third)
+
+
+def test_a_tx_over_one_noise_message_travels_in_frames(world: World) -> None:
+    # A 200 kB blob is no tx (DECODE_ERROR), but it arrives whole and in step.
+    enclave = world.enclave()
+    client = connect(enclave)
+    with pytest.raises(MessageDecodeError):
+        propose(enclave, b"\x01" * 200_000, client)
+    propose(enclave, world.pay(0), client)
+
+
+# -- every result code ---------------------------------------------------------------------
+
+
+def _case_decode_error(w: World) -> None:
+    propose(w.enclave(), b"\x01not a transaction")
+
+
+def _case_bad_session(w: World) -> None:
+    w.enclave().client_tx_propose(SessionId(bytes(16)), b"\0" * 40)
+
+
+def _case_over_capacity(w: World) -> None:
+    enclave = w.enclave(max_cached_txs=1)
+    propose(enclave, w.pay(0))
+    propose(enclave, w.pay(1))
+
+
+def _case_input_count(w: World) -> None:
+    propose(w.enclave(), _with_prefix(w.pay(0), inputs=()))
+
+
+def _case_output_count(w: World) -> None:
+    propose(w.enclave(), _with_prefix(w.pay(0), outputs=()))
+
+
+def _case_ring_size(w: World) -> None:
+    tx = w.pay(0)
+    tx_in = tx.prefix.inputs[0]
+    short = replace(tx_in, ring=tx_in.ring[:10], proofs=tx_in.proofs[:10])
+    propose(w.enclave(), _with_prefix(tx, inputs=(short,)))
+
+
+def _case_unsorted_ring(w: World) -> None:
+    tx = w.pay(0)
+    tx_in = tx.prefix.inputs[0]
+    backwards = replace(tx_in, ring=tx_in.ring[::-1], proofs=tx_in.proofs[::-1])
+    propose(w.enclave(), _with_prefix(tx, inputs=(backwards,)))
+
+
+def _case_unsorted_inputs(w: World) -> None:
+    tx = w.pay(0, 1)
+    while len({tx_in.ring[0] for tx_in in tx.prefix.inputs}) < 2:  # a tie is in order
+        tx = w.pay(0, 1)
+    propose(w.enclave(), _with_prefix(tx, inputs=tx.prefix.inputs[::-1]))
+
+
+def _case_membership_proof(w: World) -> None:
+    tx = w.pay(0)
+    tx_in = tx.prefix.inputs[0]
+    proof = tx_in.proofs[3]
+    bad = replace(proof, siblings=(bytes(32), *proof.siblings[1:]))
+    tampered = replace(tx_in, proofs=(*tx_in.proofs[:3], bad, *tx_in.proofs[4:]))
+    propose(w.enclave(), _with_prefix(tx, inputs=(tampered,)))
+
+
+def _case_ring_signature(w: World) -> None:
+    tx = w.pay(0)
+    [sig] = tx.signature.ring_signatures
+    flipped = replace(sig, responses=(Scalar(1).to_bytes(), *sig.responses[1:]))
+    propose(w.enclave(), _with_sig(tx, ring_signatures=(flipped,)))
+
+
+def _case_unbalanced(w: World) -> None:
+    out = create_output(w.bob.default_address, VALUE - FEE + 1, w.rng)
+    propose(w.enclave(), w.assemble([w.creds(3)], [out]))
+
+
+def _case_range_proof(w: World) -> None:
+    big = create_output(w.bob.default_address, VALUE - FEE + 10, w.rng)
+    zero = create_output(w.alice.default_address, 0, w.rng)
+    minus_ten = commit(0, zero.blinding) - Scalar(10) * PEDERSEN_H
+    negative = replace(zero, tx_out=replace(zero.tx_out, commitment=minus_ten.encoding))
+    outputs = sorted([big, negative], key=lambda o: o.tx_out.public_key)
+    propose(w.enclave(), w.assemble([w.creds(3)], outputs))
+
+
+def _case_fee(w: World) -> None:
+    propose(w.enclave(), w.pay(0, fee=FEE - 1))
+
+
+def _case_duplicate_key_image(w: World) -> None:
+    first = second = w.creds(4)
+    while second.ring[0] == first.ring[0]:  # same output, a ring that sorts differently
+        second = w.creds(4)
+    inputs = sorted([first, second], key=lambda c: c.ring[0].public_key)
+    out = create_output(w.bob.default_address, 2 * VALUE - FEE, w.rng)
+    propose(w.enclave(), w.assemble(inputs, [out]))
+
+
+def _case_duplicate_output_key(w: World) -> None:
+    twin = create_output(w.bob.default_address, (VALUE - FEE) // 2, SeededRandom(77))
+    again = create_output(w.bob.default_address, (VALUE - FEE) // 2, SeededRandom(77))
+    propose(w.enclave(), w.assemble([w.creds(5)], [twin, again]))
+
+
+def _case_tombstone(w: World) -> None:
+    propose(w.enclave(), w.pay(0, tombstone=w.next_index))
+
+
+def _case_key_image_spent(w: World) -> None:
+    propose(w.enclave(), w.pay(7))  # spent in block 1 of `spent_world`
+
+
+def _case_output_key_exists(w: World) -> None:
+    taken = create_output(w.bob.default_address, VALUE - FEE, SeededRandom(TAKEN_SEED))
+    propose(w.enclave(), w.assemble([w.creds(2)], [taken]))
+
+
+CASES: dict[ProposeTxResult, Callable[[World], None]] = {
+    R.DECODE_ERROR: _case_decode_error,
+    R.BAD_SESSION: _case_bad_session,
+    R.OVER_CAPACITY: _case_over_capacity,
+    R.INVALID_INPUT_COUNT: _case_input_count,
+    R.INVALID_OUTPUT_COUNT: _case_output_count,
+    R.INVALID_RING_SIZE: _case_ring_size,
+    R.UNSORTED_RING: _case_unsorted_ring,
+    R.UNSORTED_INPUTS: _case_unsorted_inputs,
+    R.INVALID_MEMBERSHIP_PROOF: _case_membership_proof,
+    R.INVALID_RING_SIGNATURE: _case_ring_signature,
+    R.UNBALANCED_TX: _case_unbalanced,
+    R.INVALID_RANGE_PROOF: _case_range_proof,
+    R.FEE_TOO_LOW: _case_fee,
+    R.DUPLICATE_KEY_IMAGE: _case_duplicate_key_image,
+    R.DUPLICATE_OUTPUT_PUBLIC_KEY: _case_duplicate_output_key,
+    R.INVALID_TOMBSTONE: _case_tombstone,
+    R.KEY_IMAGE_ALREADY_SPENT: _case_key_image_spent,
+    R.OUTPUT_PUBLIC_KEY_EXISTS: _case_output_key_exists,
+}
+
+
+def test_every_code_but_the_hosts_own_has_a_case() -> None:
+    assert set(CASES) == set(ProposeTxResult) - {R.OK, R.NOT_SERVING}
+    assert [c.value for c in ProposeTxResult] == sorted({c.value for c in ProposeTxResult})
+
+
+def test_every_validation_error_type_has_a_code() -> None:
+    def subclasses(cls: type) -> set[type]:
+        return {s for c in cls.__subclasses__() for s in {c} | subclasses(c)}
+
+    assert set(VALIDATION_CODES) == subclasses(TxValidationError)
+    assert len(set(VALIDATION_CODES.values())) == len(VALIDATION_CODES)
+
+
+@pytest.mark.parametrize("code", list(CASES), ids=lambda c: c.name)
+def test_each_rejection_carries_its_code(spent_world: World, code: ProposeTxResult) -> None:
+    with pytest.raises(ProposeTxError) as err:
+        CASES[code](spent_world)
+    assert err.value.code is code
+    assert str(err.value).startswith(code.name + ": ")
+    assert err.value.__cause__ is None and err.value.__context__ is None
+
+
+def test_proofs_from_a_tree_the_ledger_never_had_are_invalid(spent_world: World) -> None:
+    w = spent_world
+    tx = w.pay(0)
+    tx_in = tx.prefix.inputs[0]
+    # Same proofs, claiming a tree one TxOut larger: no block ended there.
+    grown = tuple(replace(p, size=p.size + 1) for p in tx_in.proofs)
+    with pytest.raises(ProposeTxError) as err:
+        propose(w.enclave(), _with_prefix(tx, inputs=(replace(tx_in, proofs=grown),)))
+    assert err.value.code is R.INVALID_MEMBERSHIP_PROOF
+
+
+def test_proofs_cut_before_the_last_block_still_verify(spent_world: World) -> None:
+    # Wallets build against the root they saw; a block later the tx is still good.
+    w = spent_world
+    old_size = w.ledger.get_block(0).cumulative_txo_count
+    assert w.ledger.num_tx_outs() > old_size
+    tx = w.pay(1)
+    assert all(p.size == w.ledger.num_tx_outs() for p in tx.prefix.inputs[0].proofs)
+    propose(w.enclave(), tx)
+
+
+# -- peers -------------------------------------------------------------------------------
+
+
+def test_peer_sessions_carry_txs_both_ways(world: World) -> None:
+    a, b = world.enclave(1), world.enclave(2)
+    peer_up(a, b)
+    assert a.peer_identity("b") == b.identity_public_key
+    assert b.peer_identity("a") == a.identity_public_key
+    tx1, tx2 = world.pay(0), world.pay(1)
+    propose(a, tx1)
+    propose(b, tx2)
+
+    sealed = a.txs_for_peer("b", [tx1.tx_hash(), b"\x07" * 32, tx1.tx_hash()])
+    assert b.peer_tx_propose("a", sealed) == [WellFormedTxContext.from_tx(tx1)]
+    sealed = b.txs_for_peer("a", [tx2.tx_hash(), tx1.tx_hash()])
+    got = a.peer_tx_propose("b", sealed)
+    assert [c.tx_hash for c in got] == [tx2.tx_hash(), tx1.tx_hash()]
+    assert a.cached_tx_hashes() == b.cached_tx_hashes() == {tx1.tx_hash(), tx2.tx_hash()}
+    assert a.peer_tx_propose("b", b.txs_for_peer("a", [])) == []
+
+    with pytest.raises(SessionError):  # a replayed batch
+        a.peer_tx_propose("b", sealed)
+    with pytest.raises(PeerSessionError):  # sealed for b, not for a's session with c
+        a.peer_tx_propose("c", sealed)
+
+
+def test_a_peer_refuses_what_it_finds_invalid(world: World) -> None:
+    lenient, strict = world.enclave(1, minimum_fee=FEE // 2), world.enclave(2)
+    peer_up(lenient, strict)
+    cheap, fine = world.pay(0, fee=FEE // 2), world.pay(1)
+    propose(lenient, cheap)
+    propose(lenient, fine)
+    sealed = lenient.txs_for_peer("b", [cheap.tx_hash(), fine.tx_hash()])
+    assert [c.tx_hash for c in strict.peer_tx_propose("a", sealed)] == [fine.tx_hash()]
+    assert strict.cached_tx_hashes() == {fine.tx_hash()}
+
+
+def test_peer_handshakes_check_identities_and_steps(world: World) -> None:
+    a, b, c = world.enclave(1), world.enclave(2), world.enclave(3)
+    msg1 = a.peer_initiate("b", expected_identity=c.identity_public_key)
+    msg2 = b.peer_accept("a", msg1)
+    with pytest.raises(PeerSessionError):  # b is not the c that a expected
+        a.peer_complete("b", msg2)
+    with pytest.raises(PeerSessionError):  # and that handshake is over
+        a.peer_complete("b", msg2)
+    with pytest.raises(PeerSessionError):
+        b.peer_accept("a", a.peer_initiate("b"), expected_identity=c.identity_public_key)
+    with pytest.raises(PeerSessionError):  # nothing is waiting for a reply
+        c.peer_complete("a", msg2)
+    with pytest.raises(PeerSessionError):
+        c.txs_for_peer("a", [])
+    with pytest.raises(SessionError):
+        b.peer_accept("a", b"\0" * 10)
+    peer_up(a, b)  # a new handshake replaces a failed one
+    b.peer_close("a")
+    with pytest.raises(PeerSessionError):
+        b.txs_for_peer("a", [])
+
+
+def test_peer_sessions_are_bounded(world: World) -> None:
+    a = world.enclave(1, max_peer_sessions=2)
+    a.peer_initiate("p1")
+    a.peer_initiate("p2")
+    a.peer_initiate("p2")  # the same peer again takes no new room
+    with pytest.raises(CapacityError) as err:
+        a.peer_initiate("p3")
+    assert err.value.code is R.OVER_CAPACITY
+
+
+# -- blocks ------------------------------------------------------------------------------
+
+
+def test_form_block_drops_double_spends_and_sorts(world: World) -> None:
+    enclave = world.enclave()
+    spend0, again0 = world.pay(0, value=1000), world.pay(0, value=2000)
+    assert spend0.key_images == again0.key_images
+    spend1 = world.pay(1, 2)
+    twin = create_output(world.bob.default_address, VALUE - FEE, SeededRandom(31))
+    same_out = create_output(world.bob.default_address, VALUE - FEE, SeededRandom(31))
+    out_a = world.assemble([world.creds(3)], [twin])
+    out_b = world.assemble([world.creds(4)], [same_out])
+    txs = [again0, spend1, spend0, out_a, out_b]
+    for tx in txs:
+        propose(enclave, tx)
+    parent = world.ledger.last_block()
+    assert parent is not None
+
+    formed = enclave.form_block([t.tx_hash() for t in txs], parent, SIGNED_AT)
+    assert formed.included == (again0.tx_hash(), spend1.tx_hash(), out_a.tx_hash())
+    assert formed.dropped == (
+        (spend0.tx_hash(), R.KEY_IMAGE_ALREADY_SPENT),
+        (out_b.tx_hash(), R.OUTPUT_PUBLIC_KEY_EXISTS),
+    )
+    data = formed.block_data
+    assert data is not None
+    kept = (again0, spend1, out_a)
+    images = [i for t in kept for i in t.key_images]
+    outputs = [o for t in kept for o in t.prefix.outputs]
+    assert list(data.contents.key_images) == sorted(images)
+    assert list(data.contents.outputs) == sorted(outputs, key=lambda o: o.public_key)
+    assert data.signature is not None and data.signature.verify(data.block.id)
+    assert data.signature.signer == enclave.block_signing_public_key == SIGNING_PK
+    assert data.signature.signed_at == SIGNED_AT
+    check_block_data(data, parent, {SIGNING_PK})
+    world.ledger.append_block(data)  # the ledger agrees on the Merkle root
+
+    # Afterwards: what the block spent no longer passes, what it left out gets its reason.
+    with pytest.raises(ProposeTxError) as err:
+        enclave.tx_is_well_formed(spend0.tx_hash(), world.next_index)
+    assert err.value.code is R.KEY_IMAGE_ALREADY_SPENT
+    with pytest.raises(ProposeTxError):
+        propose(enclave, again0)
+    with pytest.raises(StaleParent):
+        enclave.form_block([spend0.tx_hash()], parent, SIGNED_AT)
+    nothing = enclave.form_block([spend0.tx_hash()], data.block, SIGNED_AT + 5)
+    assert nothing == type(nothing)(None, (), ((spend0.tx_hash(), R.KEY_IMAGE_ALREADY_SPENT),))
+
+
+def test_every_node_forms_the_same_block(world: World) -> None:
+    a, b = world.enclave(1), world.enclave(2)
+    txs = [world.pay(0), world.pay(1), world.pay(0, value=5)]
+    for tx in txs:
+        propose(a, tx)
+        propose(b, tx)
+    parent = world.ledger.last_block()
+    assert parent is not None
+    hashes = sorted(t.tx_hash() for t in txs)  # SCP externalizes values in bytes order
+    fa, fb = a.form_block(hashes, parent, SIGNED_AT), b.form_block(hashes, parent, SIGNED_AT + 1)
+    assert fa.block_data is not None and fb.block_data is not None
+    assert fa.block_data.block == fb.block_data.block
+    assert (fa.included, fa.dropped) == (fb.included, fb.dropped)
+
+
+def test_form_block_needs_every_tx_and_expires_tombstones(world: World) -> None:
+    enclave = world.enclave()
+    soon = world.pay(0, tombstone=world.next_index + 1)
+    later = world.pay(1)
+    propose(enclave, soon)
+    propose(enclave, later)
+    parent = world.ledger.last_block()
+    assert parent is not None
+    with pytest.raises(UnknownTx) as err:
+        enclave.form_block([later.tx_hash(), b"\x05" * 32], parent, SIGNED_AT)
+    assert err.value.tx_hashes == (b"\x05" * 32,)
+    formed = enclave.form_block([later.tx_hash()], parent, SIGNED_AT)
+    assert formed.block_data is not None
+    world.ledger.append_block(formed.block_data)
+    enclave.forget(formed.included)
+    with pytest.raises(ProposeTxError) as perr:
+        enclave.tx_is_well_formed(soon.tx_hash(), world.next_index)
+    assert perr.value.code is R.INVALID_TOMBSTONE
+    with pytest.raises(UnknownTx):
+        enclave.tx_is_well_formed(later.tx_hash(), world.next_index)
+    formed = enclave.form_block([soon.tx_hash()], formed.block_data.block, SIGNED_AT)
+    assert formed.dropped == ((soon.tx_hash(), R.INVALID_TOMBSTONE),)
+
+
+# -- the host never sees plaintext ---------------------------------------------------------
+
+
+def test_the_host_never_sees_plaintext(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    identity = bytes(range(1, 33))
+    a = world.enclave(1, identity_private_key=identity)
+    b = world.enclave(2, minimum_fee=FEE * 2)
+    memo = b"SECRET memo: rent for March"
+    paid = 123_456_789_012
+    tx = world.pay(0, 1, value=paid, memo=memo, fee=FEE * 2)
+    cheap = world.pay(2, memo=memo)
+    seen: list[object] = []  # everything the host gets back or could print
+
+    seen += [repr(a), repr(b), repr(a._config), a.identity_public_key]
+    client = connect(a)
+    seen += [client.session_id, client.session.first_message, repr(client.session)]
+    ciphertext = client.session.encrypt_tx(tx.to_bytes())
+    seen += [ciphertext, a.client_tx_propose(client.session_id, ciphertext)]
+    seen.append(propose(a, cheap))
+    for bad in (_with_prefix(tx, fee=tx.prefix.fee + 1), _with_prefix(tx, tombstone_block=1)):
+        with pytest.raises(ProposeTxError) as err:
+            propose(a, bad)
+        seen += [str(err.value), repr(err.value)]
+    msg1 = a.peer_initiate("b")
+    msg2 = b.peer_accept("a", msg1)
+    a.peer_complete("b", msg2)
+    sealed = a.txs_for_peer("b", [tx.tx_hash(), cheap.tx_hash()])
+    from_peer = b.peer_tx_propose("a", sealed)
+    assert [c.tx_hash for c in from_peer] == [tx.tx_hash()]  # b wants a higher fee
+    seen += [msg1, msg2, sealed, from_peer]
+    formed = a.form_block([tx.tx_hash(), cheap.tx_hash()], world.ledger.last_block(), SIGNED_AT)
+    assert formed.block_data is not None
+    seen += [repr(formed), formed.block_data.to_bytes()]
+    world.ledger.append_block(formed.block_data)
+    seen += [world.ledger.get_block_data(1).to_bytes()]
+    with pytest.raises(ProposeTxError) as err:
+        a.tx_is_well_formed(tx.tx_hash(), world.next_index)
+    seen += [str(err.value), caplog.text]
+
+    blob = b"".join(_flatten(seen))
+    text = blob.decode("latin-1")
+    in_tx: list[bytes] = []  # parts of the plaintext txs
+    for t in (tx, cheap):
+        for tx_in in t.prefix.inputs:
+            for member in tx_in.ring:
+                in_tx += [member.public_key, member.target_key, member.commitment]
+        in_tx += list(t.signature.pseudo_output_commitments)
+        in_tx.append(t.signature.range_proof[:32])
+        in_tx += [s.c_zero for s in t.signature.ring_signatures]
+    assert all(s in tx.to_bytes() + cheap.to_bytes() for s in in_tx)  # the net is cast right
+    openings = [o.blinding.to_bytes() for o in Scanner(world.bob).scan(tx.prefix.outputs)]
+    assert len(openings) == 1
+    secrets = [memo, paid.to_bytes(8, "little"), identity, SIGNING_SK, *in_tx, *openings]
+    for secret in secrets:
+        assert secret not in blob
+        assert secret.hex() not in text
+    assert str(paid) not in text and "March" not in text
+
+
+def _flatten(values: list[object]) -> Iterator[bytes]:
+    for v in values:
+        if isinstance(v, bytes):
+            yield v
+        elif isinstance(v, str):
+            yield v.encode("latin-1", "replace")
+        elif isinstance(v, list):
+            yield from _flatten(v)
+        elif dataclasses.is_dataclass(v):
+            yield repr(v).encode()
+            yield from _flatten(
+                [x for f in dataclasses.fields(v) for x in _as_list(getattr(v, f.name))]
+            )
+        else:
+            raise TypeError(type(v))
+
+
+def _as_list(v: object) -> list[object]:
+    if isinstance(v, tuple):
+        return [x for item in v for x in _as_list(item)]
+    if isinstance(v, int):
+        return [str(v)]
+    return [v]
