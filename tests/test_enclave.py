@@ -89,7 +89,7 @@ def make_world(path: Path, seed: int) -> World:
     rng = SeededRandom(seed)
     alice, bob = AccountKey.random(rng), AccountKey.random(rng)
     others = [AccountKey.random(rng) for _ in range(6)]
-    owners = [alice] * 8 + others * 4
+    owners = [alice] * 16 + others * 4
     tx_outs = [create_output(a.default_address, VALUE, rng).tx_out for a in owners]
     tx_outs.append(create_output(bob.default_address, VALUE - FEE, SeededRandom(TAKEN_SEED)).tx_out)
     tx_outs.sort(key=lambda o: o.public_key)
@@ -242,9 +242,12 @@ def test_client_sessions_are_bounded_oldest_evicted(world: World) -> None:
 
 
 def test_a_tx_over_one_noise_message_travels_in_frames(world: World) -> None:
-    # A 200 kB blob is no tx (DECODE_ERROR), but it arrives whole and in step.
     enclave = world.enclave()
     client = connect(enclave)
+    big = world.pay(*range(16), value=VALUE)  # 16 inputs, each a ring of 11 with proofs
+    assert len(big.to_bytes()) > 65535
+    assert propose(enclave, big, client).tx_hash == big.tx_hash()
+    # A 200 kB blob is no tx (DECODE_ERROR), but it arrives whole and in step.
     with pytest.raises(MessageDecodeError):
         propose(enclave, b"\x01" * 200_000, client)
     propose(enclave, world.pay(0), client)
