@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -461,6 +462,31 @@ def test_a_peer_refuses_what_it_finds_invalid(world: World) -> None:
     sealed = lenient.txs_for_peer("b", [cheap.tx_hash(), fine.tx_hash()])
     assert [c.tx_hash for c in strict.peer_tx_propose("a", sealed)] == [fine.tx_hash()]
     assert strict.cached_tx_hashes() == {fine.tx_hash()}
+
+
+def test_a_full_peer_takes_what_fits(world: World) -> None:
+    a, b = world.enclave(1), world.enclave(2, max_cached_txs=1)
+    peer_up(a, b)
+    txs = [world.pay(0), world.pay(1)]
+    for tx in txs:
+        propose(a, tx)
+    got = b.peer_tx_propose("a", a.txs_for_peer("b", [t.tx_hash() for t in txs]))
+    assert [c.tx_hash for c in got] == [txs[0].tx_hash()]
+
+
+def test_calls_from_many_threads_are_safe(world: World) -> None:
+    enclave = world.enclave()
+    txs = [world.pay(i) for i in range(6)]
+    clients = [connect(enclave) for _ in txs]
+    sealed = [c.session.encrypt_tx(t.to_bytes()) for c, t in zip(clients, txs, strict=True)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        got = list(
+            pool.map(
+                lambda i: enclave.client_tx_propose(clients[i].session_id, sealed[i]),
+                range(len(txs)),
+            )
+        )
+    assert [c.tx_hash for c in got] == [t.tx_hash() for t in txs]
 
 
 def test_peer_handshakes_check_identities_and_steps(world: World) -> None:
