@@ -29,3 +29,8 @@ main.add_command(_wallet)
 from mcnode.ledger.cli import ledger as _ledger  # noqa: E402
 
 main.add_command(_ledger)
+from mcnode.node.cli import keygen as _keygen  # noqa: E402
+from mcnode.node.cli import run as _run  # noqa: E402
+
+main.add_command(_keygen)
+main.add_command(_run)

@@ -1,0 +1,1 @@
+"""Client side: talk to a validator (gRPC + the enclave's Noise session) and build payments."""

@@ -1,0 +1,231 @@
+"""`mcnode localnet init`: a directory with everything a local network needs.
+
+    D/network.json            the node names, ports, keys and quorum sets (for tools)
+    D/accounts/account-NNNN.json   sample accounts paid by the origin block (mode 0600)
+    D/<node>/node.toml        one validator's config
+    D/<node>/node.key         its message-signing key (mode 0600)
+    D/<node>/ledger/          its copy of the origin ledger
+
+All validators start from the same origin block. Ports are free loopback ports picked at
+init time (peers must know them before anyone starts)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcnode.crypto.rng import RandomSource, system_random
+from mcnode.crypto.signing import ed25519_keypair
+from mcnode.keyfile import write_account_key, write_node_key
+from mcnode.ledger.db import LedgerDB
+from mcnode.ledger.origin import origin_block, sample_accounts
+from mcnode.node.config import peer_uri
+from mcnode.scp import QuorumSet
+
+
+class LocalnetError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    peer_port: int
+    client_port: int
+    admin_port: int
+    signing_public: bytes
+    quorum_set: QuorumSet
+
+    @property
+    def dir_name(self) -> str:
+        return self.name
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def bft_threshold(n_peers: int) -> int:
+    """Of n peers, how many a node needs so that (with itself) it tolerates f faults where
+    n + 1 = 3f + 1 at best: ceil(2 (n + 1) / 3) - 1 peers, and at least a majority."""
+    total = n_peers + 1
+    need = -(-2 * total // 3)  # ceil(2/3 of everyone, counting ourselves)
+    return max(need - 1, n_peers // 2 + 1) if n_peers else 1
+
+
+def topology(names: list[str], kind: str) -> dict[str, QuorumSet]:
+    """mesh: everyone trusts everyone else (BFT threshold); ring: each node trusts its two
+    neighbours (2 of 2); tiered: the first 3 (or 4) nodes are a mesh top tier and the rest
+    trust the top tier."""
+    n = len(names)
+    if n == 1:
+        return {names[0]: QuorumSet(1, [names[0]])}
+    if kind == "mesh":
+        return {a: QuorumSet(bft_threshold(n - 1), [b for b in names if b != a]) for a in names}
+    if kind == "ring":
+        if n < 3:
+            raise LocalnetError("a ring needs at least 3 nodes")
+        return {names[i]: QuorumSet(2, [names[(i - 1) % n], names[(i + 1) % n]]) for i in range(n)}
+    if kind == "tiered":
+        top = names[: 4 if n >= 6 else 3]
+        if n <= len(top):
+            raise LocalnetError("a tiered network needs more nodes than its top tier (>= 4)")
+        out = {a: QuorumSet(bft_threshold(len(top) - 1), [b for b in top if b != a]) for a in top}
+        for a in names[len(top) :]:
+            out[a] = QuorumSet(bft_threshold(len(top) - 1) + 1, list(top))
+        return out
+    raise LocalnetError(f"unknown topology {kind!r} (mesh, ring, tiered or a JSON file)")
+
+
+def topology_from_file(path: Path) -> dict[str, QuorumSet]:
+    """`{"nodes": [{"id": "a", "quorum_set": {"threshold", "members"}}]}`."""
+    from mcnode.sim.topology import TopologyError, from_json
+
+    try:
+        return from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, TopologyError) as e:
+        raise LocalnetError(f"{path}: {e}") from None
+
+
+def node_toml(
+    spec: NodeSpec,
+    peers: list[NodeSpec],
+    *,
+    min_block_interval: float,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    def qset_toml(q: QuorumSet) -> str:
+        members = ", ".join(
+            qset_toml(m) if isinstance(m, QuorumSet) else json.dumps(m) for m in q.members
+        )
+        return f"{{ threshold = {q.threshold}, members = [{members}] }}"
+
+    lines = [
+        f'name = "{spec.name}"',
+        'key_file = "node.key"',
+        'ledger_dir = "ledger"',
+        'state_dir = "state"',
+        f"quorum_set = {qset_toml(spec.quorum_set)}",
+        "",
+        "[listen]",
+        f'peer = "127.0.0.1:{spec.peer_port}"',
+        f'client = "127.0.0.1:{spec.client_port}"',
+        f'admin = "127.0.0.1:{spec.admin_port}"',
+        "",
+        "[block]",
+        f"min_interval = {min_block_interval}",
+        "min_fee = 400",
+        "",
+        "[scp]",
+        "nomination_timeout = 1.0",
+        "nomination_timeout_increment = 0.5",
+        "ballot_timeout = 1.0",
+        "ballot_timeout_increment = 0.5",
+    ]
+    for p in peers:
+        if p.name == spec.name:
+            continue
+        lines += [
+            "",
+            "[[peers]]",
+            f'name = "{p.name}"',
+            f'uri = "{peer_uri("127.0.0.1", p.peer_port, p.signing_public)}"',
+        ]
+    for section, values in (extra or {}).items():
+        lines += ["", f"[{section}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def init_network(
+    directory: Path,
+    *,
+    nodes: int = 4,
+    topology_kind: str = "mesh",
+    topology_file: Path | None = None,
+    accounts: int = 20,
+    outputs_per_account: int = 10,
+    amount: int = 1_000_000_000,
+    min_block_interval: float = 0.0,
+    rng: RandomSource = system_random,
+    force: bool = False,
+) -> list[NodeSpec]:
+    directory = Path(directory)
+    if (directory / "network.json").exists() and not force:
+        raise LocalnetError(f"{directory} already holds a network (pass --force to replace)")
+    if topology_file is not None:
+        qsets = topology_from_file(topology_file)
+        names = list(qsets)
+    else:
+        if nodes < 1:
+            raise LocalnetError("need at least one node")
+        names = [f"node{i}" for i in range(nodes)]
+        qsets = topology(names, topology_kind)
+    directory.mkdir(parents=True, exist_ok=True)
+    ports = free_ports(3 * len(names))
+    keys = [ed25519_keypair(rng) for _ in names]
+    specs = [
+        NodeSpec(n, ports[3 * i], ports[3 * i + 1], ports[3 * i + 2], keys[i][1], qsets[n])
+        for i, n in enumerate(names)
+    ]
+    # One origin ledger, copied to every node.
+    accts = sample_accounts(accounts, rng)
+    origin = origin_block(accts, outputs_per_account, amount, rng)
+    acct_dir = directory / "accounts"
+    if acct_dir.exists():
+        shutil.rmtree(acct_dir)
+    acct_dir.mkdir()
+    for i, a in enumerate(accts):
+        write_account_key(acct_dir / f"account-{i:04d}.json", a)
+    template = directory / ".origin-ledger"
+    if template.exists():
+        shutil.rmtree(template)
+    with LedgerDB(template, create=True) as led:
+        led.append_block(origin)
+    for i, spec in enumerate(specs):
+        nd = directory / spec.dir_name
+        if nd.exists():
+            shutil.rmtree(nd)
+        nd.mkdir()
+        write_node_key(nd / "node.key", keys[i][0])
+        shutil.copytree(
+            template, nd / "ledger", ignore=shutil.ignore_patterns("lock.mdb", "writer.lock")
+        )
+        (nd / "node.toml").write_text(node_toml(spec, specs, min_block_interval=min_block_interval))
+    shutil.rmtree(template)
+    (directory / "network.json").write_text(
+        json.dumps(
+            {
+                "nodes": [
+                    {
+                        "id": s.name,
+                        "quorum_set": s.quorum_set.to_dict(),
+                        "peer": f"127.0.0.1:{s.peer_port}",
+                        "client": f"127.0.0.1:{s.client_port}",
+                        "admin": f"127.0.0.1:{s.admin_port}",
+                        "signing_key": s.signing_public.hex(),
+                    }
+                    for s in specs
+                ],
+                "accounts": accounts,
+                "outputs_per_account": outputs_per_account,
+                "amount": amount,
+                "total_supply": accounts * outputs_per_account * amount,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return specs

@@ -1,0 +1,165 @@
+"""Validator processes on this machine: start, watch, kill, restart — never orphaned.
+
+Each validator runs `python -m mcnode run --config D/<node>/node.toml` in its own process
+group; `close()` (also run at interpreter exit) terminates every group it started."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+import weakref
+from pathlib import Path
+from typing import Any
+
+_LIVE: weakref.WeakSet[NodeProcess] = weakref.WeakSet()
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _kill_all() -> None:
+    for p in list(_LIVE):
+        p.kill()
+
+
+atexit.register(_kill_all)
+
+
+def http_json(url: str, timeout: float = 2.0) -> Any:
+    with _NO_PROXY.open(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+class NodeProcess:
+    def __init__(self, node_dir: Path, log_level: str = "info") -> None:
+        self.dir = Path(node_dir)
+        self.config = self.dir / "node.toml"
+        cfg = tomllib.loads(self.config.read_text())
+        self.name: str = cfg["name"]
+        self.admin = cfg["listen"]["admin"]
+        self.client = cfg["listen"]["client"]
+        self.log_path = self.dir / "node.log"
+        self.log_level = log_level
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        if self.running():
+            return
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mcnode",
+                "run",
+                "--config",
+                str(self.config),
+                "--log-level",
+                self.log_level,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.starts += 1
+        _LIVE.add(self)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        """SIGTERM and wait (the node stops cleanly), SIGKILL after 10 s."""
+        self.kill(signal.SIGTERM)
+
+    def status(self, timeout: float = 2.0) -> dict[str, Any] | None:
+        try:
+            return http_json(f"http://{self.admin}/status", timeout)  # type: ignore[no-any-return]
+        except (OSError, ValueError):
+            return None
+
+    def wait_ready(self, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}: {self.tail_log()}"
+                )
+            s = self.status(0.5)
+            if s is not None:
+                return s
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s: {self.tail_log()}")
+
+    def tail_log(self, lines: int = 5) -> str:
+        try:
+            return " | ".join(self.log_path.read_text().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Cluster:
+    """Every validator of a localnet directory."""
+
+    def __init__(self, directory: Path, log_level: str = "info") -> None:
+        self.dir = Path(directory)
+        net = json.loads((self.dir / "network.json").read_text())
+        self.network = net
+        self.nodes = [NodeProcess(self.dir / n["id"], log_level) for n in net["nodes"]]
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def node(self, name: str) -> NodeProcess:
+        return next(n for n in self.nodes if n.name == name)
+
+    def start(self, timeout: float = 60.0) -> None:
+        for n in self.nodes:
+            n.start()
+        for n in self.nodes:
+            n.wait_ready(timeout)
+
+    def close(self) -> None:
+        for n in self.nodes:
+            n.stop()
+
+    def statuses(self) -> dict[str, dict[str, Any] | None]:
+        return {n.name: n.status() for n in self.nodes}
+
+    def wait_height(
+        self, height: int, timeout: float, nodes: list[str] | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        """Wait until every (named) node has at least `height` blocks."""
+        names = nodes or [n.name for n in self.nodes]
+        deadline = time.monotonic() + timeout
+        while True:
+            st = {n: self.node(n).status() for n in names}
+            if all(s is not None and s["block_height"] >= height for s in st.values()):
+                return st
+            if time.monotonic() > deadline:
+                return st
+            time.sleep(0.1)

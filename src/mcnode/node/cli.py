@@ -1,0 +1,76 @@
+"""`mcnode run` and `mcnode keygen`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from mcnode.node.config import ConfigError, load_config, peer_uri
+
+
+@click.command("keygen")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory for node.key (created if missing).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Peer address host.")
+@click.option("--port", default=7001, show_default=True, help="Peer address port.")
+@click.option("--force", is_flag=True, help="Replace an existing node.key.")
+def keygen(out_dir: str, host: str, port: int, force: bool) -> None:
+    """Create a validator's message-signing key and print its peer URI."""
+    from mcnode.crypto.rng import system_random
+    from mcnode.crypto.signing import ed25519_keypair
+    from mcnode.keyfile import write_node_key
+
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / "node.key"
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; pass --force to replace it")
+    private, public = ed25519_keypair(system_random)
+    write_node_key(path, private)
+    click.echo(f"key: {path} (mode 0600)")
+    click.echo(peer_uri(host, port, public))
+
+
+@click.command("run")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The node's TOML configuration.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def run(config_path: str, log_level: str) -> None:
+    """Run one validator until SIGINT/SIGTERM."""
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as e:
+        click.echo(f"mcnode run: config error: {e}", err=True)
+        sys.exit(2)
+    from mcnode.ledger.errors import LedgerError
+    from mcnode.node.logs import setup
+    from mcnode.node.service import run_validator
+
+    setup(log_level)
+    try:
+        code = asyncio.run(run_validator(cfg))
+    except LedgerError as e:
+        click.echo(f"mcnode run: ledger error: {e}", err=True)
+        sys.exit(3)
+    except OSError as e:
+        click.echo(f"mcnode run: {e}", err=True)
+        sys.exit(3)
+    sys.exit(code)

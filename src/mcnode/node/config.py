@@ -1,0 +1,378 @@
+"""`node.toml`: everything an operator configures, checked before anything starts.
+
+Every key is read (unknown keys are errors: a setting nothing reads is a lie), every error
+is one line naming the field. Relative paths are relative to the config file's directory.
+
+    name = "alice"
+    key_file = "node.key"              # Ed25519 message-signing key (mode 0600)
+    ledger_dir = "ledger"
+    state_dir = "state"                # SCP restart state
+    allow_unsafe_quorum = false
+
+    [listen]
+    peer = "127.0.0.1:7001"
+    client = "127.0.0.1:7101"
+    admin = "127.0.0.1:7201"           # default: 127.0.0.1, port 7201
+
+    [quorum_set]                       # by peer name; nested sets allowed
+    threshold = 2
+    members = ["bob", "carol", { threshold = 1, members = ["dave", "erin"] }]
+
+    [[peers]]
+    name = "bob"
+    uri = "mcp://127.0.0.1:7002/?consensus-msg-key=<64 hex>"
+
+    [archive]
+    sources = ["/srv/archive"]         # catch-up sources (directories)
+    export = "/srv/my-archive"         # write every new block here (optional)
+
+    [limits]
+    pending_txs = 10000
+    values_per_slot = 100
+    max_txs_per_block = 1000
+    max_message_bytes = 4194304
+
+    [scp]
+    nomination_timeout = 1.0
+    nomination_timeout_increment = 0.5
+    ballot_timeout = 1.0
+    ballot_timeout_increment = 0.5
+
+    [block]
+    min_interval = 0.0                 # seconds between blocks, at least
+    min_fee = 400
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from mcnode.scp import QuorumSet, QuorumSetError, ScpConfig
+
+
+class ConfigError(ValueError):
+    """A configuration that must not start: the message is one line naming the field."""
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    name: str
+    host: str
+    port: int
+    signing_key: bytes  # Ed25519 public key (consensus-msg-key)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    pending_txs: int = 10_000
+    values_per_slot: int = 100
+    max_txs_per_block: int = 1000
+    max_message_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    path: Path
+    name: str
+    key_file: Path
+    ledger_dir: Path
+    state_dir: Path
+    peer_listen: HostPort
+    client_listen: HostPort
+    admin_listen: HostPort
+    quorum_set: QuorumSet
+    peers: tuple[PeerConfig, ...]
+    archive_sources: tuple[Path, ...] = ()
+    archive_export: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+    scp: ScpConfig = field(default_factory=ScpConfig)
+    min_block_interval: float = 0.0
+    min_fee: int = 400
+    allow_unsafe_quorum: bool = False
+
+    def peer(self, name: str) -> PeerConfig | None:
+        return next((p for p in self.peers if p.name == name), None)
+
+
+def peer_uri(host: str, port: int, signing_public_key: bytes) -> str:
+    return f"mcp://{host}:{port}/?consensus-msg-key={signing_public_key.hex()}"
+
+
+def parse_peer_uri(uri: str, where: str) -> tuple[str, int, bytes]:
+    u = urlparse(uri)
+    if u.scheme != "mcp" or not u.hostname or u.port is None:
+        raise ConfigError(
+            f"{where}: peer URI must look like mcp://host:port/?consensus-msg-key=HEX"
+        )
+    keys = parse_qs(u.query).get("consensus-msg-key", [])
+    try:
+        key = bytes.fromhex(keys[0]) if len(keys) == 1 else b""
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(f"{where}: consensus-msg-key must be 64 hex digits (an Ed25519 key)")
+    return u.hostname, u.port, key
+
+
+class _Reader:
+    """Walks the TOML document, remembering which keys were used."""
+
+    def __init__(self, doc: Mapping[str, Any], prefix: str = "") -> None:
+        self.doc = doc
+        self.prefix = prefix
+        self.used: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    def get(
+        self, key: str, kind: type | tuple[type, ...], default: Any = ..., *, required: bool = False
+    ) -> Any:
+        self.used.add(key)
+        if key not in self.doc:
+            if required or default is ...:
+                raise ConfigError(f"{self._name(key)}: missing")
+            return default
+        v = self.doc[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(v, bool) and bool not in kinds:
+            raise ConfigError(f"{self._name(key)}: expected {_kind_name(kinds)}, got {v!r}")
+        if float in kinds and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, kinds):
+            raise ConfigError(f"{self._name(key)}: expected {_kind_name(kinds)}, got {v!r}")
+        return v
+
+    def table(self, key: str) -> _Reader:
+        t = self.get(key, dict, {})
+        return _Reader(t, f"{self._name(key)}.")
+
+    def finish(self) -> None:
+        extra = sorted(set(self.doc) - self.used)
+        if extra:
+            raise ConfigError(f"{self._name(extra[0])}: unknown setting")
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    return " or ".join(
+        {
+            str: "a string",
+            int: "an integer",
+            float: "a number",
+            bool: "true/false",
+            dict: "a table",
+            list: "a list",
+        }.get(k, k.__name__)
+        for k in kinds
+    )
+
+
+def _host_port(text: str, where: str, default_host: str = "127.0.0.1") -> HostPort:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = default_host, text
+    host = host.strip("[]") or default_host
+    try:
+        p = int(port)
+    except ValueError:
+        raise ConfigError(f"{where}: expected HOST:PORT, got {text!r}") from None
+    if not 0 <= p <= 65535:
+        raise ConfigError(f"{where}: port {p} out of range")
+    return HostPort(host, p)
+
+
+def _positive(v: float, where: str, allow_zero: bool = False) -> None:
+    if v < 0 or (v == 0 and not allow_zero):
+        raise ConfigError(f"{where}: must be {'zero or more' if allow_zero else 'positive'}")
+
+
+def _qset(d: Any, where: str, depth: int = 0) -> QuorumSet:
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"{where}: expected a table {{threshold, members}}")
+    r = _Reader(d, f"{where}.")
+    t = r.get("threshold", int, required=True)
+    members = r.get("members", list, required=True)
+    r.finish()
+    out: list[str | QuorumSet] = []
+    for i, m in enumerate(members):
+        if isinstance(m, str):
+            out.append(m)
+        elif isinstance(m, Mapping):
+            out.append(_qset(m, f"{where}.members[{i}]", depth + 1))
+        else:
+            raise ConfigError(f"{where}.members[{i}]: expected a peer name or a nested set")
+    return QuorumSet(t, out)
+
+
+def _majority_problem(q: QuorumSet, where: str) -> str | None:
+    if q.threshold * 2 <= len(q.members):
+        return (
+            f"{where}: threshold {q.threshold} of {len(q.members)} is not a majority "
+            f"(two disjoint groups could each reach it); set allow_unsafe_quorum = true "
+            f"to run anyway"
+        )
+    for i, m in enumerate(q.members):
+        if isinstance(m, QuorumSet):
+            problem = _majority_problem(m, f"{where}.members[{i}]")
+            if problem:
+                return problem
+    return None
+
+
+def parse_config(text: str, path: Path) -> NodeConfig:
+    """Parse and check a node.toml; raise ConfigError with one line on any problem."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path.name}: not valid TOML: {e}") from None
+    base = path.parent
+    r = _Reader(doc)
+    name = r.get("name", str, required=True)
+    if not name or len(name.encode()) > 256 or any(c.isspace() for c in name):
+        raise ConfigError("name: must be 1..256 bytes without spaces")
+    key_file = base / r.get("key_file", str, required=True)
+    ledger_dir = base / r.get("ledger_dir", str, "ledger")
+    state_dir = base / r.get("state_dir", str, "state")
+    allow_unsafe = r.get("allow_unsafe_quorum", bool, False)
+
+    listen = r.table("listen")
+    peer_listen = _host_port(listen.get("peer", str, required=True), "listen.peer")
+    client_listen = _host_port(listen.get("client", str, required=True), "listen.client")
+    admin_listen = _host_port(listen.get("admin", str, "127.0.0.1:7201"), "listen.admin")
+    listen.finish()
+
+    peers: list[PeerConfig] = []
+    seen: set[str] = set()
+    r.used.add("peers")
+    raw_peers = doc.get("peers", [])
+    if not isinstance(raw_peers, list):
+        raise ConfigError("peers: expected [[peers]] tables")
+    for i, p in enumerate(raw_peers):
+        where = f"peers[{i}]"
+        if not isinstance(p, Mapping):
+            raise ConfigError(f"{where}: expected a table with name and uri")
+        pr = _Reader(p, f"{where}.")
+        pname = pr.get("name", str, required=True)
+        uri = pr.get("uri", str, required=True)
+        pr.finish()
+        if pname == name:
+            raise ConfigError(f"{where}.name: {pname!r} is this node itself")
+        if pname in seen:
+            raise ConfigError(f"{where}.name: duplicate peer name {pname!r}")
+        seen.add(pname)
+        host, port, key = parse_peer_uri(uri, f"{where}.uri")
+        peers.append(PeerConfig(pname, host, port, key))
+    keys = [p.signing_key for p in peers]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("peers: two peers share one consensus-msg-key")
+
+    r.used.add("quorum_set")
+    if "quorum_set" not in doc:
+        raise ConfigError("quorum_set: missing")
+    qset = _qset(doc["quorum_set"], "quorum_set")
+    try:
+        qset.validate()
+    except QuorumSetError as e:
+        raise ConfigError(f"quorum_set: {e}") from None
+    for node in sorted(qset.nodes()):
+        if node != name and node not in seen:
+            raise ConfigError(f"quorum_set: {node!r} is not one of the [[peers]]")
+    if not allow_unsafe:
+        problem = _majority_problem(qset.normalized(remove=name), "quorum_set")
+        if problem:
+            raise ConfigError(problem)
+
+    archive = r.table("archive")
+    sources = tuple(base / s for s in archive.get("sources", list, []))
+    export = archive.get("export", str, None)
+    archive.finish()
+
+    lim = r.table("limits")
+    limits = Limits(
+        pending_txs=lim.get("pending_txs", int, Limits.pending_txs),
+        values_per_slot=lim.get("values_per_slot", int, Limits.values_per_slot),
+        max_txs_per_block=lim.get("max_txs_per_block", int, Limits.max_txs_per_block),
+        max_message_bytes=lim.get("max_message_bytes", int, Limits.max_message_bytes),
+    )
+    lim.finish()
+    for f in ("pending_txs", "values_per_slot", "max_txs_per_block", "max_message_bytes"):
+        _positive(getattr(limits, f), f"limits.{f}")
+    if limits.max_message_bytes < 64 * 1024:
+        raise ConfigError("limits.max_message_bytes: must be at least 65536")
+
+    sc = r.table("scp")
+    d = ScpConfig()
+    scp = ScpConfig(
+        nomination_timeout=sc.get("nomination_timeout", float, d.nomination_timeout),
+        nomination_timeout_increment=sc.get(
+            "nomination_timeout_increment", float, d.nomination_timeout_increment
+        ),
+        ballot_timeout=sc.get("ballot_timeout", float, d.ballot_timeout),
+        ballot_timeout_increment=sc.get(
+            "ballot_timeout_increment", float, d.ballot_timeout_increment
+        ),
+    )
+    sc.finish()
+    try:
+        scp.validate()
+    except ValueError as e:
+        raise ConfigError(f"scp: {e}") from None
+
+    blk = r.table("block")
+    min_interval = blk.get("min_interval", float, 0.0)
+    min_fee = blk.get("min_fee", int, 400)
+    blk.finish()
+    _positive(min_interval, "block.min_interval", allow_zero=True)
+    _positive(min_fee, "block.min_fee", allow_zero=True)
+    r.finish()
+
+    if not key_file.exists():
+        raise ConfigError(f"key_file: {key_file} does not exist (create it with mcnode keygen)")
+    return NodeConfig(
+        path=path,
+        name=name,
+        key_file=key_file,
+        ledger_dir=ledger_dir,
+        state_dir=state_dir,
+        peer_listen=peer_listen,
+        client_listen=client_listen,
+        admin_listen=admin_listen,
+        quorum_set=qset,
+        peers=tuple(peers),
+        archive_sources=sources,
+        archive_export=base / export if export else None,
+        limits=limits,
+        scp=scp,
+        min_block_interval=min_interval,
+        min_fee=min_fee,
+        allow_unsafe_quorum=allow_unsafe,
+    )
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    return parse_config(text, p)

@@ -1,0 +1,610 @@
+"""The consensus driver: turns SCP outcomes into blocks, and the network into SCP input.
+
+Rules of this file: it owns the `scp.Node`, the pending pool and the catch-up state; it
+holds only `WellFormedTxContext`s and ciphertext (the enclave owns plaintext). It is the
+only place that decides when to nominate, when a block is formed, and when to stop serving
+clients to catch up. All of it runs on the event loop; SCP calls are synchronous.
+
+Slot k of SCP decides block k (the origin block is block 0), so `scp.current_slot_index`
+equals the ledger's block count whenever the node is in step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+
+from mcnode.enclave import EnclaveApi, EnclaveError
+from mcnode.ledger.block import BlockData
+from mcnode.ledger.db import LedgerDB
+from mcnode.ledger.errors import LedgerCorruptError, LedgerError
+from mcnode.node.config import NodeConfig
+from mcnode.node.logs import NodeLog
+from mcnode.node.messages import CheckedMsg, sign_msg
+from mcnode.node.metrics import NodeMetrics
+from mcnode.node.peers import PeerLink
+from mcnode.node.pending import PendingPool, PoolFull, combine_txs
+from mcnode.node.state import ScpState
+from mcnode.scp import Msg, Node
+from mcnode.transaction.validation import WellFormedTxContext
+from mcnode.wire import consensus_pb2 as pb
+
+SERVING, CATCHING_UP = "serving", "catching_up"
+RELAY_MEMORY = 4096
+FETCH_TIMEOUT = 3.0
+BLOCKS_PER_PAGE = 100
+HEIGHT_POLL = 5.0  # seconds of silence before we ask a peer for its height
+
+
+class LedgerUnusable(RuntimeError):
+    """Our own ledger cannot be written: the node stops with this message."""
+
+
+def msg_values(msg: Msg) -> set[bytes]:
+    t = msg.topic
+    out: set[bytes] = set()
+    for name in ("voted", "accepted"):
+        out.update(getattr(t, name, ()) or ())
+    for name in ("ballot", "prepared", "prepared_prime", "commit"):
+        b = getattr(t, name, None)
+        if b is not None:
+            out.update(b.values)
+    return out
+
+
+class ConsensusDriver:
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        signing_key: bytes,
+        ledger: LedgerDB,
+        enclave: EnclaveApi,
+        peers: dict[str, PeerLink],
+        metrics: NodeMetrics,
+        log: NodeLog,
+    ) -> None:
+        self.cfg = cfg
+        self.key = signing_key
+        self.ledger = ledger
+        self.enclave = enclave
+        self.peers = peers
+        self.metrics = metrics
+        self.log = log
+        self.pool = PendingPool(cfg.limits.pending_txs)
+        self.state_store = ScpState(cfg.state_dir)
+        self.sync_state = SERVING
+        self._relayed: OrderedDict[bytes, None] = OrderedDict()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._last_sent: pb.ConsensusMsg | None = None
+        self._last_block_at = time.monotonic()
+        self._slot_started = time.monotonic()
+        self._slot_active = False  # has this slot seen work yet (for slot timing)
+        self._phase_seen: set[str] = set()
+        self._catchup_lock = asyncio.Lock()
+        self._catchup_event = asyncio.Event()
+        self._peer_sessions: set[str] = set()  # peers we hold an "out" session with
+        self._peer_locks: dict[str, asyncio.Lock] = {}
+        self.fatal: str | None = None
+        self.scp = self._build_scp()
+
+    # -- SCP node -----------------------------------------------------------------------
+    def _build_scp(self) -> Node:
+        slot = self.ledger.num_blocks()
+        kwargs: dict[str, Any] = {"config": self.cfg.scp, "on_externalize": self._externalized}
+        saved = self.state_store.load()
+        if saved is not None and saved.slot_index == slot and saved.sender_id == self.cfg.name:
+            self.log.info("scp state restored", slot=slot, topic=type(saved.topic).__name__)
+            return Node.from_saved(
+                self.cfg.name,
+                self.cfg.quorum_set,
+                self._valid,
+                self._combine,
+                [saved],
+                time.monotonic,
+                **kwargs,
+            )
+        return Node(
+            self.cfg.name,
+            self.cfg.quorum_set,
+            self._valid,
+            self._combine,
+            slot,
+            time.monotonic,
+            **kwargs,
+        )
+
+    def _valid(self, tx_hash: bytes) -> bool:
+        ctx = self.pool.get(tx_hash)
+        return ctx is not None and ctx.tombstone_block > self.ledger.num_blocks()
+
+    def _combine(self, values: Any) -> list[bytes]:
+        return combine_txs(values, self.pool.get, self.cfg.limits.max_txs_per_block)
+
+    def prev_block_id(self, slot: int) -> bytes:
+        if slot < 1 or slot > self.ledger.num_blocks():
+            return b""
+        return self.ledger.get_block(slot - 1).id
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._timer_loop(), name="scp-timers"),
+            asyncio.create_task(self._catchup_loop(), name="catchup"),
+        ]
+        self.metrics.block_height.set(self.ledger.num_blocks())
+        self._update_metrics()
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    # -- outgoing -----------------------------------------------------------------------
+    def _broadcast(self, msg: Msg | None) -> None:
+        if msg is None:
+            return
+        self.state_store.save(msg)  # restart safety: persisted before it leaves
+        wire = sign_msg(msg, self.prev_block_id(msg.slot_index), self.key)
+        self._last_sent = wire
+        self._remember(wire)
+        for p in self.peers.values():
+            p.send(wire)
+        self._wake.set()
+
+    def _remember(self, wire: pb.ConsensusMsg) -> bool:
+        key = bytes(wire.signature)
+        if key in self._relayed:
+            return False
+        self._relayed[key] = None
+        while len(self._relayed) > RELAY_MEMORY:
+            self._relayed.popitem(last=False)
+        return True
+
+    def latest_wire_msg(self) -> pb.ConsensusMsg | None:
+        return self._last_sent
+
+    # -- timers ---------------------------------------------------------------------------
+    async def _timer_loop(self) -> None:
+        while True:
+            due = self.scp.next_timeout()
+            delay = 3600.0 if due is None else max(0.0, due - time.monotonic())
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            due = self.scp.next_timeout()
+            if due is not None and due <= time.monotonic():
+                try:
+                    for m in self.scp.process_timeouts():
+                        self._broadcast(m)
+                except LedgerUnusable as e:
+                    self._die(str(e))
+                    return
+                self._update_metrics()
+
+    # -- incoming consensus messages --------------------------------------------------------
+    async def on_peer_msg(self, checked: CheckedMsg) -> None:
+        """A verified message from a configured peer (or relayed by one)."""
+        msg = checked.msg
+        self.metrics.msgs_in.inc()
+        link = self.peers.get(checked.peer)
+        if link is not None:
+            link.last_heard = time.time()
+            link.slot = max(link.slot, msg.slot_index)
+        if not self._remember(checked.wire):
+            return  # seen it already
+        for name, p in self.peers.items():
+            if name != checked.peer:
+                p.send(checked.wire)  # relay once
+        if msg.slot_index <= self.ledger.num_blocks():
+            ours = self.prev_block_id(msg.slot_index)
+            if ours and checked.prev_block_id != ours:
+                self.metrics.msgs_dropped.labels("other_chain").inc()
+                self.log.warning(
+                    "message builds on another chain", peer=checked.peer, slot=msg.slot_index
+                )
+                return
+        if msg.slot_index > self.ledger.num_blocks() + 1:
+            self._wake_catchup()
+        cur = self.scp.current_slot_index
+        if msg.slot_index == cur:
+            missing = [v for v in msg_values(msg) if v not in self.pool]
+            if missing:
+                await self._fetch_txs(checked.peer, missing)
+                if self.scp.current_slot_index != cur:
+                    return
+        try:
+            out = self.scp.handle_message(msg)
+        except LedgerUnusable as e:
+            self._die(str(e))
+            return
+        self._broadcast(out)
+        self._update_metrics()
+        self._wake.set()
+
+    # Enclave-to-enclave traffic. Each pair of nodes has two Noise sessions: the one we
+    # initiated ("out:<peer>": our relays to the peer, its answers to our fetches) and the
+    # one it initiated ("in:<peer>": its relays to us, our answers to its fetches). Noise
+    # numbers its messages implicitly, so each session must see them in order: whoever
+    # initiated a session makes one call at a time on it (the per-peer lock below), and the
+    # other side only answers. The enclave treats these labels as opaque names.
+    @staticmethod
+    def out_label(peer: str) -> str:
+        return f"out:{peer}"
+
+    @staticmethod
+    def in_label(peer: str) -> str:
+        return f"in:{peer}"
+
+    def _lock(self, peer: str) -> asyncio.Lock:
+        lock = self._peer_locks.get(peer)
+        if lock is None:
+            lock = self._peer_locks[peer] = asyncio.Lock()
+        return lock
+
+    async def _fetch_txs(self, peer: str, hashes: list[bytes]) -> None:
+        link = self.peers.get(peer)
+        if link is None:
+            return
+        async with self._lock(peer):
+            hashes = [h for h in hashes if h not in self.pool]  # maybe arrived meanwhile
+            if not hashes:
+                return
+            try:
+                await self._ensure_session(link)
+                resp = await link.call(
+                    link.peer.FetchTxs,
+                    pb.FetchTxsRequest(from_peer=self.cfg.name, tx_hashes=hashes),
+                    timeout=FETCH_TIMEOUT,
+                )
+                if resp.ciphertext:
+                    self._accept_peer_txs(self.out_label(peer), bytes(resp.ciphertext))
+            except (grpc.aio.AioRpcError, EnclaveError) as e:
+                self.metrics.errors.labels("fetch_txs").inc()
+                detail = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
+                self.log.warning(
+                    "fetching txs failed",
+                    peer=peer,
+                    count=len(hashes),
+                    error=type(e).__name__,
+                    detail=detail,
+                )
+                self._peer_sessions.discard(peer)
+
+    async def _ensure_session(self, link: PeerLink) -> None:
+        """Called with the peer's lock held."""
+        if link.name in self._peer_sessions:
+            return
+        label = self.out_label(link.name)
+        hello = self.enclave.peer_initiate(label)
+        resp = await link.call(
+            link.peer.PeerAuth, pb.PeerAuthRequest(from_peer=self.cfg.name, handshake=hello)
+        )
+        self.enclave.peer_complete(label, bytes(resp.handshake))
+        self._peer_sessions.add(link.name)
+
+    def _accept_peer_txs(self, label: str, ciphertext: bytes) -> tuple[int, int]:
+        ok = bad = 0
+        for ctx in self.enclave.peer_tx_propose(label, ciphertext):
+            try:
+                if self.pool.add(ctx):
+                    self.metrics.txs_validated.labels("peer").inc()
+                ok += 1
+            except PoolFull:
+                bad += 1
+                self.metrics.txs_rejected.labels("OVER_CAPACITY").inc()
+        if ok:
+            self.metrics.pending.set(len(self.pool))
+        return ok, bad
+
+    def accept_relayed_txs(self, peer: str, ciphertext: bytes) -> tuple[int, int]:
+        """A peer relayed txs to us (over the session it initiated)."""
+        ok, bad = self._accept_peer_txs(self.in_label(peer), ciphertext)
+        if ok:
+            self.nominate()
+        return ok, bad
+
+    # -- client transactions -----------------------------------------------------------------
+    def add_client_tx(self, ctx: WellFormedTxContext) -> bool:
+        """A validated client tx: pool it, relay it to peers, nominate. Raises PoolFull."""
+        added = self.pool.add(ctx)
+        self.metrics.pending.set(len(self.pool))
+        if added:
+            self.metrics.txs_validated.labels("client").inc()
+            asyncio.get_running_loop().create_task(self._relay_tx(ctx.tx_hash))
+            self.nominate()
+        return added
+
+    async def _relay_tx(self, tx_hash: bytes) -> None:
+        await asyncio.gather(*(self._relay_to(link, tx_hash) for link in self.peers.values()))
+
+    async def _relay_to(self, link: PeerLink, tx_hash: bytes) -> None:
+        async with self._lock(link.name):
+            try:
+                await self._ensure_session(link)
+                blob = self.enclave.txs_for_peer(self.out_label(link.name), [tx_hash])
+                if blob:
+                    await link.call(
+                        link.peer.ProposeTxs,
+                        pb.EncryptedTxs(from_peer=self.cfg.name, ciphertext=blob),
+                    )
+            except (grpc.aio.AioRpcError, EnclaveError):
+                self._peer_sessions.discard(link.name)  # it will fetch by hash if needed
+
+    def nominate(self) -> None:
+        """Offer the oldest pending txs to SCP, once the minimum block interval has passed."""
+        if self.sync_state != SERVING or not len(self.pool):
+            return
+        wait = self._last_block_at + self.cfg.min_block_interval - time.monotonic()
+        if wait > 0:
+            asyncio.get_running_loop().call_later(wait, self.nominate)
+            return
+        if not self._slot_active:
+            self._slot_active = True
+            self._slot_started = time.monotonic()
+        try:
+            out = self.scp.propose_values(self.pool.oldest(self.cfg.limits.values_per_slot))
+        except LedgerUnusable as e:
+            self._die(str(e))
+            return
+        self._broadcast(out)
+        self._update_metrics()
+        self._wake.set()  # SCP may have armed a timer (a nomination round) even if silent
+
+    # -- externalize -> block -------------------------------------------------------------------
+    def _externalized(self, slot: int, values: list[bytes]) -> None:
+        """SCP decided slot `slot`: form, append and publish block `slot`."""
+        elapsed = time.monotonic() - self._slot_started
+        self.metrics.slot_seconds.observe(elapsed)
+        self.metrics.phase_seconds.labels("EXTERNALIZE").observe(elapsed)
+        if self.ledger.num_blocks() != slot:
+            self.log.warning(
+                "externalized out of step with the ledger",
+                slot=slot,
+                blocks=self.ledger.num_blocks(),
+            )
+            self._wake_catchup()
+            return
+        parent = self.ledger.last_block()
+        try:
+            if parent is None:
+                raise LedgerError("the ledger has no origin block")
+            formed = self.enclave.form_block(list(values), parent, int(time.time()))
+            data = formed.block_data
+            if data is None:
+                raise EnclaveError("no transaction of the slot survived the block checks")
+            self.ledger.append_block(data)
+        except LedgerCorruptError as e:
+            raise LedgerUnusable(f"ledger unusable: {e}") from e
+        except (EnclaveError, LedgerError) as e:
+            self.metrics.errors.labels("form_block").inc()
+            self.log.error(
+                "could not form block; will catch up from peers", slot=slot, error=str(e)
+            )
+            self._wake_catchup()
+            return
+        included = list(formed.included)
+        dropped = [h for h, _ in formed.dropped]
+        self.pool.remove(included)
+        self.pool.remove(dropped)
+        self.enclave.forget([*included, *dropped])
+        self.metrics.txs_committed.inc(len(included))
+        self.log.info(
+            "block appended",
+            block=slot,
+            txs=len(included),
+            dropped=len(formed.dropped),
+            id=data.block.id,
+            ms=round(elapsed * 1000, 1),
+        )
+        self._after_block()
+
+    def _after_block(self) -> None:
+        n = self.ledger.num_blocks()
+        self.metrics.block_height.set(n)
+
+        def still_ok(ctx: WellFormedTxContext) -> bool:
+            try:
+                self.enclave.tx_is_well_formed(ctx.tx_hash, n)
+                return True
+            except EnclaveError:
+                return False
+
+        dropped = self.pool.prune(n, still_ok)
+        if dropped:
+            self.enclave.forget(dropped)
+            self.metrics.txs_rejected.labels("STALE_AFTER_BLOCK").inc(len(dropped))
+        self.metrics.pending.set(len(self.pool))
+        self._last_block_at = time.monotonic()
+        self._slot_started = time.monotonic()
+        self._slot_active = False
+        self._phase_seen.clear()
+        self._export_archive()
+        if len(self.pool):
+            asyncio.get_running_loop().call_soon(self.nominate)
+
+    def _export_archive(self) -> None:
+        if self.cfg.archive_export is None:
+            return
+        try:
+            from mcnode.ledger.archive import export_ledger
+
+            export_ledger(self.ledger, self.cfg.archive_export)
+        except Exception as e:  # an archive problem must not stop consensus
+            self.metrics.errors.labels("archive_export").inc()
+            self.log.error("archive export failed", error=str(e))
+
+    # -- catch-up ---------------------------------------------------------------------------
+    def _wake_catchup(self) -> None:
+        self._catchup_event.set()
+
+    def ahead_peers(self) -> list[PeerLink]:
+        """Peers that have blocks we lack: they said so when asked (GetLastBlockInfo), or
+        they speak about a slot two past ours. (A peer one slot ahead in SCP may just have
+        externalized first; SCP replies bring us along.)"""
+        n = self.ledger.num_blocks()
+        return [p for p in self.peers.values() if p.slot >= n + 2 or p.blocks > n]
+
+    async def _poll_heights(self) -> None:
+        """Ask quiet peers how many blocks they have, so that a node that fell behind an
+        idle network notices it."""
+        now = time.monotonic()
+        for p in self.peers.values():
+            heard = p.last_heard is not None and time.time() - p.last_heard < HEIGHT_POLL
+            asked = p.blocks_asked is not None and now - p.blocks_asked < HEIGHT_POLL
+            if heard or asked:
+                continue
+            try:
+                info = await p.call(p.chain.GetLastBlockInfo, pb.Empty(), timeout=2.0)
+            except grpc.aio.AioRpcError:
+                p.blocks_asked = now
+                continue
+            p.blocks, p.blocks_asked = int(info.num_blocks), now
+
+    def should_catch_up(self) -> bool:
+        if self.scp.current_slot_index > self.ledger.num_blocks():
+            return True  # we externalized a block we could not append
+        ahead = {p.name for p in self.ahead_peers()}
+        if not ahead:
+            return False
+        qset = self.cfg.quorum_set
+        return qset.is_blocked_by(ahead)
+
+    async def _catchup_loop(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._catchup_event.wait(), timeout=0.5)
+            self._catchup_event.clear()
+            with contextlib.suppress(Exception):
+                await self._poll_heights()
+            if not self.should_catch_up():
+                continue
+            try:
+                await self.catch_up()
+            except LedgerUnusable as e:
+                self._die(str(e))
+                return
+            except Exception as e:  # keep the node up; try again later
+                self.metrics.errors.labels("catch_up").inc()
+                self.log.error("catch-up failed", error=repr(e))
+
+    async def catch_up(self) -> None:
+        async with self._catchup_lock:
+            self.sync_state = CATCHING_UP
+            self.metrics.catching_up.set(1)
+            start = self.ledger.num_blocks()
+            self.log.info("catching up", blocks=start, slot=self.scp.current_slot_index)
+            try:
+                progressed = True
+                while progressed and (
+                    self.should_catch_up() or self.scp.current_slot_index > self.ledger.num_blocks()
+                ):
+                    progressed = await self._fetch_blocks()
+                    if not progressed:
+                        progressed = self._import_archives()
+            finally:
+                self.sync_state = SERVING
+                self.metrics.catching_up.set(0)
+            gained = self.ledger.num_blocks() - start
+            if gained:
+                self.metrics.blocks_caught_up.inc(gained)
+                self.log.info("caught up", blocks=self.ledger.num_blocks(), gained=gained)
+                self._rejoin()
+
+    async def _fetch_blocks(self) -> bool:
+        n = self.ledger.num_blocks()
+        candidates = sorted(self.peers.values(), key=lambda p: -p.slot)
+        for link in candidates:
+            try:
+                resp = await link.call(
+                    link.chain.GetBlocks,
+                    pb.GetBlocksRequest(offset=n, limit=BLOCKS_PER_PAGE),
+                    timeout=10.0,
+                )
+            except grpc.aio.AioRpcError:
+                continue
+            blocks: list[BlockData] = []
+            try:
+                for raw in resp.blocks:
+                    blocks.append(BlockData.from_bytes(bytes(raw)))
+            except ValueError:
+                self.log.warning("peer sent undecodable blocks", peer=link.name)
+                continue
+            if not blocks:
+                continue
+            try:
+                self.ledger.append_blocks(blocks)  # verifies chain, contents, signers
+            except LedgerCorruptError as e:
+                raise LedgerUnusable(f"ledger unusable: {e}") from e
+            except LedgerError as e:
+                self.log.warning("peer's blocks rejected", peer=link.name, error=str(e))
+                continue
+            self.log.info("blocks fetched", peer=link.name, first=n, count=len(blocks))
+            return True
+        return False
+
+    def _import_archives(self) -> bool:
+        if not self.cfg.archive_sources:
+            return False
+        try:
+            from mcnode.ledger.archive import import_archive
+        except ImportError:
+            return False
+        before = self.ledger.num_blocks()
+        for src in self.cfg.archive_sources:
+            try:
+                import_archive(src, self.ledger)
+            except Exception as e:
+                self.log.warning("archive import failed", source=str(src), error=str(e))
+            if self.ledger.num_blocks() > before:
+                return True
+        return False
+
+    def _rejoin(self) -> None:
+        """Resume SCP on the first slot we have no block for."""
+        n = self.ledger.num_blocks()
+        if self.scp.current_slot_index != n:
+            self.scp = Node(
+                self.cfg.name,
+                self.cfg.quorum_set,
+                self._valid,
+                self._combine,
+                n,
+                time.monotonic,
+                config=self.cfg.scp,
+                on_externalize=self._externalized,
+            )
+        self._after_block()
+        self._wake.set()
+
+    # -- status -----------------------------------------------------------------------------------
+    def _update_metrics(self) -> None:
+        m = self.metrics
+        m.slot.set(self.scp.current_slot_index)
+        st = self.scp.slot_state(self.scp.current_slot_index) or {}
+        phase = st.get("phase", "NOMINATE")
+        m.set_phase(phase)
+        if phase not in self._phase_seen:
+            for earlier in self._phase_seen_before(phase):
+                m.phase_seconds.labels(earlier).observe(time.monotonic() - self._slot_started)
+            self._phase_seen.add(phase)
+        m.nomination_round.set(st.get("round", 0))
+        b = st.get("b")
+        m.ballot_counter.set(b["n"] if b else 0)
+
+    def _phase_seen_before(self, phase: str) -> Iterable[str]:
+        order = ["NOMINATE", "PREPARE", "COMMIT", "EXTERNALIZE"]
+        i = order.index(phase) if phase in order else 0
+        return [p for p in order[:i] if p not in self._phase_seen]
+
+    def _die(self, reason: str) -> None:
+        self.fatal = reason
+        self.log.error("stopping: own ledger unusable", error=reason)

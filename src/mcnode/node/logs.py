@@ -1,0 +1,67 @@
+"""Structured logs: one line per event, key=value, with slot and block where they apply.
+
+Secrets never reach here: callers pass ids, hashes (hex, shortened) and counts only."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+LOG = logging.getLogger("mcnode")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bytes):
+        v = v.hex()[:16]
+    s = str(v)
+    if not s or any(c.isspace() or c in '"=' for c in s):
+        s = '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return s
+
+
+class KeyValueFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        parts = [f"ts={ts}.{int(record.msecs):03d}Z", f"level={record.levelname.lower()}"]
+        node = getattr(record, "node", None)
+        if node:
+            parts.append(f"node={_fmt(node)}")
+        parts.append(f"event={_fmt(record.getMessage())}")
+        for k, v in getattr(record, "kv", {}).items():
+            parts.append(f"{k}={_fmt(v)}")
+        if record.exc_info:
+            parts.append(f"error={_fmt(repr(record.exc_info[1]))}")
+        return " ".join(parts)
+
+
+def setup(level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    LOG.handlers[:] = [handler]
+    LOG.setLevel(level.upper())
+    LOG.propagate = False
+
+
+class NodeLog:
+    """`log.info("block appended", block=5, txs=3)` -> one key=value line."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+
+    def _log(self, level: int, event: str, exc: bool = False, **kv: Any) -> None:
+        if LOG.isEnabledFor(level):
+            LOG.log(level, event, extra={"node": self.node, "kv": kv}, exc_info=exc)
+
+    def debug(self, event: str, **kv: Any) -> None:
+        self._log(logging.DEBUG, event, **kv)
+
+    def info(self, event: str, **kv: Any) -> None:
+        self._log(logging.INFO, event, **kv)
+
+    def warning(self, event: str, **kv: Any) -> None:
+        self._log(logging.WARNING, event, **kv)
+
+    def error(self, event: str, exc: bool = False, **kv: Any) -> None:
+        self._log(logging.ERROR, event, exc=exc, **kv)

@@ -1,0 +1,67 @@
+"""Prometheus metrics of one node (its own registry, so several nodes can share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+PHASES = ("NOMINATE", "PREPARE", "COMMIT", "EXTERNALIZE")
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.slot = Gauge("mcnode_scp_slot_index", "Current SCP slot", registry=r)
+        self.phase = Gauge(
+            "mcnode_scp_phase", "Phase of the current slot (1 = in it)", ["phase"], registry=r
+        )
+        self.nomination_round = Gauge("mcnode_scp_nomination_round", "Nomination round", registry=r)
+        self.ballot_counter = Gauge("mcnode_scp_ballot_counter", "Ballot counter b.n", registry=r)
+        self.block_height = Gauge("mcnode_ledger_blocks", "Blocks in the ledger", registry=r)
+        self.pending = Gauge("mcnode_pending_txs", "Pending transactions", registry=r)
+        self.txs_validated = Counter(
+            "mcnode_txs_validated", "Transactions accepted as well formed", ["source"], registry=r
+        )
+        self.txs_rejected = Counter(
+            "mcnode_txs_rejected", "Transactions rejected", ["reason"], registry=r
+        )
+        self.txs_committed = Counter(
+            "mcnode_txs_committed", "Transactions in our blocks", registry=r
+        )
+        self.msgs_in = Counter(
+            "mcnode_consensus_msgs_in", "Consensus messages received", registry=r
+        )
+        self.msgs_out = Counter(
+            "mcnode_consensus_msgs_out", "Consensus messages sent (per peer)", registry=r
+        )
+        self.msgs_dropped = Counter(
+            "mcnode_consensus_msgs_dropped", "Consensus messages dropped", ["reason"], registry=r
+        )
+        self.phase_seconds = Histogram(
+            "mcnode_scp_phase_seconds",
+            "Time from slot start to leaving each phase",
+            ["phase"],
+            registry=r,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.slot_seconds = Histogram(
+            "mcnode_slot_seconds",
+            "Time from slot start to externalize",
+            registry=r,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.catching_up = Gauge(
+            "mcnode_catching_up", "1 while catching up from peers or archives", registry=r
+        )
+        self.blocks_caught_up = Counter(
+            "mcnode_blocks_caught_up", "Blocks appended by catch-up", registry=r
+        )
+        self.errors = Counter(
+            "mcnode_errors", "Errors handled without stopping", ["where"], registry=r
+        )
+
+    def set_phase(self, phase: str) -> None:
+        for p in PHASES:
+            self.phase.labels(p).set(1 if p == phase else 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,54 @@
+"""Helpers for multi-process network tests: a localnet directory, wallets, tx streams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mcnode.client.node_client import NodeClient, ProposeResult
+from mcnode.client.wallet import Wallet
+from mcnode.crypto import SeededRandom
+from mcnode.keyfile import read_account_key
+from mcnode.ledger.db import LedgerDB
+from mcnode.localnet.init import init_network
+from mcnode.localnet.procs import Cluster
+from mcnode.transaction.tx import Tx
+
+
+def make_net(tmp: Path, nodes: int = 4, seed: int = 1, accounts: int = 8, **kw: object) -> Cluster:
+    init_network(
+        tmp, nodes=nodes, accounts=accounts, outputs_per_account=4, rng=SeededRandom(seed), **kw
+    )  # type: ignore[arg-type]
+    return Cluster(tmp)
+
+
+def wallets(tmp: Path, n: int) -> list[Wallet]:
+    return [Wallet(read_account_key(tmp / "accounts" / f"account-{i:04d}.json")) for i in range(n)]
+
+
+def build_txs(tmp: Path, count: int, seed: int = 7, ledger_node: str = "node0") -> list[Tx]:
+    """`count` independent payments (distinct accounts, no shared inputs), built against a
+    node's ledger opened read-only."""
+    ws = wallets(tmp, count + 1)
+    rng = SeededRandom(seed)
+    with LedgerDB(tmp / ledger_node / "ledger", readonly=True) as led:
+        return [
+            ws[i].build_payment(led, ws[(i + 1) % len(ws)].account.default_address, 1000 + i, rng)[
+                0
+            ]
+            for i in range(count)
+        ]
+
+
+def submit(cluster: Cluster, node: str, tx: Tx) -> ProposeResult:
+    with NodeClient(cluster.node(node).client) as c:
+        return c.propose_tx(tx.to_bytes())
+
+
+def block_ids(tmp: Path, node: str) -> list[bytes]:
+    with LedgerDB(tmp / node / "ledger", readonly=True) as led:
+        return [led.get_block(i).id for i in range(led.num_blocks())]
+
+
+def key_images_in(tmp: Path, node: str, images: list[bytes]) -> list[bool]:
+    with LedgerDB(tmp / node / "ledger", readonly=True) as led:
+        return [led.contains_key_image(k) for k in images]

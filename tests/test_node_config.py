@@ -1,0 +1,174 @@
+"""node.toml: every bad configuration stops with one line naming the field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcnode.node.config import ConfigError, load_config, parse_config, peer_uri
+
+KEY = "ab" * 32
+
+
+def write(tmp: Path, body: str, key: bool = True) -> Path:
+    if key:
+        (tmp / "node.key").write_text("{}")
+    p = tmp / "node.toml"
+    p.write_text(body)
+    return p
+
+
+def base(**over: str) -> str:
+    parts = {
+        "head": 'name = "a"\nkey_file = "node.key"\n',
+        "qset": 'quorum_set = { threshold = 2, members = ["b", "c", "d"] }\n',
+        "listen": '[listen]\npeer = "127.0.0.1:7001"\nclient = "127.0.0.1:7101"\n',
+        "peers": "".join(
+            f'[[peers]]\nname = "{n}"\nuri = "mcp://127.0.0.1:{7002 + i}/?consensus-msg-key='
+            f'{(KEY[:-2] + f"{i:02x}")}"\n'
+            for i, n in enumerate("bcd")
+        ),
+        "extra": "",
+    }
+    parts.update(over)
+    return parts["head"] + parts["qset"] + parts["listen"] + parts["extra"] + parts["peers"]
+
+
+def test_good_config_uses_every_key(tmp_path: Path) -> None:
+    extra = (
+        "[limits]\npending_txs = 5\nvalues_per_slot = 7\nmax_txs_per_block = 9\n"
+        "max_message_bytes = 100000\n"
+        "[scp]\nnomination_timeout = 0.5\nnomination_timeout_increment = 0.25\n"
+        "ballot_timeout = 0.75\nballot_timeout_increment = 0.1\n"
+        "[block]\nmin_interval = 1.5\nmin_fee = 10\n"
+        '[archive]\nsources = ["arch"]\nexport = "out"\n'
+    )
+    cfg = load_config(write(tmp_path, base(extra=extra)))
+    assert cfg.name == "a" and [p.name for p in cfg.peers] == ["b", "c", "d"]
+    assert cfg.limits.values_per_slot == 7 and cfg.limits.max_message_bytes == 100000
+    assert cfg.scp.ballot_timeout == 0.75 and cfg.scp.nomination_timeout_increment == 0.25
+    assert cfg.min_block_interval == 1.5 and cfg.min_fee == 10
+    assert cfg.archive_sources == (tmp_path / "arch",) and cfg.archive_export == tmp_path / "out"
+    assert str(cfg.admin_listen) == "127.0.0.1:7201"  # admin defaults to loopback
+    assert cfg.peers[0].signing_key == bytes.fromhex(KEY[:-2] + "00")
+
+
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [
+        (
+            {"qset": 'quorum_set = { threshold = 2, members = ["b", "c", "x"] }\n'},
+            "quorum_set: 'x' is not one of the [[peers]]",
+        ),
+        (
+            {"qset": 'quorum_set = { threshold = 4, members = ["b", "c", "d"] }\n'},
+            "quorum_set: threshold 4 exceeds",
+        ),
+        ({"qset": 'quorum_set = { threshold = 1, members = ["b", "c", "d"] }\n'}, "not a majority"),
+        (
+            {"qset": 'quorum_set = { threshold = 2, members = ["b", "b", "c"] }\n'},
+            "appears more than once",
+        ),
+        (
+            {
+                "peers": '[[peers]]\nname = "a"\nuri = "mcp://127.0.0.1:1/?consensus-msg-key='
+                + KEY
+                + '"\n'
+            },
+            "peers[0].name: 'a' is this node itself",
+        ),
+        (
+            {
+                "peers": (
+                    '[[peers]]\nname = "b"\nuri = "mcp://127.0.0.1:1/?consensus-msg-key='
+                    + KEY
+                    + '"\n'
+                )
+                * 2
+            },
+            "duplicate peer name 'b'",
+        ),
+        ({"peers": '[[peers]]\nname = "b"\nuri = "http://x"\n'}, "peers[0].uri"),
+        ({"extra": "surprise = 1\n"}, "listen.surprise: unknown setting"),
+        ({"extra": "[limits]\npending_txs = 0\n"}, "limits.pending_txs: must be positive"),
+        ({"extra": "[scp]\nballot_timeout = -1\n"}, "scp: ballot_timeout must be positive"),
+        ({"extra": '[block]\nmin_fee = "cheap"\n'}, "block.min_fee: expected an integer"),
+        (
+            {"listen": '[listen]\npeer = "127.0.0.1:99999"\nclient = "1"\n'},
+            "listen.peer: port 99999 out of range",
+        ),
+        ({"head": 'key_file = "node.key"\n'}, "name: missing"),
+    ],
+)
+def test_bad_config_one_line_naming_the_field(
+    tmp_path: Path, over: dict[str, str], needle: str
+) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, base(**over)))
+    msg = str(e.value)
+    assert needle in msg, msg
+    assert "\n" not in msg
+
+
+def test_unsafe_threshold_allowed_when_asked(tmp_path: Path) -> None:
+    body = base(
+        head='name = "a"\nkey_file = "node.key"\nallow_unsafe_quorum = true\n',
+        qset='quorum_set = { threshold = 1, members = ["b", "c", "d"] }\n',
+    )
+    assert load_config(write(tmp_path, body)).allow_unsafe_quorum
+
+
+def test_missing_key_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"key_file: .* does not exist"):
+        load_config(write(tmp_path, base(), key=False))
+
+
+def test_not_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_config("name = ", tmp_path / "node.toml")
+
+
+def test_peer_uri_round_trip() -> None:
+    from mcnode.node.config import parse_peer_uri
+
+    key = bytes(range(32))
+    assert parse_peer_uri(peer_uri("10.0.0.1", 7001, key), "x") == ("10.0.0.1", 7001, key)
+
+
+def test_run_with_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    p = write(tmp_path, base(qset='quorum_set = { threshold = 2, members = ["b", "zz"] }\n'))
+    r = subprocess.run(
+        [sys.executable, "-m", "mcnode", "run", "--config", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "quorum_set: 'zz' is not one of the [[peers]]" in lines[0]
+
+
+def test_keygen_writes_0600_key_and_prints_uri(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "mcnode", "keygen", "--out", str(tmp_path), "--port", "7005"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "node.key").stat().st_mode & 0o777 == 0o600
+    uri = r.stdout.strip().splitlines()[-1]
+    assert uri.startswith("mcp://127.0.0.1:7005/?consensus-msg-key=") and len(uri) == 40 + 64
+    again = subprocess.run(
+        [sys.executable, "-m", "mcnode", "keygen", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode != 0 and "exists" in again.stderr

@@ -1,0 +1,208 @@
+"""Validators as separate processes on loopback with real ports (issue 5's network tests)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from mcnode.crypto import SeededRandom
+from mcnode.crypto.signing import ed25519_keypair
+from mcnode.keyfile import write_node_key
+from mcnode.localnet.procs import Cluster, http_json
+from netutil import block_ids, build_txs, key_images_in, make_net, submit
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[tuple[Path, Cluster]]:
+    cluster = make_net(tmp_path)
+    try:
+        yield tmp_path, cluster
+    finally:
+        cluster.close()
+
+
+def all_images(txs: list) -> list[bytes]:  # type: ignore[type-arg]
+    return [k for tx in txs for k in tx.key_images]
+
+
+def wait_committed(
+    d: Path, cluster: Cluster, images: list[bytes], timeout: float, nodes: list[str] | None = None
+) -> None:
+    names = nodes or [n.name for n in cluster.nodes]
+    deadline = time.monotonic() + timeout
+    while True:
+        if all(all(key_images_in(d, n, images)) for n in names):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"not committed everywhere after {timeout}s: "
+                + "; ".join(f"{n.name}: {n.tail_log(3)}" for n in cluster.nodes)
+            )
+        time.sleep(0.2)
+
+
+def same_ledgers(d: Path, cluster: Cluster) -> list[bytes]:
+    chains = {n.name: block_ids(d, n.name) for n in cluster.nodes}
+    first = next(iter(chains.values()))
+    for name, ids in chains.items():
+        assert ids == first, f"{name} differs"
+    return first
+
+
+def test_four_nodes_agree_on_txs_submitted_to_different_nodes(net: tuple[Path, Cluster]) -> None:
+    d, cluster = net
+    txs = build_txs(d, 6)
+    cluster.start()
+    for i, tx in enumerate(txs):
+        r = submit(cluster, f"node{i % 4}", tx)
+        assert r.ok, r
+    wait_committed(d, cluster, all_images(txs), timeout=60)
+    for n in cluster.nodes:
+        n.stop()
+    chain = same_ledgers(d, cluster)
+    assert len(chain) >= 2
+    # A second submission of a committed tx is refused with the exact reason.
+    cluster.node("node1").start()
+    cluster.node("node1").wait_ready()
+    again = submit(cluster, "node1", txs[0])
+    assert again.result == "KEY_IMAGE_ALREADY_SPENT", again
+
+
+def test_node_with_wrong_signing_key_is_ignored(net: tuple[Path, Cluster]) -> None:
+    d, cluster = net
+    # node3 signs with a key its peers do not know.
+    write_node_key(d / "node3" / "node.key", ed25519_keypair(SeededRandom(99))[0])
+    txs = build_txs(d, 2)
+    cluster.start()
+    assert submit(cluster, "node0", txs[0]).ok
+    wait_committed(d, cluster, all_images(txs[:1]), timeout=60, nodes=["node0", "node1", "node2"])
+    metrics = _metrics(cluster, "node0")
+    assert _sample(metrics, 'mcnode_consensus_msgs_dropped_total{reason="unknown_signer"}') > 0
+
+
+def _metrics(cluster: Cluster, node: str) -> str:
+    import urllib.request
+
+    op = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with op.open(f"http://{cluster.node(node).admin}/metrics", timeout=3) as r:
+        return r.read().decode()
+
+
+def _sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_garbage_and_oversized_payloads_are_rejected_and_node_serves(
+    net: tuple[Path, Cluster],
+) -> None:
+    d, cluster = net
+    txs = build_txs(d, 1)
+    cluster.start()
+    cfg = cluster.network["nodes"][0]
+    ident = lambda b: b  # noqa: E731
+    with grpc.insecure_channel(cfg["peer"]) as ch:
+        send = ch.unary_unary(
+            "/mcnode.v1.ConsensusPeer/SendConsensusMsg",
+            request_serializer=ident,
+            response_deserializer=ident,
+        )
+        for junk in (b"\xff" * 64, b"\x0a\x05hello\x12", bytes(range(256)) * 4):
+            try:
+                send(junk, timeout=5)
+            except grpc.RpcError as e:  # undecodable: grpc refuses it before our handler
+                assert e.code() in (
+                    grpc.StatusCode.UNKNOWN,
+                    grpc.StatusCode.INTERNAL,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                )
+        with pytest.raises(grpc.RpcError) as big:
+            send(b"\x0a" + b"\xff" * (6 * 1024 * 1024), timeout=10)
+        assert big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        fetch = ch.unary_unary(
+            "/mcnode.v1.ConsensusPeer/FetchTxs",
+            request_serializer=ident,
+            response_deserializer=ident,
+        )
+        with pytest.raises(grpc.RpcError):
+            fetch(b"\x0a\x07mallory", timeout=5)  # not a configured peer
+    with grpc.insecure_channel(cfg["client"]) as ch:
+        auth = ch.unary_unary(
+            "/mcnode.v1.ConsensusClient/Auth", request_serializer=ident, response_deserializer=ident
+        )
+        with pytest.raises(grpc.RpcError):
+            auth(b"\x0a\x03abc", timeout=5)  # a handshake that is not Noise
+    status = http_json(f"http://{cfg['admin']}/status")
+    assert status["node_id"] == "node0"
+    assert submit(cluster, "node0", txs[0]).ok
+    wait_committed(d, cluster, all_images(txs), timeout=60)
+
+
+def test_killed_node_restarts_catches_up_and_ledgers_match(net: tuple[Path, Cluster]) -> None:
+    d, cluster = net
+    txs = build_txs(d, 7)
+    cluster.start()
+    for tx in txs[:2]:
+        assert submit(cluster, "node0", tx).ok
+    time.sleep(0.05)
+    cluster.node("node2").kill(signal.SIGKILL)  # likely mid-slot
+    wait_committed(d, cluster, all_images(txs[:2]), timeout=60, nodes=["node0", "node1", "node3"])
+    for i, tx in enumerate(txs[2:]):
+        assert submit(cluster, ["node1", "node3"][i % 2], tx).ok
+        time.sleep(0.3)  # separate blocks, so node2 has several to catch up on
+    wait_committed(d, cluster, all_images(txs), timeout=60, nodes=["node0", "node1", "node3"])
+    cluster.node("node2").start()
+    cluster.node("node2").wait_ready()
+    wait_committed(d, cluster, all_images(txs), timeout=60)
+    for n in cluster.nodes:
+        n.stop()
+    chain = same_ledgers(d, cluster)
+    assert len(chain) >= 3
+
+
+def _catch_up_after(d: Path, cluster: Cluster, blocks: int) -> None:
+    txs = build_txs(d, blocks + 1)
+    for n in cluster.nodes[:3]:
+        n.start()
+    for n in cluster.nodes[:3]:
+        n.wait_ready()
+    for i, tx in enumerate(txs[:blocks]):
+        assert submit(cluster, f"node{i % 3}", tx).ok
+        wait_committed(d, cluster, list(tx.key_images), timeout=60,
+                       nodes=["node0", "node1", "node2"])
+    lagger = cluster.node("node3")
+    lagger.start()
+    lagger.wait_ready()
+    # node3 notices it is behind an idle network (it asks its peers' heights), catches up,
+    # then takes part in the next block.
+    st = cluster.wait_height(blocks + 1, timeout=60, nodes=["node3"])
+    assert st["node3"] is not None and st["node3"]["block_height"] >= blocks + 1, lagger.tail_log()
+    assert submit(cluster, "node3", txs[blocks]).ok
+    wait_committed(d, cluster, list(txs[blocks].key_images), timeout=60)
+    for n in cluster.nodes:
+        n.stop()
+    same_ledgers(d, cluster)
+
+
+def test_node_far_behind_catches_up_and_rejoins(tmp_path: Path) -> None:
+    cluster = make_net(tmp_path, accounts=30)
+    try:
+        _catch_up_after(tmp_path, cluster, 25)
+    finally:
+        cluster.close()
+
+
+@pytest.mark.soak
+def test_node_down_for_1000_blocks_catches_up(tmp_path: Path) -> None:
+    cluster = make_net(tmp_path, accounts=1002)
+    try:
+        _catch_up_after(tmp_path, cluster, 1000)
+    finally:
+        cluster.close()
