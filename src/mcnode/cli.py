@@ -34,3 +34,11 @@ from mcnode.node.cli import run as _run  # noqa: E402
 
 main.add_command(_keygen)
 main.add_command(_run)
+from mcnode.localnet.cli import load_cmd as _load  # noqa: E402
+from mcnode.localnet.cli import localnet as _localnet  # noqa: E402
+
+main.add_command(_localnet)
+main.add_command(_load)
+from mcnode.client.cli import client as _client  # noqa: E402
+
+main.add_command(_client)

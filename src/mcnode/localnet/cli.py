@@ -1,0 +1,225 @@
+"""`mcnode localnet [init|up]` and `mcnode load`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from mcnode.localnet.init import LocalnetError, init_network
+
+
+def _topology_args(topology: str) -> dict[str, object]:
+    if topology in ("mesh", "ring", "tiered"):
+        return {"topology_kind": topology}
+    p = Path(topology)
+    if not p.exists():
+        raise click.BadParameter(
+            f"{topology!r}: mesh, ring, tiered or a JSON file", param_hint="--topology"
+        )
+    return {"topology_file": p}
+
+
+def _init(d: Path, nodes: int, topology: str, min_block_interval: float, force: bool) -> None:
+    try:
+        init_network(
+            d,
+            nodes=nodes,
+            min_block_interval=min_block_interval,
+            force=force,
+            **_topology_args(topology),
+        )  # type: ignore[arg-type]
+    except LocalnetError as e:
+        raise click.ClickException(str(e)) from None
+
+
+_common = [
+    click.option("--nodes", default=4, show_default=True, help="Number of validators."),
+    click.option(
+        "--topology",
+        default="mesh",
+        show_default=True,
+        help="mesh, ring, tiered, or a JSON file of quorum sets.",
+    ),
+    click.option(
+        "--min-block-interval",
+        default=0.0,
+        show_default=True,
+        help="Seconds between blocks, at least.",
+    ),
+]
+
+
+def _apply(opts: list, f):  # type: ignore[no-untyped-def]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@click.group("localnet", invoke_without_command=True)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    help="Keep the network here (created if new, reused if it exists).",
+)
+@click.option("--tx-rate", default=5.0, show_default=True, help="Payments per second.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--json-summary", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--kill-random",
+    type=float,
+    default=None,
+    metavar="EVERY_S",
+    help="Chaos: SIGKILL a random validator this often and restart it later.",
+)
+@click.option("--seed", type=int, default=None, help="Seed the load's choices.")
+@click.option("--no-live", is_flag=True, help="No live view (for logs and CI).")
+@click.pass_context
+def localnet(
+    ctx: click.Context,
+    directory: str | None,
+    tx_rate: float,
+    duration: float | None,
+    json_summary: str | None,
+    kill_random: float | None,
+    seed: int | None,
+    no_live: bool,
+    **kw: object,
+) -> None:
+    """A whole network on this machine: validators, real payments, a live view.
+
+    With no sub-command: create (or reuse) the network, start it, run the load until
+    --duration or Ctrl-C, stop everything and print a summary."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mcnode.localnet.procs import Cluster
+    from mcnode.localnet.run import RunOptions, print_summary, run
+
+    tmp = None
+    if directory is None:
+        tmp = tempfile.TemporaryDirectory(prefix="mcnode-localnet-")
+        d = Path(tmp.name)
+    else:
+        d = Path(directory)
+    try:
+        if not (d / "network.json").exists():
+            _init(
+                d,
+                int(kw["nodes"]),
+                str(kw["topology"]),  # type: ignore[call-overload]
+                float(kw["min_block_interval"]),
+                force=False,
+            )  # type: ignore[arg-type]
+        console = Console(stderr=True)
+        console.print(f"[bold]mcnode localnet[/] in {d}")
+        summary = run(
+            Cluster(d),
+            RunOptions(
+                directory=d,
+                tx_rate=tx_rate,
+                duration=duration,
+                json_summary=Path(json_summary) if json_summary else None,
+                kill_random=kill_random,
+                live=not no_live,
+                seed=seed,
+            ),
+            console,
+        )
+        print_summary(summary, Console())
+        ids = {n["last_block_id"] for n in summary["nodes"]}
+        ok = len(ids) == 1 and summary["supply_conserved"] is not False
+        sys.exit(0 if ok else 1)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+localnet.params.extend(p for o in _common for p in o(lambda: None).__click_params__)
+
+
+@localnet.command("init")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Replace a network already there.")
+def init_cmd(directory: str, force: bool, **kw: object) -> None:
+    """Write D/<node>/node.toml, keys and ledgers for each validator, and the accounts."""
+    _init(
+        Path(directory),
+        int(kw["nodes"]),
+        str(kw["topology"]),  # type: ignore[call-overload]
+        float(kw["min_block_interval"]),
+        force,
+    )  # type: ignore[arg-type]
+    click.echo(f"network written to {directory}")
+
+
+init_cmd.params.extend(p for o in _common for p in o(lambda: None).__click_params__)
+
+
+@localnet.command("up")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, exists=True))
+def up_cmd(directory: str) -> None:
+    """Start every validator of D and keep them running until Ctrl-C."""
+    from mcnode.localnet.procs import Cluster
+
+    cluster = Cluster(Path(directory))
+    try:
+        cluster.start()
+        for n in cluster.nodes:
+            click.echo(f"{n.name}: client {n.client}, admin http://{n.admin}/")
+        while True:
+            time.sleep(1)
+            for n in cluster.nodes:
+                if not n.running():
+                    click.echo(f"{n.name} exited: {n.tail_log(3)}", err=True)
+                    n.start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.close()
+
+
+@click.command("load")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--tx-rate", default=5.0, show_default=True)
+@click.option("--duration", default=30.0, show_default=True)
+@click.option("--json-summary", type=click.Path(dir_okay=False), default=None)
+@click.option("--seed", type=int, default=None)
+def load_cmd(
+    directory: str, tx_rate: float, duration: float, json_summary: str | None, seed: int | None
+) -> None:
+    """Send payments to running validators (started with `mcnode localnet up`)."""
+    from mcnode.localnet.load import LoadGenerator
+
+    d = Path(directory)
+    net = json.loads((d / "network.json").read_text())
+    load = LoadGenerator(d, net, seed=seed)
+    try:
+        load.wait_synced(1, timeout=30)
+        start = time.monotonic()
+        next_tx = start
+        while time.monotonic() - start < duration:
+            next_tx = load.step(tx_rate, next_tx)
+            time.sleep(0.002)
+        load.drain(20)
+        el = time.monotonic() - start
+        st = load.stats
+        out = {
+            "submitted_txs": st.submitted,
+            "committed_txs": st.committed,
+            "rejected_txs": dict(st.rejected),
+            "failed_submissions": dict(st.failed),
+            "tx_per_s": round(st.committed / el, 3),
+            "latency_ms": {"p50": st.percentile(0.5), "p99": st.percentile(0.99)},
+        }
+        text = json.dumps(out, indent=2)
+        click.echo(text)
+        if json_summary:
+            Path(json_summary).write_text(text + "\n")
+    finally:
+        load.close()

@@ -1,0 +1,228 @@
+"""`mcnode localnet`: validators as processes, real load, a live view, and a summary."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from mcnode.localnet.load import LoadGenerator
+from mcnode.localnet.procs import Cluster
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    directory: Path
+    tx_rate: float = 5.0
+    duration: float | None = None
+    json_summary: Path | None = None
+    kill_random: float | None = None
+    live: bool = True
+    seed: int | None = None
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(*_: object) -> None:
+    raise _Stop
+
+
+def _view(cluster: Cluster, load: LoadGenerator, started: float) -> Group:
+    nodes = Table(title="validators", expand=False)
+    for col in ("node", "height", "slot", "phase", "peers up", "pending", "sync", "process"):
+        nodes.add_column(col)
+    for n in cluster.nodes:
+        s = n.status(0.3)
+        if s is None:
+            nodes.add_row(
+                n.name,
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "[red]down[/]" if not n.running() else "starting",
+            )
+            continue
+        up = sum(1 for p in s["peers"] if p["connected"])
+        nodes.add_row(
+            n.name,
+            str(s["block_height"]),
+            str(s["slot_index"]),
+            str(s["phase"]),
+            f"{up}/{len(s['peers'])}",
+            str(s["pending_txs"]),
+            s["sync_state"],
+            f"up (starts: {n.starts})",
+        )
+    blocks = Table(title="latest blocks", expand=False)
+    for col in ("block", "key images", "outputs", "since previous"):
+        blocks.add_column(col)
+    recent = load.stats.blocks[-8:]
+    prev_t = load.stats.blocks[-9][3] if len(load.stats.blocks) > 8 else None
+    for idx, ki, outs, t in recent:
+        since = "-" if prev_t is None else f"{(t - prev_t) * 1000:.0f} ms"
+        blocks.add_row(str(idx), str(ki), str(outs), since)
+        prev_t = t
+    el = max(time.monotonic() - started, 1e-9)
+    st = load.stats
+    summary = Table.grid(padding=(0, 2))
+    summary.add_row("elapsed", f"{el:.1f} s")
+    summary.add_row(
+        "submitted / committed",
+        f"{st.submitted} / {st.committed}"
+        f"  ({st.submitted / el:.1f} / {st.committed / el:.1f} tx/s)",
+    )
+    summary.add_row(
+        "commit latency p50 / p99", f"{st.percentile(0.5) or '-'} / {st.percentile(0.99) or '-'} ms"
+    )
+    summary.add_row("rejected", ", ".join(f"{k}={v}" for k, v in st.rejected.items()) or "0")
+    summary.add_row("in flight", str(len(load.inflight)))
+    return Group(nodes, blocks, summary)
+
+
+def summarize(
+    cluster: Cluster, load: LoadGenerator, elapsed: float, kills: int, supply: int | None
+) -> dict[str, Any]:
+    st = load.stats
+    nodes = []
+    for n in cluster.nodes:
+        s = n.status(2.0) or {}
+        nodes.append(
+            {
+                "node_id": n.name,
+                "block_height": s.get("block_height"),
+                "last_block_id": s.get("last_block_id"),
+            }
+        )
+    balance = load.total_balance()
+    return {
+        "duration_s": round(elapsed, 3),
+        "submitted_txs": st.submitted,
+        "committed_txs": st.committed,
+        "rejected_txs": dict(st.rejected),
+        "failed_submissions": dict(st.failed),
+        "expired_txs": st.expired,
+        "in_flight_at_end": len(load.inflight),
+        "tx_per_s": round(st.committed / elapsed, 3) if elapsed > 0 else 0.0,
+        "latency_ms": {"p50": st.percentile(0.5), "p99": st.percentile(0.99)},
+        "blocks": load.ledger.num_blocks(),
+        "kills": kills,
+        "fees_paid": st.fees,
+        "total_balance": balance,
+        "supply_conserved": None if supply is None else balance + st.fees == supply,
+        "nodes": nodes,
+    }
+
+
+def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> dict[str, Any]:
+    """Start the cluster, run the load (and chaos) until the duration ends or Ctrl-C, stop
+    everything, return the summary. Never leaves a validator process behind."""
+    console = console or Console(stderr=True)
+    rng = random.Random(opts.seed)
+    old_int = signal.signal(signal.SIGINT, _raise_stop)
+    old_term = signal.signal(signal.SIGTERM, _raise_stop)
+    load: LoadGenerator | None = None
+    kills = 0
+    summary: dict[str, Any] = {}
+    try:
+        cluster.start()
+        load = LoadGenerator(opts.directory, cluster.network, seed=opts.seed)
+        load.wait_synced(1, timeout=30)
+        started = time.monotonic()
+        end = None if opts.duration is None else started + opts.duration
+        next_tx = started
+        next_kill = None if not opts.kill_random else started + opts.kill_random
+        restart_at: dict[str, float] = {}
+        next_view = 0.0
+        live = Live(console=console, refresh_per_second=4, transient=False) if opts.live else None
+        if live:
+            live.start()
+        try:
+            while end is None or time.monotonic() < end:
+                next_tx = load.step(opts.tx_rate, next_tx)
+                now = time.monotonic()
+                if next_kill is not None and now >= next_kill:
+                    up = [n for n in cluster.nodes if n.running()]
+                    if len(up) == len(cluster.nodes):  # one victim at a time
+                        victim = rng.choice(up)
+                        victim.kill()
+                        kills += 1
+                        restart_at[victim.name] = now + max(1.0, opts.kill_random / 2)
+                    next_kill = now + opts.kill_random
+                for name, at in list(restart_at.items()):
+                    if now >= at:
+                        cluster.node(name).start()
+                        del restart_at[name]
+                if live and now >= next_view:
+                    live.update(_view(cluster, load, started))
+                    next_view = now + 0.25
+                time.sleep(0.002)
+        except _Stop:
+            pass
+        finally:
+            if live:
+                live.stop()
+        for name in list(restart_at):
+            cluster.node(name).start()
+        for n in cluster.nodes:
+            if n.running():
+                continue
+            n.start()
+        for n in cluster.nodes:
+            n.wait_ready(30)
+        load.drain(timeout=20)
+        elapsed = time.monotonic() - started
+        # Let every validator reach the same height before we read their tips.
+        target = max((s or {}).get("block_height", 0) for s in cluster.statuses().values())
+        cluster.wait_height(target, timeout=30)
+        supply = _supply(opts.directory)
+        summary = summarize(cluster, load, elapsed, kills, supply)
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+        if load is not None:
+            load.close()
+        cluster.close()
+    if opts.json_summary is not None:
+        opts.json_summary.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _supply(directory: Path) -> int | None:
+    try:
+        return int(json.loads((directory / "network.json").read_text())["total_supply"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    t = Table(title="mcnode localnet summary", show_header=False)
+    lat = summary["latency_ms"]
+    rows = [
+        ("duration", f"{summary['duration_s']:.1f} s"),
+        ("submitted / committed", f"{summary['submitted_txs']} / {summary['committed_txs']}"),
+        ("committed tx/s", f"{summary['tx_per_s']:.2f}"),
+        ("commit latency p50 / p99", f"{lat['p50']} / {lat['p99']} ms"),
+        ("rejected", json.dumps(summary["rejected_txs"]) if summary["rejected_txs"] else "0"),
+        ("failed submissions", json.dumps(summary["failed_submissions"]) or "0"),
+        ("blocks", str(summary["blocks"])),
+        ("validators killed (chaos)", str(summary["kills"])),
+        ("supply conserved", str(summary["supply_conserved"])),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    ids = {n["last_block_id"] for n in summary["nodes"]}
+    t.add_row("validators agree", "yes" if len(ids) == 1 else f"[red]NO: {len(ids)} tips[/]")
+    console.print(t)

@@ -1,0 +1,161 @@
+"""`mcnode localnet` end to end, chaos, double spends, and the client tools."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from mcnode.crypto import SeededRandom
+from mcnode.keyfile import read_account_key
+from mcnode.ledger.db import LedgerDB
+from mcnode.transaction.builder import TransactionBuilder
+from netutil import block_ids, make_net, submit, wallets
+
+EXPECTED_REJECTIONS = {"OVER_CAPACITY", "NOT_SERVING"}
+
+
+def run_localnet(d: Path, *args: str, timeout: float = 240) -> dict:  # type: ignore[type-arg]
+    summary = d / "summary.json"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mcnode",
+            "localnet",
+            "--dir",
+            str(d),
+            "--no-live",
+            "--json-summary",
+            str(summary),
+            "--seed",
+            "1",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return json.loads(summary.read_text())  # type: ignore[no-any-return]
+
+
+def check_summary(s: dict) -> None:  # type: ignore[type-arg]
+    for key in (
+        "submitted_txs",
+        "committed_txs",
+        "rejected_txs",
+        "tx_per_s",
+        "latency_ms",
+        "nodes",
+    ):
+        assert key in s
+    assert s["committed_txs"] > 0
+    assert set(s["latency_ms"]) >= {"p50", "p99"}
+    assert len(s["nodes"]) == 4
+    assert len({n["last_block_id"] for n in s["nodes"]}) == 1, s["nodes"]
+    assert len({n["block_height"] for n in s["nodes"]}) == 1, s["nodes"]
+    assert set(s["rejected_txs"]) <= EXPECTED_REJECTIONS, s["rejected_txs"]
+    assert s["supply_conserved"] is True
+
+
+def test_localnet_runs_payments_and_agrees(tmp_path: Path) -> None:
+    s = run_localnet(tmp_path / "net", "--duration", "30", "--tx-rate", "5")
+    check_summary(s)
+    assert s["failed_submissions"] == {}  # nothing was down: every submission got an answer
+    assert s["committed_txs"] == s["submitted_txs"] - sum(s["rejected_txs"].values())
+
+
+def test_localnet_chaos_no_fork_and_nothing_committed_is_lost(tmp_path: Path) -> None:
+    d = tmp_path / "net"
+    s = run_localnet(d, "--duration", "30", "--tx-rate", "5", "--kill-random", "6")
+    check_summary(s)
+    assert s["kills"] >= 3
+    # Failed submissions only ever hit a node that was down at the time.
+    assert set(s["failed_submissions"]) <= {"NODE_UNAVAILABLE"}
+    # Every block the load generator saw (and counted commits from) is in every validator's
+    # ledger, at the same height with the same id: nothing committed was lost, no fork.
+    with LedgerDB(d / "loadgen" / "ledger", readonly=True) as led:
+        seen = [led.get_block(i).id for i in range(led.num_blocks())]
+    for node in ("node0", "node1", "node2", "node3"):
+        ids = block_ids(d, node)
+        assert ids[: len(seen)] == seen, node
+        assert len(ids) == s["nodes"][0]["block_height"]
+
+
+def test_double_spend_to_two_nodes_commits_exactly_once(tmp_path: Path) -> None:
+    cluster = make_net(tmp_path)
+    try:
+        ws = wallets(tmp_path, 3)
+        rng = SeededRandom(5)
+        with LedgerDB(tmp_path / "node0" / "ledger", readonly=True) as led:
+            coin = ws[0].unspent(led)[0]
+            txs = []
+            for to in (ws[1], ws[2]):
+                b = TransactionBuilder(ws[0].account, fee=400, tombstone_block=50)
+                b.add_input(led.input_credentials(coin, rng))
+                b.add_output(to.account.default_address, 1000)
+                txs.append(b.build(rng))
+        assert txs[0].key_images == txs[1].key_images
+        cluster.start()
+        results: dict[int, str] = {}
+
+        def go(i: int) -> None:
+            results[i] = submit(cluster, f"node{i}", txs[i]).result
+
+        threads = [threading.Thread(target=go, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # Each node may accept its copy (neither is spent yet) or refuse the second.
+        assert set(results.values()) <= {"OK", "KEY_IMAGE_ALREADY_SPENT"}
+        deadline = time.monotonic() + 60
+        image = txs[0].key_images[0]
+        while time.monotonic() < deadline:
+            with LedgerDB(tmp_path / "node2" / "ledger", readonly=True) as led:
+                if led.contains_key_image(image):
+                    break
+            time.sleep(0.2)
+        time.sleep(2)  # give a second (wrong) block every chance to appear
+        for node in ("node0", "node1", "node2", "node3"):
+            with LedgerDB(tmp_path / node / "ledger", readonly=True) as led:
+                landed = [
+                    all(led.contains_output_public_key(k) for k in tx.output_public_keys)
+                    for tx in txs
+                ]
+                assert landed.count(True) == 1, (node, landed)
+        _client_tools(tmp_path, cluster)
+    finally:
+        cluster.close()
+
+
+def _client_tools(d: Path, cluster) -> None:  # type: ignore[no-untyped-def]
+    def mc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mcnode", "client", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    alice, bob = d / "accounts" / "account-0005.json", d / "accounts" / "account-0006.json"
+    node = cluster.node("node3").client
+    bob_addr = mc("address", "--keys", str(bob)).stdout.strip()
+    assert bob_addr == read_account_key(bob).default_address.to_string()
+    before = int(mc("balance", "--keys", str(bob), "--node", node).stdout.split()[0])
+    sent = mc("send", "--keys", str(alice), "--to", bob_addr, "--amount", "777", "--node", node)
+    assert sent.returncode == 0, sent.stderr
+    assert "committed in block" in sent.stdout
+    after = int(mc("balance", "--keys", str(bob), "--node", node).stdout.split()[0])
+    assert after == before + 777
+    poor = d / "accounts" / "account-0007.json"
+    broke = mc(
+        "send", "--keys", str(poor), "--to", bob_addr, "--amount", str(10**15), "--node", node
+    )
+    assert broke.returncode != 0 and "insufficient funds" in broke.stderr
