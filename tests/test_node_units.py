@@ -115,12 +115,23 @@ def test_signed_garbage_is_malformed_not_a_crash() -> None:
 
 
 def test_scp_state_persists_last_message(tmp_path: Path) -> None:
+    from mcnode.node.state import SLOT
+
     st = ScpState(tmp_path / "state")
     assert st.load() is None
     m1 = Msg("a", 4, QuorumSet(1, ["b"]), Nominate(frozenset({b"v"}), frozenset()))
     st.save(m1)
     st.save(_msg("a"))
     assert st.load() == _msg("a")
-    assert (tmp_path / "state" / "scp-last-msg.bin").stat().st_mode & 0o777 == 0o600
-    (tmp_path / "state" / "scp-last-msg.bin").write_bytes(b"\x00junk")
-    assert st.load() is None
+    assert ScpState(tmp_path / "state").load() == _msg("a")  # after a restart
+    f = tmp_path / "state" / "scp-last-msg.bin"
+    assert f.stat().st_mode & 0o777 == 0o600
+    # A save torn by a crash (the newest slot damaged): the previous message survives.
+    with open(f, "r+b") as fh:
+        fh.seek(0)  # the second save went to slot 0
+        fh.write(b"\xff" * 20)
+    assert ScpState(tmp_path / "state").load() == m1
+    with open(f, "r+b") as fh:
+        fh.seek(SLOT)
+        fh.write(b"\xff" * 20)
+    assert ScpState(tmp_path / "state").load() is None

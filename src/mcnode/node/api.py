@@ -11,7 +11,7 @@ import grpc
 
 from mcnode.enclave import EnclaveError, ProposeTxError, ProposeTxResult
 from mcnode.node.driver import SERVING
-from mcnode.node.messages import BadConsensusMsg, check_msg
+from mcnode.node.messages import BadConsensusMsg, check_msg, dedup_key
 from mcnode.node.pending import PoolFull
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
@@ -31,13 +31,20 @@ class PeerApi(rpc.ConsensusPeerServicer):
         self, request: pb.ConsensusMsg, context: grpc.aio.ServicerContext
     ) -> pb.ConsensusMsgResponse:
         v = self.v
+        key = dedup_key(request)
+        if v.driver.has_seen(key):  # a copy we already have: note who has it, nothing else
+            v.driver.seen(key, request.relayed_by)
+            v.metrics.msgs_duplicate.inc()
+            return pb.ConsensusMsgResponse(result=pb.PEER_OK)
         try:
             checked = check_msg(request, v.signers, v.cfg.limits.max_message_bytes)
         except BadConsensusMsg as e:
             reason = pb.PeerResult.Name(e.code).removeprefix("PEER_").lower()
             v.metrics.msgs_dropped.labels(reason).inc()
             return pb.ConsensusMsgResponse(result=e.code)
-        v.spawn(v.driver.on_peer_msg(checked))
+        relayer = request.relayed_by if v.cfg.peer(request.relayed_by) else checked.peer
+        if v.driver.seen(key, relayer):
+            v.spawn(v.driver.on_peer_msg(checked, key))
         return pb.ConsensusMsgResponse(result=pb.PEER_OK)
 
     async def GetLatestMsg(

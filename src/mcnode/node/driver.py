@@ -26,7 +26,7 @@ from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import LedgerCorruptError, LedgerError
 from mcnode.node.config import NodeConfig
 from mcnode.node.logs import NodeLog
-from mcnode.node.messages import CheckedMsg, sign_msg
+from mcnode.node.messages import CheckedMsg, dedup_key, sign_msg
 from mcnode.node.metrics import NodeMetrics
 from mcnode.node.peers import PeerLink
 from mcnode.node.pending import PendingPool, PoolFull, combine_txs
@@ -79,7 +79,7 @@ class ConsensusDriver:
         self.pool = PendingPool(cfg.limits.pending_txs)
         self.state_store = ScpState(cfg.state_dir)
         self.sync_state = SERVING
-        self._relayed: OrderedDict[bytes, None] = OrderedDict()
+        self._seen: OrderedDict[bytes, set[str]] = OrderedDict()  # message -> who has it
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_sent: pb.ConsensusMsg | None = None
@@ -153,20 +153,28 @@ class ConsensusDriver:
         if msg is None:
             return
         self.state_store.save(msg)  # restart safety: persisted before it leaves
-        wire = sign_msg(msg, self.prev_block_id(msg.slot_index), self.key)
+        wire = sign_msg(msg, self.prev_block_id(msg.slot_index), self.key, self.cfg.name)
         self._last_sent = wire
-        self._remember(wire)
+        self.seen(dedup_key(wire), self.cfg.name, set(self.peers))
         for p in self.peers.values():
             p.send(wire)
         self._wake.set()
 
-    def _remember(self, wire: pb.ConsensusMsg) -> bool:
-        key = bytes(wire.signature)
-        if key in self._relayed:
+    def has_seen(self, key: bytes) -> bool:
+        return key in self._seen
+
+    def seen(self, key: bytes, holder: str, also: set[str] | None = None) -> bool:
+        """Note that `holder` (and `also`) have message `key`; True if it was new to us.
+
+        Flooding with memory: a message is relayed once, only to peers not known to have
+        it (its signer, and whoever handed us a copy)."""
+        holders = self._seen.get(key)
+        if holders is not None:
+            holders.add(holder)
             return False
-        self._relayed[key] = None
-        while len(self._relayed) > RELAY_MEMORY:
-            self._relayed.popitem(last=False)
+        self._seen[key] = {holder, *(also or ())}
+        while len(self._seen) > RELAY_MEMORY:
+            self._seen.popitem(last=False)
         return True
 
     def latest_wire_msg(self) -> pb.ConsensusMsg | None:
@@ -191,19 +199,27 @@ class ConsensusDriver:
                 self._update_metrics()
 
     # -- incoming consensus messages --------------------------------------------------------
-    async def on_peer_msg(self, checked: CheckedMsg) -> None:
-        """A verified message from a configured peer (or relayed by one)."""
+    async def on_peer_msg(self, checked: CheckedMsg, key: bytes) -> None:
+        """A verified message, new to us, from a configured peer (or relayed by one)."""
         msg = checked.msg
         self.metrics.msgs_in.inc()
         link = self.peers.get(checked.peer)
         if link is not None:
             link.last_heard = time.time()
             link.slot = max(link.slot, msg.slot_index)
-        if not self._remember(checked.wire):
-            return  # seen it already
-        for name, p in self.peers.items():
-            if name != checked.peer:
-                p.send(checked.wire)  # relay once
+        holders = self._seen.get(key, set())
+        holders.add(checked.peer)
+        # The signer sent this to every peer it knows, and its quorum set names only peers
+        # it knows (config rule): those need no relay. Relay to the rest, once.
+        holders.update(msg.quorum_set.nodes())
+        if any(name not in holders for name in self.peers):
+            relay = pb.ConsensusMsg()
+            relay.CopyFrom(checked.wire)
+            relay.relayed_by = self.cfg.name
+            for name, p in self.peers.items():
+                if name not in holders:
+                    p.send(relay)
+                    holders.add(name)
         if msg.slot_index <= self.ledger.num_blocks():
             ours = self.prev_block_id(msg.slot_index)
             if ours and checked.prev_block_id != ours:
@@ -589,16 +605,14 @@ class ConsensusDriver:
     def _update_metrics(self) -> None:
         m = self.metrics
         m.slot.set(self.scp.current_slot_index)
-        st = self.scp.slot_state(self.scp.current_slot_index) or {}
-        phase = st.get("phase", "NOMINATE")
+        phase, round_, counter = self.scp.progress()
         m.set_phase(phase)
         if phase not in self._phase_seen:
             for earlier in self._phase_seen_before(phase):
                 m.phase_seconds.labels(earlier).observe(time.monotonic() - self._slot_started)
             self._phase_seen.add(phase)
-        m.nomination_round.set(st.get("round", 0))
-        b = st.get("b")
-        m.ballot_counter.set(b["n"] if b else 0)
+        m.nomination_round.set(round_)
+        m.ballot_counter.set(counter)
 
     def _phase_seen_before(self, phase: str) -> Iterable[str]:
         order = ["NOMINATE", "PREPARE", "COMMIT", "EXTERNALIZE"]

@@ -7,6 +7,7 @@ configured peer, the signature verifies, and the SCP sender id is that peer's na
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from mcnode.crypto.signing import ed25519_public, ed25519_sign, ed25519_verify
@@ -22,17 +23,30 @@ class BadConsensusMsg(ValueError):
         self.code = code
 
 
+def dedup_key(wire: pb.ConsensusMsg) -> bytes:
+    """Identity of a signed message, computed before any verification: copies with the same
+    signed bytes are the same message (a forged copy would need the same signature)."""
+    h = hashlib.sha256()
+    for part in (wire.scp_msg, wire.prev_block_id, wire.signer, wire.signature):
+        h.update(len(part).to_bytes(4, "big"))
+        h.update(part)
+    return h.digest()
+
+
 def _signed_bytes(prev_block_id: bytes, scp_msg: bytes) -> bytes:
     return DOMAIN + len(prev_block_id).to_bytes(2, "big") + prev_block_id + scp_msg
 
 
-def sign_msg(msg: Msg, prev_block_id: bytes, private_key: bytes) -> pb.ConsensusMsg:
+def sign_msg(
+    msg: Msg, prev_block_id: bytes, private_key: bytes, sender: str = ""
+) -> pb.ConsensusMsg:
     raw = msg.to_bytes()
     return pb.ConsensusMsg(
         scp_msg=raw,
         prev_block_id=prev_block_id,
         signer=ed25519_public(private_key),
         signature=ed25519_sign(private_key, _signed_bytes(prev_block_id, raw)),
+        relayed_by=sender,
     )
 
 

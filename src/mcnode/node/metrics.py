@@ -33,6 +33,11 @@ class NodeMetrics:
         self.msgs_out = Counter(
             "mcnode_consensus_msgs_out", "Consensus messages sent (per peer)", registry=r
         )
+        self.msgs_duplicate = Counter(
+            "mcnode_consensus_msgs_duplicate",
+            "Copies of consensus messages we already had (relays)",
+            registry=r,
+        )
         self.msgs_dropped = Counter(
             "mcnode_consensus_msgs_dropped", "Consensus messages dropped", ["reason"], registry=r
         )

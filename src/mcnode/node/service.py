@@ -132,7 +132,6 @@ class Validator:
         led = self.ledger
         last = led.last_block()
         scp = self.driver.scp
-        snap = scp.slot_state(scp.current_slot_index) or {}
         now = time.time()
         peers = []
         for p in self.peers.values():
@@ -145,7 +144,7 @@ class Validator:
             "block_height": led.num_blocks(),
             "last_block_id": last.id.hex() if last else None,
             "slot_index": scp.current_slot_index,
-            "phase": snap.get("phase"),
+            "phase": scp.phase(),
             "peers": peers,
             "sync_state": self.driver.sync_state,
             "pending_txs": len(self.driver.pool),

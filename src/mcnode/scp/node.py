@@ -140,7 +140,14 @@ class Node:
         return out
 
     def phase(self) -> str:
-        return str(self._slot.snapshot()["phase"])
+        """NOMINATE, PREPARE, COMMIT or EXTERNALIZE for the current slot (cheap)."""
+        return self._slot.phase()
+
+    def progress(self) -> tuple[str, int, int]:
+        """(phase, nomination round, ballot counter) of the current slot, cheaply."""
+        s = self._slot
+        b = s.ballot.b
+        return s.phase(), s.nomination.round, 0 if b is None else b.n
 
     def latest_msg(self, slot_index: int | None = None) -> Msg | None:
         """Our last sent message for a slot (default: current): what a caller persists."""

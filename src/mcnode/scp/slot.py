@@ -218,6 +218,10 @@ class Slot:
         self.last_sent_at = self.now()
 
     # -- debug view --------------------------------------------------------------------------
+    def phase(self) -> str:
+        b = self.ballot
+        return b.phase if (b.b is not None or b.phase != "PREPARE") else "NOMINATE"
+
     def snapshot(self) -> dict[str, Any]:
         b = self.ballot
         n = self.nomination
@@ -225,7 +229,7 @@ class Slot:
         def bj(x: Ballot | None) -> dict[str, Any] | None:
             return None if x is None else {"n": x.n, "values": [v.hex() for v in x.values]}
 
-        phase = b.phase if (b.b is not None or b.phase != "PREPARE") else "NOMINATE"
+        phase = self.phase()
         latest: dict[str, Any] = {}
         for node in sorted(set(n.latest) | set(b.latest)):
             entry: dict[str, Any] = {}

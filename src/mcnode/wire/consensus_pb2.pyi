@@ -29,16 +29,18 @@ class Empty(_message.Message):
     def __init__(self) -> None: ...
 
 class ConsensusMsg(_message.Message):
-    __slots__ = ("scp_msg", "prev_block_id", "signer", "signature")
+    __slots__ = ("scp_msg", "prev_block_id", "signer", "signature", "relayed_by")
     SCP_MSG_FIELD_NUMBER: _ClassVar[int]
     PREV_BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNER_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    RELAYED_BY_FIELD_NUMBER: _ClassVar[int]
     scp_msg: bytes
     prev_block_id: bytes
     signer: bytes
     signature: bytes
-    def __init__(self, scp_msg: _Optional[bytes] = ..., prev_block_id: _Optional[bytes] = ..., signer: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    relayed_by: str
+    def __init__(self, scp_msg: _Optional[bytes] = ..., prev_block_id: _Optional[bytes] = ..., signer: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., relayed_by: _Optional[str] = ...) -> None: ...
 
 class ConsensusMsgResponse(_message.Message):
     __slots__ = ("result",)
