@@ -175,8 +175,9 @@ def _catch_up_after(d: Path, cluster: Cluster, blocks: int) -> None:
         n.wait_ready()
     for i, tx in enumerate(txs[:blocks]):
         assert submit(cluster, f"node{i % 3}", tx).ok
-        wait_committed(d, cluster, list(tx.key_images), timeout=60,
-                       nodes=["node0", "node1", "node2"])
+        wait_committed(
+            d, cluster, list(tx.key_images), timeout=60, nodes=["node0", "node1", "node2"]
+        )
     lagger = cluster.node("node3")
     lagger.start()
     lagger.wait_ready()
@@ -204,5 +205,76 @@ def test_node_down_for_1000_blocks_catches_up(tmp_path: Path) -> None:
     cluster = make_net(tmp_path, accounts=1002)
     try:
         _catch_up_after(tmp_path, cluster, 1000)
+    finally:
+        cluster.close()
+
+
+def test_admin_endpoints_and_archive_export(tmp_path: Path) -> None:
+    import json as _json
+    import urllib.error
+    import urllib.request
+
+    cluster = make_net(tmp_path)
+    with open(tmp_path / "node0" / "node.toml", "a") as f:
+        f.write('\n[archive]\nexport = "../archive"\n')
+    op = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        txs = build_txs(tmp_path, 2)
+        cluster.start()
+        for tx in txs:
+            assert submit(cluster, "node2", tx).ok
+        wait_committed(tmp_path, cluster, all_images(txs), timeout=60)
+        admin = cluster.node("node0").admin
+        st = http_json(f"http://{admin}/status")
+        for key in (
+            "node_id",
+            "block_height",
+            "last_block_id",
+            "slot_index",
+            "peers",
+            "sync_state",
+            "pending_txs",
+            "quorum_set",
+            "v_blocking_size",
+            "phase",
+            "quorum_intersection",
+        ):
+            assert key in st, key
+        assert st["v_blocking_size"] == 2 and st["quorum_intersection"] is True
+        assert {p["name"] for p in st["peers"]} == {"node1", "node2", "node3"}
+        assert all(p["connected"] for p in st["peers"])
+        slot = st["block_height"] - 1
+        snap = http_json(f"http://{admin}/scp/{slot}")
+        assert snap["phase"] == "EXTERNALIZE" and snap["externalized"]
+        metrics = _metrics(cluster, "node0")
+        for name in (
+            "mcnode_scp_slot_index",
+            "mcnode_pending_txs",
+            "mcnode_ledger_blocks",
+            "mcnode_consensus_msgs_in_total",
+            "mcnode_scp_phase_seconds_bucket",
+            'mcnode_txs_validated_total{source="peer"}',
+        ):
+            assert name in metrics, name
+        page = op.open(f"http://{admin}/", timeout=3).read().decode()
+        assert "<html" in page and "node0" in page
+        req = urllib.request.Request(f"http://{admin}/loglevel", data=b"debug", method="POST")
+        assert op.open(req, timeout=3).read() == b"debug\n"
+        bad = urllib.request.Request(f"http://{admin}/loglevel", data=b"loud", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            op.open(bad, timeout=3)
+        assert e.value.code == 400
+        with pytest.raises(urllib.error.HTTPError) as e:
+            op.open(f"http://{admin}/scp/99999", timeout=3)
+        assert e.value.code == 404
+        # node0 exported every block it appended to its archive; a fresh ledger imports it.
+        head = (tmp_path / "archive" / "HEAD").read_text()
+        assert str(st["block_height"]) in head or _json.loads(head)
+        from mcnode.ledger.archive import LocalDirectory, import_archive
+        from mcnode.ledger.db import LedgerDB
+
+        with LedgerDB(tmp_path / "fresh", create=True) as fresh:
+            assert import_archive(LocalDirectory(tmp_path / "archive"), fresh) == st["block_height"]
+            assert fresh.last_block().id.hex() == st["last_block_id"]
     finally:
         cluster.close()

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 
 from mcnode.enclave import EnclaveApi, EnclaveError
+from mcnode.ledger.archive import LocalDirectory, export_archive, import_archive
 from mcnode.ledger.block import BlockData
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import LedgerCorruptError, LedgerError
@@ -451,9 +452,7 @@ class ConsensusDriver:
         if self.cfg.archive_export is None:
             return
         try:
-            from mcnode.ledger.archive import export_ledger
-
-            export_ledger(self.ledger, self.cfg.archive_export)
+            export_archive(self.ledger, LocalDirectory(self.cfg.archive_export))
         except Exception as e:  # an archive problem must not stop consensus
             self.metrics.errors.labels("archive_export").inc()
             self.log.error("archive export failed", error=str(e))
@@ -570,14 +569,10 @@ class ConsensusDriver:
     def _import_archives(self) -> bool:
         if not self.cfg.archive_sources:
             return False
-        try:
-            from mcnode.ledger.archive import import_archive
-        except ImportError:
-            return False
         before = self.ledger.num_blocks()
         for src in self.cfg.archive_sources:
             try:
-                import_archive(src, self.ledger)
+                import_archive(LocalDirectory(src), self.ledger)
             except Exception as e:
                 self.log.warning("archive import failed", source=str(src), error=str(e))
             if self.ledger.num_blocks() > before:

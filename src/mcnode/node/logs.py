@@ -33,6 +33,8 @@ class KeyValueFormatter(logging.Formatter):
             parts.append(f"{k}={_fmt(v)}")
         if record.exc_info:
             parts.append(f"error={_fmt(repr(record.exc_info[1]))}")
+        if record.name != LOG.name:
+            parts.append(f"logger={_fmt(record.name)}")
         return " ".join(parts)
 
 
@@ -42,6 +44,10 @@ def setup(level: str = "info") -> None:
     LOG.handlers[:] = [handler]
     LOG.setLevel(level.upper())
     LOG.propagate = False
+    # Libraries' own warnings (aiohttp, grpc) come out in the same one-line format.
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
 
 
 class NodeLog:
@@ -50,18 +56,19 @@ class NodeLog:
     def __init__(self, node: str) -> None:
         self.node = node
 
-    def _log(self, level: int, event: str, exc: bool = False, **kv: Any) -> None:
-        if LOG.isEnabledFor(level):
-            LOG.log(level, event, extra={"node": self.node, "kv": kv}, exc_info=exc)
+    # Positional-only parameters: any keyword (even "level" or "event") is a field.
+    def _log(self, lvl: int, event: str, exc: bool, /, **kv: Any) -> None:
+        if LOG.isEnabledFor(lvl):
+            LOG.log(lvl, event, extra={"node": self.node, "kv": kv}, exc_info=exc)
 
-    def debug(self, event: str, **kv: Any) -> None:
-        self._log(logging.DEBUG, event, **kv)
+    def debug(self, event: str, /, **kv: Any) -> None:
+        self._log(logging.DEBUG, event, False, **kv)
 
-    def info(self, event: str, **kv: Any) -> None:
-        self._log(logging.INFO, event, **kv)
+    def info(self, event: str, /, **kv: Any) -> None:
+        self._log(logging.INFO, event, False, **kv)
 
-    def warning(self, event: str, **kv: Any) -> None:
-        self._log(logging.WARNING, event, **kv)
+    def warning(self, event: str, /, **kv: Any) -> None:
+        self._log(logging.WARNING, event, False, **kv)
 
-    def error(self, event: str, exc: bool = False, **kv: Any) -> None:
-        self._log(logging.ERROR, event, exc=exc, **kv)
+    def error(self, event: str, /, exc: bool = False, **kv: Any) -> None:
+        self._log(logging.ERROR, event, exc, **kv)

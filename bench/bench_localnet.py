@@ -1,0 +1,189 @@
+"""Local network benchmarks: 4 validators (processes) on this machine, real payments.
+
+    python bench/bench_localnet.py [--txs 600] [--latency-seconds 30]
+
+1. Max committed tx/s: 1-in/2-out payments, built beforehand (so building does not compete
+   with the validators for the 2 cores), submitted as fast as the validators take them
+   (one submitter thread per validator); committed tx/s between the first and last commit.
+2. Commit latency at 10 tx/s (submit -> key image seen in a block), minimum block interval
+   0: p50 and p99, with prebuilt txs submitted on a steady schedule.
+3. Consensus messages handled per second per validator, from its Prometheus counters,
+   during run 1.
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from mcnode.client.node_client import NodeClient
+from mcnode.client.wallet import Wallet
+from mcnode.crypto import SeededRandom
+from mcnode.keyfile import read_account_key
+from mcnode.ledger.db import LedgerDB
+from mcnode.localnet.init import init_network
+from mcnode.localnet.procs import Cluster
+from mcnode.transaction.builder import TransactionBuilder
+from mcnode.transaction.tx import Tx
+
+_OP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def prebuild(d: Path, count: int) -> list[Tx]:
+    """`count` independent 1-in/2-out payments, each spending its own origin output."""
+    accts = sorted((d / "accounts").glob("account-*.json"))
+    wallets = [Wallet(read_account_key(p)) for p in accts]
+    rng = SeededRandom(11)
+    txs: list[Tx] = []
+    with LedgerDB(d / "node0" / "ledger", readonly=True) as led:
+        for i, w in enumerate(wallets):
+            to = wallets[(i + 1) % len(wallets)].account.default_address
+            for coin in w.unspent(led):
+                if len(txs) >= count:
+                    return txs
+                b = TransactionBuilder(w.account, fee=400, tombstone_block=10_000)
+                b.add_input(led.input_credentials(coin, rng))
+                b.add_output(to, coin.value // 2)
+                txs.append(b.build(rng))
+    return txs
+
+
+def msgs_in(cluster: Cluster) -> dict[str, float]:
+    out = {}
+    for n in cluster.nodes:
+        text = _OP.open(f"http://{n.admin}/metrics", timeout=3).read().decode()
+        out[n.name] = next(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("mcnode_consensus_msgs_in_total ")
+        )
+    return out
+
+
+class Watcher:
+    """Follows node0's ledger (read-only) and timestamps key images as they land."""
+
+    def __init__(self, d: Path) -> None:
+        self.d = d
+        self.seen: dict[bytes, float] = {}
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self) -> None:
+        with LedgerDB(self.d / "node0" / "ledger", readonly=True) as led:
+            n = led.num_blocks()
+            while not self.stop:
+                now = time.monotonic()
+                m = led.num_blocks()
+                for i in range(n, m):
+                    for ki in led.get_block_contents(i).key_images:
+                        self.seen[ki] = now
+                n = m
+                time.sleep(0.002)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--txs", type=int, default=600)
+    ap.add_argument("--latency-seconds", type=float, default=30.0)
+    a = ap.parse_args()
+    rate_txs = int(10 * a.latency_seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        init_network(
+            d,
+            nodes=4,
+            accounts=60,
+            outputs_per_account=(a.txs + rate_txs) // 60 + 1,
+            rng=SeededRandom(3),
+        )
+        t0 = time.monotonic()
+        txs = prebuild(d, a.txs + rate_txs)
+        print(f"prebuilt {len(txs)} txs in {time.monotonic() - t0:.1f} s")
+        burst, steady = txs[: a.txs], txs[a.txs :]
+        with Cluster(d) as cluster:
+            cluster.start()
+            clients = {n.name: NodeClient(n.client) for n in cluster.nodes}
+            for c in clients.values():
+                c.connect()
+            watch = Watcher(d)
+            # 1. throughput
+            m0, w0 = msgs_in(cluster), time.monotonic()
+            shares = {name: burst[i::4] for i, name in enumerate(clients)}
+            results: list[str] = []
+
+            def submit_all(name: str) -> None:
+                for tx in shares[name]:
+                    results.append(clients[name].propose_tx(tx.to_bytes()).result)
+
+            threads = [threading.Thread(target=submit_all, args=(n,)) for n in clients]
+            start = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            images = [tx.key_images[0] for tx in burst]
+            deadline = time.monotonic() + 120
+            while not all(k in watch.seen for k in images) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            committed = [watch.seen[k] for k in images if k in watch.seen]
+            m1, w1 = msgs_in(cluster), time.monotonic()
+            span = max(committed) - start if committed else float("nan")
+            tps = len(committed) / span
+            per_node = {k: (m1[k] - m0[k]) / (w1 - w0) for k in m0}
+            print(
+                f"throughput: {len(committed)}/{len(burst)} committed in {span:.1f} s = "
+                f"{tps:.1f} tx/s (submit results: "
+                f"{ {r: results.count(r) for r in set(results)} })"
+            )
+            print(
+                "consensus msgs handled per s per node: "
+                + ", ".join(f"{k} {v:.0f}" for k, v in per_node.items())
+            )
+            # 2. latency at 10 tx/s
+            lat: list[float] = []
+            sub_at: dict[bytes, float] = {}
+            names = list(clients)
+            nxt = time.monotonic()
+            for i, tx in enumerate(steady):
+                while time.monotonic() < nxt:
+                    time.sleep(0.0005)
+                sub_at[tx.key_images[0]] = time.monotonic()
+                clients[names[i % 4]].propose_tx(tx.to_bytes())
+                nxt += 0.1
+            deadline = time.monotonic() + 60
+            while not all(k in watch.seen for k in sub_at) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            lat = sorted((watch.seen[k] - t) * 1000 for k, t in sub_at.items() if k in watch.seen)
+            p50 = lat[len(lat) // 2] if lat else float("nan")
+            p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan")
+            print(
+                f"latency at 10 tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
+                f"({len(lat)}/{len(steady)} committed)"
+            )
+            watch.stop = True
+            for c in clients.values():
+                c.close()
+        print(
+            json.dumps(
+                {
+                    "machine": f"{platform.machine()} 2 cores",
+                    "max_committed_tx_per_s": round(tps, 1),
+                    "latency_p50_ms_at_10tps": round(p50, 1),
+                    "latency_p99_ms_at_10tps": round(p99, 1),
+                    "consensus_msgs_per_s_per_node": {k: round(v) for k, v in per_node.items()},
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
