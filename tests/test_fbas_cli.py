@@ -117,3 +117,21 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "x.toml").write_text("node_id = [")
     code, _, err = run("check", str(tmp_path))
     assert code == 2 and "not valid TOML" in err
+
+
+def test_checks_a_localnet_directory_and_its_network_file(tmp_path: Path) -> None:
+    """The analysis reads what `mcnode localnet init` writes: D/<node>/node.toml files (node
+    id = `name`) and D/network.json."""
+    from click.testing import CliRunner
+
+    from mcnode.cli import main
+    from mcnode.crypto import SeededRandom
+    from mcnode.localnet.init import init_network
+
+    init_network(tmp_path, nodes=4, accounts=2, outputs_per_account=1, rng=SeededRandom(1))
+    for target in (tmp_path, tmp_path / "network.json"):
+        r = CliRunner().invoke(main, ["fbas", "check", str(target), "--json"])
+        assert r.exit_code == 0, r.output
+        assert '"intersection": true' in r.output
+    r = CliRunner().invoke(main, ["fbas", "blocking", str(tmp_path), "--json"])
+    assert r.exit_code == 0 and '"size": 2' in r.output

@@ -172,3 +172,36 @@ def test_keygen_writes_0600_key_and_prints_uri(tmp_path: Path) -> None:
         check=False,
     )
     assert again.returncode != 0 and "exists" in again.stderr
+
+
+def test_run_refuses_a_network_without_quorum_intersection(tmp_path: Path) -> None:
+    import json
+
+    net = {
+        "nodes": [
+            {"id": "a", "quorum_set": {"threshold": 2, "members": ["b", "c", "d"]}},
+            {"id": "b", "quorum_set": {"threshold": 1, "members": ["c"]}},
+            {"id": "c", "quorum_set": {"threshold": 1, "members": ["b"]}},
+            {"id": "d", "quorum_set": {"threshold": 1, "members": ["a"]}},
+        ]
+    }
+    (tmp_path / "net.json").write_text(json.dumps(net))
+    p = write(tmp_path, base(head='name = "a"\nkey_file = "node.key"\nnetwork_file = "net.json"\n'))
+    r = subprocess.run(
+        [sys.executable, "-m", "mcnode", "run", "--config", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no quorum intersection" in lines[0], r.stderr
+    assert "--force" in lines[0]
+    from mcnode.node.config import check_network_intersection
+
+    net["nodes"][1]["quorum_set"] = {"threshold": 2, "members": ["a", "c", "d"]}
+    net["nodes"][2]["quorum_set"] = {"threshold": 2, "members": ["a", "b", "d"]}
+    net["nodes"][3]["quorum_set"] = {"threshold": 2, "members": ["a", "b", "c"]}
+    (tmp_path / "net.json").write_text(json.dumps(net))
+    assert check_network_intersection(load_config(p)) is None

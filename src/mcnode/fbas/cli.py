@@ -53,7 +53,8 @@ def load(path: Path, orgs: Path | None) -> Fbas:
             if orgs is not None:
                 _fail("--orgs applies to the explorer JSON form; node configs name their own")
             configs = []
-            for p in sorted(path.glob("*.toml")):
+            # node configs in DIR, or one per sub-directory (a `mcnode localnet` directory)
+            for p in sorted([*path.glob("*.toml"), *path.glob("*/node.toml")]):
                 try:
                     with p.open("rb") as f:
                         configs.append((p.name, tomllib.load(f)))

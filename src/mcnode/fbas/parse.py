@@ -296,7 +296,8 @@ def _config_qset(b: _Builder, owner: NodeId, raw: object, where: str, depth: int
 def from_node_configs(configs: Sequence[tuple[str, Mapping[str, object]]]) -> Fbas:
     """mcnode node configs, as (source name, parsed TOML) pairs, in the caller's order.
 
-    Each config has `node_id`, optional `name` and `organization`, and a `[quorum_set]`
+    Each config has `node_id` (or, as in `mcnode run`'s node.toml, just `name`), optional
+    `name` and `organization`, and a `[quorum_set]`
     table `{threshold, members}`; a member is a node id, an inner `{threshold, members}`
     table, or MobileCoin's `{type = "Node", args = id}` / `{type = "InnerSet", args = {...}}`.
     """
@@ -304,7 +305,7 @@ def from_node_configs(configs: Sequence[tuple[str, Mapping[str, object]]]) -> Fb
     for source, cfg in configs:
         if not isinstance(cfg, Mapping):
             raise FbasInputError(f"{source}: expected a table")
-        nid = _check_id(cfg.get("node_id"), f"{source}: node_id")
+        nid = _check_id(cfg.get("node_id", cfg.get("name")), f"{source}: node_id")
         qraw = cfg.get("quorum_set")
         qset = None if qraw is None else _config_qset(b, nid, qraw, source, 0)
         name = cfg.get("name")
@@ -342,5 +343,11 @@ def from_json(data: object, organizations: object | None = None) -> Fbas:
     if isinstance(data, Mapping) and "nodes" in data:
         if organizations is not None:
             raise FbasInputError("organizations are only read with the explorer JSON form")
+        nodes = data["nodes"]
+        if isinstance(nodes, list) and nodes and all(
+            isinstance(n, Mapping) and "id" in n and "quorum_set" in n for n in nodes
+        ):
+            # mcnode's own network files (`mcnode sim`, `mcnode localnet`'s network.json)
+            return from_quorum_sets({str(n["id"]): n["quorum_set"] for n in nodes})
         return from_stellar_core(data)
     raise FbasInputError('unrecognised JSON: expected a list of nodes or {"nodes": [...]}')

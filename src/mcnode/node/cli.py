@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mcnode.node.config import ConfigError, load_config, peer_uri
+from mcnode.node.config import ConfigError, check_network_intersection, load_config, peer_uri
 
 
 @click.command("keygen")
@@ -53,12 +53,19 @@ def keygen(out_dir: str, host: str, port: int, force: bool) -> None:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def run(config_path: str, log_level: str) -> None:
+@click.option(
+    "--force", is_flag=True, help="Start even if network_file shows no quorum intersection."
+)
+def run(config_path: str, log_level: str, force: bool) -> None:
     """Run one validator until SIGINT/SIGTERM."""
     try:
         cfg = load_config(config_path)
+        problem = check_network_intersection(cfg)
     except ConfigError as e:
         click.echo(f"mcnode run: config error: {e}", err=True)
+        sys.exit(2)
+    if problem and not force:
+        click.echo(f"mcnode run: refusing to start: {problem}", err=True)
         sys.exit(2)
     from mcnode.ledger.errors import LedgerError
     from mcnode.node.logs import setup

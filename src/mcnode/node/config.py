@@ -8,6 +8,8 @@ is one line naming the field. Relative paths are relative to the config file's d
     ledger_dir = "ledger"
     state_dir = "state"                # SCP restart state
     allow_unsafe_quorum = false
+    network_file = "network.json"      # optional: the whole network's quorum sets; `mcnode
+                                       # run` refuses to start if they lack intersection
 
     [listen]
     peer = "127.0.0.1:7001"
@@ -107,6 +109,7 @@ class NodeConfig:
     min_block_interval: float = 0.0
     min_fee: int = 400
     allow_unsafe_quorum: bool = False
+    network_file: Path | None = None
 
     def peer(self, name: str) -> PeerConfig | None:
         return next((p for p in self.peers if p.name == name), None)
@@ -252,6 +255,7 @@ def parse_config(text: str, path: Path) -> NodeConfig:
     ledger_dir = base / r.get("ledger_dir", str, "ledger")
     state_dir = base / r.get("state_dir", str, "state")
     allow_unsafe = r.get("allow_unsafe_quorum", bool, False)
+    network_file = r.get("network_file", str, None)
 
     listen = r.table("listen")
     peer_listen = _host_port(listen.get("peer", str, required=True), "listen.peer")
@@ -364,6 +368,7 @@ def parse_config(text: str, path: Path) -> NodeConfig:
         min_block_interval=min_interval,
         min_fee=min_fee,
         allow_unsafe_quorum=allow_unsafe,
+        network_file=base / network_file if network_file else None,
     )
 
 
@@ -376,3 +381,40 @@ def load_config(path: str | Path) -> NodeConfig:
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not UTF-8 text") from None
     return parse_config(text, p)
+
+
+def check_network_intersection(cfg: NodeConfig) -> str | None:
+    """With a `network_file`, None if all quorums of that network (our own quorum set taking
+    precedence for us) intersect; otherwise one line saying why not."""
+    if cfg.network_file is None:
+        return None
+    import json
+
+    from mcnode.fbas import FbasError, check_intersection
+    from mcnode.fbas.parse import from_json, from_quorum_sets
+
+    try:
+        data = json.loads(cfg.network_file.read_text())
+        nodes = data.get("nodes") if isinstance(data, dict) else None
+        if isinstance(nodes, list) and all(isinstance(n, dict) and "id" in n for n in nodes):
+            # mcnode's own format: our quorum set is the one in node.toml, whatever the
+            # file says about us.
+            qsets = {str(n["id"]): n.get("quorum_set") for n in nodes}
+            qsets[cfg.name] = cfg.quorum_set.to_dict()
+            net = from_quorum_sets(qsets)
+        else:
+            net = from_json(data)
+    except (OSError, ValueError, FbasError) as e:
+        raise ConfigError(f"network_file: {cfg.network_file}: {e}") from None
+    if cfg.name not in net.by_id:
+        raise ConfigError(
+            f"network_file: {cfg.network_file} does not list this node ({cfg.name!r})"
+        )
+    result = check_intersection(net)
+    if result.intersection:
+        return None
+    a, b = result.disjoint_quorums or ((), ())
+    return (
+        f"network_file: the network has no quorum intersection: {sorted(a)} and "
+        f"{sorted(b)} are disjoint quorums (pass --force to start anyway)"
+    )
