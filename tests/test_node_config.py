@@ -177,16 +177,24 @@ def test_keygen_writes_0600_key_and_prints_uri(tmp_path: Path) -> None:
 def test_run_refuses_a_network_without_quorum_intersection(tmp_path: Path) -> None:
     import json
 
-    net = {
-        "nodes": [
-            {"id": "a", "quorum_set": {"threshold": 2, "members": ["b", "c", "d"]}},
-            {"id": "b", "quorum_set": {"threshold": 1, "members": ["c"]}},
-            {"id": "c", "quorum_set": {"threshold": 1, "members": ["b"]}},
-            {"id": "d", "quorum_set": {"threshold": 1, "members": ["a"]}},
-        ]
-    }
-    (tmp_path / "net.json").write_text(json.dumps(net))
+    from mcnode.node.config import check_network_intersection
+
+    def qs(t: int, *m: str) -> dict[str, object]:
+        return {"threshold": t, "members": list(m)}
+
+    # {b, c} and {d, e} are disjoint quorums (a's own set comes from node.toml).
+    split = [
+        ("a", qs(2, "b", "c", "d")),
+        ("b", qs(1, "c")),
+        ("c", qs(1, "b")),
+        ("d", qs(1, "e")),
+        ("e", qs(1, "d")),
+    ]
+    (tmp_path / "net.json").write_text(
+        json.dumps({"nodes": [{"id": i, "quorum_set": q} for i, q in split]})
+    )
     p = write(tmp_path, base(head='name = "a"\nkey_file = "node.key"\nnetwork_file = "net.json"\n'))
+    (tmp_path / "node.key").chmod(0o600)
     r = subprocess.run(
         [sys.executable, "-m", "mcnode", "run", "--config", str(p)],
         capture_output=True,
@@ -194,14 +202,13 @@ def test_run_refuses_a_network_without_quorum_intersection(tmp_path: Path) -> No
         timeout=60,
         check=False,
     )
-    assert r.returncode == 2
+    assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "no quorum intersection" in lines[0], r.stderr
     assert "--force" in lines[0]
-    from mcnode.node.config import check_network_intersection
-
-    net["nodes"][1]["quorum_set"] = {"threshold": 2, "members": ["a", "c", "d"]}
-    net["nodes"][2]["quorum_set"] = {"threshold": 2, "members": ["a", "b", "d"]}
-    net["nodes"][3]["quorum_set"] = {"threshold": 2, "members": ["a", "b", "c"]}
-    (tmp_path / "net.json").write_text(json.dumps(net))
+    # A BFT mesh of a, b, c, d intersects: no objection.
+    mesh = [(x, qs(2, *[y for y in "abcd" if y != x])) for x in "abcd"]
+    (tmp_path / "net.json").write_text(
+        json.dumps({"nodes": [{"id": i, "quorum_set": q} for i, q in mesh]})
+    )
     assert check_network_intersection(load_config(p)) is None
