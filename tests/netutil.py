@@ -11,6 +11,7 @@ from mcnode.keyfile import read_account_key
 from mcnode.ledger.db import LedgerDB
 from mcnode.localnet.init import init_network
 from mcnode.localnet.procs import Cluster
+from mcnode.transaction.builder import TransactionBuilder
 from mcnode.transaction.tx import Tx
 
 
@@ -26,17 +27,25 @@ def wallets(tmp: Path, n: int) -> list[Wallet]:
 
 
 def build_txs(tmp: Path, count: int, seed: int = 7, ledger_node: str = "node0") -> list[Tx]:
-    """`count` independent payments (distinct accounts, no shared inputs), built against a
-    node's ledger opened read-only."""
-    ws = wallets(tmp, count + 1)
+    """`count` independent payments (no two spend the same output), built against a node's
+    ledger opened read-only: each account spends each of its outputs in its own tx."""
+    accounts = len(list((tmp / "accounts").glob("account-*.json")))
+    ws = wallets(tmp, accounts)
     rng = SeededRandom(seed)
+    txs: list[Tx] = []
     with LedgerDB(tmp / ledger_node / "ledger", readonly=True) as led:
-        return [
-            ws[i].build_payment(led, ws[(i + 1) % len(ws)].account.default_address, 1000 + i, rng)[
-                0
-            ]
-            for i in range(count)
-        ]
+        for i, w in enumerate(ws):
+            to = ws[(i + 1) % len(ws)].account.default_address
+            for coin in w.unspent(led):
+                if len(txs) >= count:
+                    return txs
+                b = TransactionBuilder(w.account, fee=400, tombstone_block=led.num_blocks() + 2000)
+                b.add_input(led.input_credentials(coin, rng))
+                b.add_output(to, 1000 + len(txs))
+                txs.append(b.build(rng))
+    if len(txs) < count:
+        raise ValueError(f"only {len(txs)} independent payments possible, {count} asked")
+    return txs
 
 
 def submit(cluster: Cluster, node: str, tx: Tx) -> ProposeResult:

@@ -202,7 +202,7 @@ def test_node_far_behind_catches_up_and_rejoins(tmp_path: Path) -> None:
 
 @pytest.mark.soak
 def test_node_down_for_1000_blocks_catches_up(tmp_path: Path) -> None:
-    cluster = make_net(tmp_path, accounts=1002)
+    cluster = make_net(tmp_path, accounts=260)
     try:
         _catch_up_after(tmp_path, cluster, 1000)
     finally:
