@@ -43,7 +43,7 @@ def wait_committed(
                 f"not committed everywhere after {timeout}s: "
                 + "; ".join(f"{n.name}: {n.tail_log(3)}" for n in cluster.nodes)
             )
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def same_ledgers(d: Path, cluster: Cluster) -> list[bytes]:
@@ -201,6 +201,7 @@ def test_node_far_behind_catches_up_and_rejoins(tmp_path: Path) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(2400)
 def test_node_down_for_1000_blocks_catches_up(tmp_path: Path) -> None:
     cluster = make_net(tmp_path, accounts=260)
     try:

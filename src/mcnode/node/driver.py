@@ -41,6 +41,7 @@ RELAY_MEMORY = 4096
 FETCH_TIMEOUT = 3.0
 BLOCKS_PER_PAGE = 100
 HEIGHT_POLL = 5.0  # seconds of silence before we ask a peer for its height
+BATCH_DELAY = 0.003  # seconds to gather txs into one relay / one nomination
 
 
 class LedgerUnusable(RuntimeError):
@@ -92,6 +93,8 @@ class ConsensusDriver:
         self._catchup_event = asyncio.Event()
         self._peer_sessions: set[str] = set()  # peers we hold an "out" session with
         self._peer_locks: dict[str, asyncio.Lock] = {}
+        self._relay_queue: list[bytes] = []
+        self._nominate_scheduled = False
         self.fatal: str | None = None
         self.scp = self._build_scp()
 
@@ -336,18 +339,26 @@ class ConsensusDriver:
         self.metrics.pending.set(len(self.pool))
         if added:
             self.metrics.txs_validated.labels("client").inc()
-            asyncio.get_running_loop().create_task(self._relay_tx(ctx.tx_hash))
+            self._relay_queue.append(ctx.tx_hash)
+            if len(self._relay_queue) == 1:
+                # Txs arriving within a few ms travel to each peer in one message.
+                asyncio.get_running_loop().call_later(BATCH_DELAY, self._flush_relays)
             self.nominate()
         return added
 
-    async def _relay_tx(self, tx_hash: bytes) -> None:
-        await asyncio.gather(*(self._relay_to(link, tx_hash) for link in self.peers.values()))
+    def _flush_relays(self) -> None:
+        hashes, self._relay_queue = self._relay_queue, []
+        if hashes:
+            asyncio.get_running_loop().create_task(self._relay_txs(hashes))
 
-    async def _relay_to(self, link: PeerLink, tx_hash: bytes) -> None:
+    async def _relay_txs(self, hashes: list[bytes]) -> None:
+        await asyncio.gather(*(self._relay_to(link, hashes) for link in self.peers.values()))
+
+    async def _relay_to(self, link: PeerLink, hashes: list[bytes]) -> None:
         async with self._lock(link.name):
             try:
                 await self._ensure_session(link)
-                blob = self.enclave.txs_for_peer(self.out_label(link.name), [tx_hash])
+                blob = self.enclave.txs_for_peer(self.out_label(link.name), hashes)
                 if blob:
                     await link.call(
                         link.peer.ProposeTxs,
@@ -357,12 +368,20 @@ class ConsensusDriver:
                 self._peer_sessions.discard(link.name)  # it will fetch by hash if needed
 
     def nominate(self) -> None:
+        """Nominate soon: txs arriving within a few ms go into one SCP message."""
+        if not self._nominate_scheduled:
+            self._nominate_scheduled = True
+            asyncio.get_running_loop().call_later(BATCH_DELAY, self._nominate_now)
+
+    def _nominate_now(self) -> None:
         """Offer the oldest pending txs to SCP, once the minimum block interval has passed."""
+        self._nominate_scheduled = False
         if self.sync_state != SERVING or not len(self.pool):
             return
         wait = self._last_block_at + self.cfg.min_block_interval - time.monotonic()
         if wait > 0:
-            asyncio.get_running_loop().call_later(wait, self.nominate)
+            self._nominate_scheduled = True  # one timer, not one per arriving tx
+            asyncio.get_running_loop().call_later(wait, self._nominate_now)
             return
         if not self._slot_active:
             self._slot_active = True
