@@ -159,3 +159,61 @@ def _client_tools(d: Path, cluster) -> None:  # type: ignore[no-untyped-def]
         "send", "--keys", str(poor), "--to", bob_addr, "--amount", str(10**15), "--node", node
     )
     assert broke.returncode != 0 and "insufficient funds" in broke.stderr
+
+
+def _validators_of(d: Path) -> list[int]:
+    """PIDs of `mcnode run` processes started for the network in `d`."""
+    import os
+
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b" run --config " in cmd and str(d).encode() in cmd:
+            pids.append(int(entry))
+    return pids
+
+
+def test_no_validator_outlives_a_killed_localnet(tmp_path: Path) -> None:
+    """Even SIGKILL of `mcnode localnet` takes its validators down (no orphans)."""
+    import signal
+
+    d = tmp_path / "net"
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcnode",
+            "localnet",
+            "--dir",
+            str(d),
+            "--no-live",
+            "--duration",
+            "120",
+            "--tx-rate",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_validators_of(d)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_validators_of(d)) == 4
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while _validators_of(d) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _validators_of(d) == []
+    finally:
+        p.kill()
+        for pid in _validators_of(d):
+            import os
+
+            os.kill(pid, signal.SIGKILL)

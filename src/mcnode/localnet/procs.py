@@ -31,6 +31,17 @@ def _kill_all() -> None:
 atexit.register(_kill_all)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the process that started us
+    dies, even by SIGKILL, so a validator is never left behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def http_json(url: str, timeout: float = 2.0) -> Any:
     with _NO_PROXY.open(url, timeout=timeout) as r:
         return json.loads(r.read())
@@ -68,6 +79,7 @@ class NodeProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # only a prctl call: safe before exec
         )
         log.close()
         self.starts += 1

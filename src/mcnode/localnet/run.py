@@ -133,6 +133,7 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
     rng = random.Random(opts.seed)
     old_int = signal.signal(signal.SIGINT, _raise_stop)
     old_term = signal.signal(signal.SIGTERM, _raise_stop)
+    old_hup = signal.signal(signal.SIGHUP, _raise_stop)  # the terminal went away
     load: LoadGenerator | None = None
     kills = 0
     summary: dict[str, Any] = {}
@@ -192,6 +193,7 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGHUP, old_hup)
         if load is not None:
             load.close()
         cluster.close()
@@ -216,7 +218,8 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         ("committed tx/s", f"{summary['tx_per_s']:.2f}"),
         ("commit latency p50 / p99", f"{lat['p50']} / {lat['p99']} ms"),
         ("rejected", json.dumps(summary["rejected_txs"]) if summary["rejected_txs"] else "0"),
-        ("failed submissions", json.dumps(summary["failed_submissions"]) or "0"),
+        ("failed submissions",
+         json.dumps(summary["failed_submissions"]) if summary["failed_submissions"] else "0"),
         ("blocks", str(summary["blocks"])),
         ("validators killed (chaos)", str(summary["kills"])),
         ("supply conserved", str(summary["supply_conserved"])),
