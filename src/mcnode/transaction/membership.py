@@ -28,15 +28,18 @@ from mcnode.transaction.txout import TxOut
 MAX_DEPTH = 48
 
 
-def _h(tag: int, *parts: bytes) -> bytes:
-    h = hashlib.new("sha512_256")
-    h.update(bytes([tag]))
-    for p in parts:
-        h.update(p)
+# SHA-512/256 with a one-byte domain tag: 0 leaf, 1 node, 2 nil. The tagged states are
+# made once and copied per hash (half the cost of a fresh hasher on the ledger's hot path).
+_TAGGED = [hashlib.new("sha512_256", bytes([tag])) for tag in range(3)]
+
+
+def _h(tag: int, data: bytes) -> bytes:
+    h = _TAGGED[tag].copy()
+    h.update(data)
     return h.digest()
 
 
-NIL_HASH = _h(2)
+NIL_HASH = _h(2, b"")
 
 
 def leaf_hash(tx_out: TxOut) -> bytes:
@@ -49,7 +52,7 @@ def leaf_hash_of_encoding(encoded_tx_out: bytes) -> bytes:
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    return _h(1, left, right)
+    return _h(1, left + right)
 
 
 def depth_for(size: int) -> int:

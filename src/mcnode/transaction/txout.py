@@ -70,9 +70,12 @@ class TxOut:
         return cls(r.fixed(32), r.u64(), r.fixed(32), r.fixed(32), r.fixed(E_MEMO_SIZE))
 
     def to_bytes(self) -> bytes:
-        w = Writer()
-        self.encode(w)
-        return w.getvalue()
+        # Same bytes as `encode`, without the Writer: the ledger encodes every output.
+        c, t, p, m = self.commitment, self.target_key, self.public_key, self.e_memo
+        if len(c) != 32 or len(t) != 32 or len(p) != 32 or len(m) != E_MEMO_SIZE:
+            w = Writer()
+            self.encode(w)  # raises the precise size error
+        return c + self.masked_value.to_bytes(8, "little") + t + p + m
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TxOut:
