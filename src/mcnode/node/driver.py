@@ -100,29 +100,21 @@ class ConsensusDriver:
 
     # -- SCP node -----------------------------------------------------------------------
     def _build_scp(self) -> Node:
+        """SCP on the first slot we have no block for, with our saved votes if we crashed
+        in the middle of that slot."""
         slot = self.ledger.num_blocks()
-        kwargs: dict[str, Any] = {"config": self.cfg.scp, "on_externalize": self._externalized}
         saved = self.state_store.load()
         if saved is not None and saved.slot_index == slot and saved.sender_id == self.cfg.name:
             self.log.info("scp state restored", slot=slot, topic=type(saved.topic).__name__)
-            return Node.from_saved(
-                self.cfg.name,
-                self.cfg.quorum_set,
-                self._valid,
-                self._combine,
-                [saved],
-                time.monotonic,
-                **kwargs,
-            )
-        return Node(
-            self.cfg.name,
-            self.cfg.quorum_set,
-            self._valid,
-            self._combine,
-            slot,
-            time.monotonic,
-            **kwargs,
-        )
+            return self._new_scp(slot, saved)
+        return self._new_scp(slot)
+
+    def _new_scp(self, slot: int, saved: Msg | None = None) -> Node:
+        args = (self.cfg.name, self.cfg.quorum_set, self._valid, self._combine)
+        kwargs: dict[str, Any] = {"config": self.cfg.scp, "on_externalize": self._externalized}
+        if saved is not None:
+            return Node.from_saved(*args, [saved], time.monotonic, **kwargs)
+        return Node(*args, slot, time.monotonic, **kwargs)
 
     def _valid(self, tx_hash: bytes) -> bool:
         ctx = self.pool.get(tx_hash)
@@ -602,16 +594,7 @@ class ConsensusDriver:
         """Resume SCP on the first slot we have no block for."""
         n = self.ledger.num_blocks()
         if self.scp.current_slot_index != n:
-            self.scp = Node(
-                self.cfg.name,
-                self.cfg.quorum_set,
-                self._valid,
-                self._combine,
-                n,
-                time.monotonic,
-                config=self.cfg.scp,
-                on_externalize=self._externalized,
-            )
+            self.scp = self._new_scp(n)
         self._after_block()
         self._wake.set()
 
