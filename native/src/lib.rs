@@ -24,6 +24,9 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha512};
 
+mod ledger_hash;
+mod mlsag;
+
 /// Bits per value in every range proof: amounts are u64.
 const RANGE_BITS: usize = 64;
 /// Most commitments one aggregated proof covers (16 pseudo-outputs + 16 outputs).
@@ -277,5 +280,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pedersen_commit, m)?)?;
     m.add_function(wrap_pyfunction!(range_proof_prove, m)?)?;
     m.add_function(wrap_pyfunction!(range_proof_verify, m)?)?;
+    mlsag::register(m)?;
+    ledger_hash::register(m)?;
     Ok(())
 }
