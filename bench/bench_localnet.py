@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import threading
@@ -53,6 +54,18 @@ def prebuild(d: Path, count: int) -> list[Tx]:
                 b.add_output(to, coin.value // 2)
                 txs.append(b.build(rng))
     return txs
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_all(cluster: Cluster) -> dict[str, float]:
+    out = {n.name: cpu_seconds(n.proc.pid) for n in cluster.nodes if n.proc is not None}
+    out["bench"] = cpu_seconds(os.getpid())
+    return out
 
 
 def msgs_in(cluster: Cluster) -> dict[str, float]:
@@ -116,7 +129,7 @@ def main() -> None:
                 c.connect()
             watch = Watcher(d)
             # 1. throughput
-            m0, w0 = msgs_in(cluster), time.monotonic()
+            m0, w0, c0 = msgs_in(cluster), time.monotonic(), cpu_all(cluster)
             shares = {name: burst[i::4] for i, name in enumerate(clients)}
             results: list[str] = []
 
@@ -135,7 +148,8 @@ def main() -> None:
             while not all(k in watch.seen for k in images) and time.monotonic() < deadline:
                 time.sleep(0.05)
             committed = [watch.seen[k] for k in images if k in watch.seen]
-            m1, w1 = msgs_in(cluster), time.monotonic()
+            m1, w1, c1 = msgs_in(cluster), time.monotonic(), cpu_all(cluster)
+            cpu_ms_per_tx = {k: 1000 * (c1[k] - c0[k]) / max(1, len(committed)) for k in c0}
             span = max(committed) - start if committed else float("nan")
             tps = len(committed) / span
             per_node = {k: (m1[k] - m0[k]) / (w1 - w0) for k in m0}
@@ -143,6 +157,12 @@ def main() -> None:
                 f"throughput: {len(committed)}/{len(burst)} committed in {span:.1f} s = "
                 f"{tps:.1f} tx/s (submit results: "
                 f"{ {r: results.count(r) for r in set(results)} })"
+            )
+            print(
+                f"CPU over {w1 - w0:.1f} s: "
+                + ", ".join(f"{k} {c1[k] - c0[k]:.2f} s" for k in c0)
+                + " = ms per committed tx: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in cpu_ms_per_tx.items())
             )
             print(
                 "consensus msgs handled per s per node: "
@@ -180,6 +200,7 @@ def main() -> None:
                     "latency_p50_ms_at_10tps": round(p50, 1),
                     "latency_p99_ms_at_10tps": round(p99, 1),
                     "consensus_msgs_per_s_per_node": {k: round(v) for k, v in per_node.items()},
+                    "cpu_ms_per_committed_tx": {k: round(v, 1) for k, v in cpu_ms_per_tx.items()},
                 }
             )
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -72,6 +73,13 @@ def run(config_path: str, log_level: str, force: bool) -> None:
     from mcnode.node.service import run_validator
 
     setup(log_level)
+    profile_dir = os.environ.get("MCNODE_PROFILE_DIR")
+    profiler = None
+    if profile_dir:  # developer aid: a cProfile of the whole run, written on exit
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         code = asyncio.run(run_validator(cfg))
     except LedgerError as e:
@@ -80,4 +88,8 @@ def run(config_path: str, log_level: str, force: bool) -> None:
     except OSError as e:
         click.echo(f"mcnode run: {e}", err=True)
         sys.exit(3)
+    finally:
+        if profiler is not None and profile_dir:
+            profiler.disable()
+            profiler.dump_stats(os.path.join(profile_dir, f"{cfg.name}.prof"))
     sys.exit(code)
