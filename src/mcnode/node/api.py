@@ -5,6 +5,7 @@ result code (or INVALID_ARGUMENT), and the node keeps serving."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc
@@ -30,22 +31,34 @@ class PeerApi(rpc.ConsensusPeerServicer):
     async def SendConsensusMsg(
         self, request: pb.ConsensusMsg, context: grpc.aio.ServicerContext
     ) -> pb.ConsensusMsgResponse:
+        return pb.ConsensusMsgResponse(result=self._receive(request))
+
+    async def ConsensusStream(
+        self, request_iterator: AsyncIterator[pb.ConsensusMsg], context: grpc.aio.ServicerContext
+    ) -> pb.ConsensusMsgResponse:
+        """A peer's messages, one after another on one stream; each is checked alone, so
+        a bad one is dropped and counted and the stream goes on."""
+        async for request in request_iterator:
+            self._receive(request)
+        return pb.ConsensusMsgResponse(result=pb.PEER_OK)
+
+    def _receive(self, request: pb.ConsensusMsg) -> int:
         v = self.v
         key = dedup_key(request)
         if v.driver.has_seen(key):  # a copy we already have: note who has it, nothing else
             v.driver.seen(key, request.relayed_by)
             v.metrics.msgs_duplicate.inc()
-            return pb.ConsensusMsgResponse(result=pb.PEER_OK)
+            return pb.PEER_OK
         try:
             checked = check_msg(request, v.signers, v.cfg.limits.max_message_bytes)
         except BadConsensusMsg as e:
             reason = pb.PeerResult.Name(e.code).removeprefix("PEER_").lower()
             v.metrics.msgs_dropped.labels(reason).inc()
-            return pb.ConsensusMsgResponse(result=e.code)
+            return e.code
         relayer = request.relayed_by if v.cfg.peer(request.relayed_by) else checked.peer
         if v.driver.seen(key, relayer):
             v.spawn(v.driver.on_peer_msg(checked, key))
-        return pb.ConsensusMsgResponse(result=pb.PEER_OK)
+        return pb.PEER_OK
 
     async def GetLatestMsg(
         self, request: pb.Empty, context: grpc.aio.ServicerContext

@@ -76,24 +76,35 @@ class PeerLink:
         self.queue.put_nowait(msg)
 
     async def _sender(self) -> None:
+        """Writes queued messages to one long-lived ConsensusStream call; when the call
+        fails (peer down or restarted), waits with backoff and opens a new one. The
+        message whose write failed is sent again first unless newer ones are waiting."""
         backoff = BACKOFF_MIN
+        msg: pb.ConsensusMsg | None = None
         while True:
-            msg = await self.queue.get()
-            while True:
-                try:
-                    await self.peer.SendConsensusMsg(msg, timeout=CALL_DEADLINE)
+            call = self.peer.ConsensusStream()
+            try:
+                while True:
+                    if msg is None:
+                        msg = await self.queue.get()
+                    await call.write(msg)
+                    msg = None
                     self._ok()
                     self._on_sent()
                     backoff = BACKOFF_MIN
-                    break
-                except grpc.aio.AioRpcError as e:
-                    if self.connected:
-                        self.log.warning("peer unreachable", peer=self.name, code=e.code().name)
-                    self.connected = False
-                    await asyncio.sleep(backoff)
-                    backoff = min(BACKOFF_MAX, backoff * 2)
-                    if not self.queue.empty():
-                        break  # a newer message supersedes this one's urgency; move on
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as e:
+                call.cancel()
+                code = e.code().name if isinstance(e, grpc.aio.AioRpcError) else "CLOSED"
+                if self.connected:
+                    self.log.warning("peer unreachable", peer=self.name, code=code)
+                self.connected = False
+                await asyncio.sleep(backoff)
+                backoff = min(BACKOFF_MAX, backoff * 2)
+                if not self.queue.empty():
+                    msg = None  # a newer message supersedes this one's urgency
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
 
     def _ok(self) -> None:
         if not self.connected:

@@ -39,6 +39,11 @@ class ConsensusPeerStub:
                 request_serializer=mcnode_dot_wire_dot_consensus__pb2.ConsensusMsg.SerializeToString,
                 response_deserializer=mcnode_dot_wire_dot_consensus__pb2.ConsensusMsgResponse.FromString,
                 _registered_method=True)
+        self.ConsensusStream = channel.stream_unary(
+                '/mcnode.v1.ConsensusPeer/ConsensusStream',
+                request_serializer=mcnode_dot_wire_dot_consensus__pb2.ConsensusMsg.SerializeToString,
+                response_deserializer=mcnode_dot_wire_dot_consensus__pb2.ConsensusMsgResponse.FromString,
+                _registered_method=True)
         self.GetLatestMsg = channel.unary_unary(
                 '/mcnode.v1.ConsensusPeer/GetLatestMsg',
                 request_serializer=mcnode_dot_wire_dot_consensus__pb2.Empty.SerializeToString,
@@ -66,6 +71,15 @@ class ConsensusPeerServicer:
 
     def SendConsensusMsg(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConsensusStream(self, request_iterator, context):
+        """The same messages on one long-lived stream per sending peer: what validators use
+        (a unary call per message costs several times the CPU). Each message gets exactly
+        the checks SendConsensusMsg gives it; the response comes when the sender closes.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -99,6 +113,11 @@ def add_ConsensusPeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'SendConsensusMsg': grpc.unary_unary_rpc_method_handler(
                     servicer.SendConsensusMsg,
+                    request_deserializer=mcnode_dot_wire_dot_consensus__pb2.ConsensusMsg.FromString,
+                    response_serializer=mcnode_dot_wire_dot_consensus__pb2.ConsensusMsgResponse.SerializeToString,
+            ),
+            'ConsensusStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.ConsensusStream,
                     request_deserializer=mcnode_dot_wire_dot_consensus__pb2.ConsensusMsg.FromString,
                     response_serializer=mcnode_dot_wire_dot_consensus__pb2.ConsensusMsgResponse.SerializeToString,
             ),
@@ -148,6 +167,33 @@ class ConsensusPeer:
             request,
             target,
             '/mcnode.v1.ConsensusPeer/SendConsensusMsg',
+            mcnode_dot_wire_dot_consensus__pb2.ConsensusMsg.SerializeToString,
+            mcnode_dot_wire_dot_consensus__pb2.ConsensusMsgResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConsensusStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/mcnode.v1.ConsensusPeer/ConsensusStream',
             mcnode_dot_wire_dot_consensus__pb2.ConsensusMsg.SerializeToString,
             mcnode_dot_wire_dot_consensus__pb2.ConsensusMsgResponse.FromString,
             options,
