@@ -58,7 +58,6 @@ from mcnode.transaction.membership import (
     MembershipProof,
     MerkleRoot,
     leaf_hash,
-    leaf_hash_of_encoding,
 )
 from mcnode.transaction.tx import RING_SIZE
 from mcnode.transaction.txout import OwnedOutput, TxOut
@@ -148,10 +147,10 @@ class LedgerDB:
         self.readonly = readonly
         self.expected_signers = None if expected_signers is None else frozenset(expected_signers)
         self._lock_fd: int | None = None
-        # Writer only (nobody else writes): the last block, and the rightmost two nodes of
-        # each tree level, which are all that the next append reads of the old tree.
+        # Writer only (nobody else writes): the last block, and the frontier of the tree
+        # after it, which is all that the next append reads of the old tree.
         self._tip: Block | None = None
-        self._edge: dict[tuple[int, int], bytes] = {}
+        self._frontier: list[bytes] = []
         data_file = self.path / DATA_FILE
         fresh = not data_file.exists()
         if fresh and (readonly or not create):
@@ -534,8 +533,12 @@ class LedgerDB:
         with self._begin() as txn:
             parent = self._last_block(txn)
             size = 0 if parent is None else parent.cumulative_txo_count
-            leaves = [leaf_hash(o) for o in contents.outputs]
-            _, root = merkle.extend_tree(self._getter(txn), size, leaves)
+            if contents.outputs:
+                frontier = merkle.frontier_of(self._getter(txn), size)
+                encoded = [o.to_bytes() for o in contents.outputs]
+                root = merkle.append_encoded(size, frontier, encoded).root
+            else:
+                root = merkle.current_root(self._getter(txn), size)
         return Block.new(parent, contents, root)
 
     # -- writing -----------------------------------------------------------------------
@@ -563,24 +566,22 @@ class LedgerDB:
                 raise LedgerCorruptError(f"{self.path}: cannot write block: {_describe(e)}") from e
 
     def _write(self, blocks: Sequence[BlockData]) -> None:
-        edge = dict(self._edge)
         with self._env.begin(write=True) as txn:
-            parent = self._tip if self._tip is not None else self._last_block(txn)
-            stored = self._getter(txn)
-
-            def get(level: int, index: int) -> bytes:
-                node = edge.get((level, index))
-                return node if node is not None else stored(level, index)
-
+            if self._tip is not None:
+                parent, frontier = self._tip, self._frontier
+            else:
+                parent = self._last_block(txn)
+                size = 0 if parent is None else parent.cumulative_txo_count
+                frontier = merkle.frontier_of(self._getter(txn), size)
             for data in blocks:
-                changed = self._write_one(txn, data, parent, get)
-                _keep_edge(edge, changed)
+                frontier = self._write_one(txn, data, parent, frontier)
                 parent = data.block
-        self._tip, self._edge = parent, edge  # committed: the caches may move on
+        self._tip, self._frontier = parent, frontier  # committed: the caches may move on
 
     def _write_one(
-        self, txn: lmdb.Transaction, data: BlockData, parent: Block | None, get: merkle.NodeGetter
-    ) -> dict[tuple[int, int], bytes]:
+        self, txn: lmdb.Transaction, data: BlockData, parent: Block | None, frontier: list[bytes]
+    ) -> list[bytes]:
+        """Check and put one block; the frontier of the tree after it."""
         block, contents = data.block, data.contents
         encoded = [o.to_bytes() for o in contents.outputs]  # once: hashes and the table
         contents_hash = contents_hash_of(contents.key_images, encoded)
@@ -595,32 +596,30 @@ class LedgerDB:
             )
 
         start = 0 if parent is None else parent.cumulative_txo_count
-        leaves = [leaf_hash_of_encoding(e) for e in encoded]
-        keys = [_u64(start + i) for i in range(len(encoded))]
+        tree = merkle.append_encoded(start, frontier, encoded)  # outputs: checked non-empty
+        keys = tree.keys
         by_key = [(o.public_key, k) for o, k in zip(contents.outputs, keys, strict=True)]
         _, added = txn.cursor(db=db["txo_by_public_key"]).putmulti(by_key, overwrite=False)
         if added != len(by_key):
             known = self._first_known(txn, "txo_by_public_key", by_key)
             raise DuplicateOutputKey(f"block {block.index}: output public key {known}")
-        by_hash = list(zip(leaves, keys, strict=True))
+        by_hash = list(zip(tree.leaves, keys, strict=True))
         _, added = txn.cursor(db=db["txo_by_hash"]).putmulti(by_hash, overwrite=False)
         if added != len(by_hash):
             raise DuplicateOutputKey(f"block {block.index}: two TxOuts with the same hash")
 
-        changed, root = merkle.extend_tree(get, start, leaves)
-        if root != block.root_element:
+        if tree.root != block.root_element:
             raise MerkleRootMismatch(
                 f"block {block.index}: root element {block.root_element.hash.hex()} is not "
-                f"the root {root.hash.hex()} of the tree after its outputs"
+                f"the root {tree.root.hash.hex()} of the tree after its outputs"
             )
         txn.cursor(db=db["tx_outs"]).putmulti(list(zip(keys, encoded, strict=True)), append=True)
-        nodes = sorted((_node_key(lv, i), h) for (lv, i), h in changed.items() if lv > 0)
-        txn.cursor(db=db["merkle"]).putmulti(nodes)
+        txn.cursor(db=db["merkle"]).putmulti(tree.nodes)
         txn.put(index_key, block.to_bytes(), db=db["blocks"], append=True)
         txn.put(index_key, BlockContents(contents.key_images, ()).to_bytes(), db=db["contents"])
         if data.signature is not None:
             txn.put(index_key, data.signature.to_bytes(), db=db["signatures"])
-        return changed
+        return tree.frontier
 
     def _first_known(
         self, txn: lmdb.Transaction, table: str, pairs: list[tuple[bytes, bytes]]
@@ -636,15 +635,6 @@ class LedgerDB:
             if self._get(txn, table, key) != value:
                 return f"{key.hex()} is already in the ledger"
         return "(unknown) is already in the ledger"
-
-
-def _keep_edge(edge: dict[tuple[int, int], bytes], changed: dict[tuple[int, int], bytes]) -> None:
-    edge.update(changed)
-    top: dict[int, int] = {}
-    for level, index in edge:
-        top[level] = max(top.get(level, -1), index)
-    for key in [k for k in edge if k[1] < top[k[0]] - 1]:
-        del edge[key]
 
 
 def _lock_writer(path: Path) -> int:

@@ -9,15 +9,23 @@ Proofs and roots read O(log n) nodes. Hashing (leaf/node/nil tags, padding to a 
 two) is `transaction.membership`'s, so `MembershipProof.verify` and `validate_tx` accept
 what this module produces, and `tree_root`/`prove_membership` give the same answers.
 
+`extend_tree` is the reference; the ledger writes with `append_encoded`, the same
+computation in the native extension (`native/src/ledger_hash.rs`, one call per block, the
+tests compare the two byte for byte). It needs only the old tree's *frontier*: for each
+set bit `level` of its size, lowest first, node (level, (size >> level) - 1), the complete
+subtree just left of the new leaves (`frontier_of`).
+
 `MerkleFrontier` is the O(log n)-memory form used to re-check every block's root from the
-TxOuts alone (`verify`), without trusting stored nodes.
+TxOuts alone (`verify`), without trusting stored nodes or the native code.
 Pure: node storage is a callable supplied by the caller.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from mcnode import _native
 from mcnode.transaction.membership import (
     MAX_DEPTH,
     NIL_HASH,
@@ -70,6 +78,32 @@ def extend_tree(
         for i in range(lo, hi + 1):
             changed[(level, i)] = node_hash(look(level - 1, 2 * i), look(level - 1, 2 * i + 1))
     return changed, MerkleRoot(end, changed[(depth_for(end), 0)])
+
+
+def frontier_of(get: NodeGetter, size: int) -> list[bytes]:
+    """The nodes of a tree of `size` leaves that appending to it reads (see above)."""
+    levels = range(size.bit_length())
+    return [get(level, (size >> level) - 1) for level in levels if size >> level & 1]
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """What appending one block's TxOuts to the tree produces (`append_encoded`). Keys are
+    the ledger's storage keys: TxOut index as u64 big-endian, node as level (1 byte) ||
+    index (u64 big-endian)."""
+
+    leaves: list[bytes]  # leaf hash of each new TxOut
+    keys: list[bytes]  # TxOut index key of each new TxOut
+    nodes: list[tuple[bytes, bytes]]  # (node key, hash), every rewritten node of level >= 1
+    root: MerkleRoot
+    frontier: list[bytes]  # of the tree after the append
+
+
+def append_encoded(size: int, frontier: Sequence[bytes], encodings: Sequence[bytes]) -> Extension:
+    """`extend_tree` for TxOuts given by their canonical encodings (at least one), from the
+    old tree's `frontier`, in one native call. Nodes come sorted by key."""
+    leaves, keys, nodes, root, after = _native.ledger_merkle_append(size, frontier, encodings)
+    return Extension(leaves, keys, nodes, MerkleRoot(size + len(encodings), root), after)
 
 
 def current_root(get: NodeGetter, size: int) -> MerkleRoot:
