@@ -6,6 +6,8 @@ objects. Key generation takes the project's injectable `RandomSource`.
 
 from __future__ import annotations
 
+import functools
+
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -25,18 +27,33 @@ def ed25519_keypair(rng: RandomSource) -> tuple[bytes, bytes]:
     return seed, ed25519_public(seed)
 
 
+# Loading a key costs a scalar multiplication (private) or a point decompression (public):
+# validators sign and check with the same few keys thousands of times, so the parsed key
+# objects are kept. The caches are small and bounded; a private key held here is no more
+# exposed than the bytes the caller already holds.
+@functools.lru_cache(maxsize=16)
+def _private_key(private: bytes) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(private)
+
+
+@functools.lru_cache(maxsize=256)
+def _public_key(public: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(public)
+
+
+@functools.lru_cache(maxsize=16)
 def ed25519_public(private: bytes) -> bytes:
-    return Ed25519PrivateKey.from_private_bytes(private).public_key().public_bytes(*_RAW)
+    return _private_key(private).public_key().public_bytes(*_RAW)
 
 
 def ed25519_sign(private: bytes, message: bytes) -> bytes:
     """64-byte Ed25519 signature (deterministic, RFC 8032)."""
-    return Ed25519PrivateKey.from_private_bytes(private).sign(message)
+    return _private_key(private).sign(message)
 
 
 def ed25519_verify(public: bytes, message: bytes, signature: bytes) -> bool:
     try:
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+        _public_key(bytes(public)).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -33,6 +33,7 @@ from mcnode.node.peers import PeerLink
 from mcnode.node.pending import PendingPool, PoolFull, combine_txs
 from mcnode.node.state import ScpState
 from mcnode.scp import Msg, Node
+from mcnode.scp.msg import Nominate
 from mcnode.transaction.validation import WellFormedTxContext
 from mcnode.wire import consensus_pb2 as pb
 
@@ -82,6 +83,7 @@ class ConsensusDriver:
         self.state_store = ScpState(cfg.state_dir)
         self.sync_state = SERVING
         self._seen: OrderedDict[bytes, set[str]] = OrderedDict()  # message -> who has it
+        self._block_ids: OrderedDict[int, bytes] = OrderedDict()  # block index -> id
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_sent: pb.ConsensusMsg | None = None
@@ -126,7 +128,12 @@ class ConsensusDriver:
     def prev_block_id(self, slot: int) -> bytes:
         if slot < 1 or slot > self.ledger.num_blocks():
             return b""
-        return self.ledger.get_block(slot - 1).id
+        cached = self._block_ids.get(slot - 1)
+        if cached is None:
+            cached = self._block_ids[slot - 1] = self.ledger.get_block(slot - 1).id
+            while len(self._block_ids) > 16:  # recent slots only: others are rare
+                self._block_ids.popitem(last=False)
+        return cached
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -148,7 +155,12 @@ class ConsensusDriver:
     def _broadcast(self, msg: Msg | None) -> None:
         if msg is None:
             return
-        self.state_store.save(msg)  # restart safety: persisted before it leaves
+        if not isinstance(msg.topic, Nominate):
+            # Restart safety: ballot statements are durable before they leave. Nomination
+            # votes are not (an fdatasync per message on the hot path): "nominate x"
+            # statements never contradict one another and SCP's safety rests on the ballot
+            # protocol alone, so a node that forgets them after a crash only re-nominates.
+            self.state_store.save(msg)
         wire = sign_msg(msg, self.prev_block_id(msg.slot_index), self.key, self.cfg.name)
         self._last_sent = wire
         self.seen(dedup_key(wire), self.cfg.name, set(self.peers))
