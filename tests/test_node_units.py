@@ -135,3 +135,32 @@ def test_scp_state_persists_last_message(tmp_path: Path) -> None:
         fh.seek(SLOT)
         fh.write(b"\xff" * 20)
     assert ScpState(tmp_path / "state").load() is None
+
+
+def test_only_new_ballot_statements_are_made_durable() -> None:
+    """What the driver fdatasyncs before sending (restart safety rests on ballots)."""
+    from mcnode.node.driver import ballot_to_save
+    from mcnode.scp import Commit, Externalize, NominatePrepare
+
+    q = QuorumSet(1, ["b"])
+    b1, b2 = Ballot(1, (b"v",)), Ballot(2, (b"v",))
+    nom = Msg("a", 4, q, Nominate(frozenset({b"v"}), frozenset()))
+    assert ballot_to_save(nom, 4, None) is None
+    np1 = Msg("a", 4, q, NominatePrepare(frozenset({b"v"}), frozenset(), b1, None, None, 0, 0))
+    first = ballot_to_save(np1, 4, None)
+    assert first == (4, Prepare(b1, None, None, 0, 0))
+    # more nomination votes, the same PREPARE: nothing new to make durable
+    np2 = Msg(
+        "a", 4, q, NominatePrepare(frozenset({b"v", b"w"}), frozenset({b"v"}), b1, None, None, 0, 0)
+    )
+    assert ballot_to_save(np2, 4, first) is None
+    # a PREPARE that moved on must be saved, also on its own (no nomination part)
+    assert ballot_to_save(Msg("a", 4, q, Prepare(b1, b1, None, 0, 0)), 4, first) is not None
+    assert ballot_to_save(Msg("a", 4, q, Prepare(b1, None, None, 0, 0)), 4, first) is None
+    assert ballot_to_save(Msg("a", 5, q, Prepare(b1, None, None, 0, 0)), 5, first) is not None
+    commit = Msg("a", 4, q, Commit(b2, 2, 1, 2))
+    assert ballot_to_save(commit, 4, first) == (4, commit.topic)
+    # EXTERNALIZE: saved only while the ledger lacks the block (form_block failed)
+    ext = Msg("a", 4, q, Externalize(b2, 2))
+    assert ballot_to_save(ext, 4, (4, commit.topic)) == (4, ext.topic)
+    assert ballot_to_save(ext, 5, (4, commit.topic)) is None

@@ -33,7 +33,7 @@ from mcnode.node.peers import PeerLink
 from mcnode.node.pending import PendingPool, PoolFull, combine_txs
 from mcnode.node.state import ScpState
 from mcnode.scp import Msg, Node
-from mcnode.scp.msg import Nominate
+from mcnode.scp.msg import Externalize, Nominate, NominatePrepare
 from mcnode.transaction.validation import WellFormedTxContext
 from mcnode.wire import consensus_pb2 as pb
 
@@ -61,6 +61,28 @@ def msg_values(msg: Msg) -> set[bytes]:
     return out
 
 
+def ballot_to_save(
+    msg: Msg, blocks: int, last_saved: tuple[int, object] | None
+) -> tuple[int, object] | None:
+    """The (slot, ballot statement) of `msg` if it must be made durable before it is sent,
+    else None.
+
+    Only the ballot part needs it (each save is an fdatasync on the hot path): "nominate
+    x" statements never contradict one another and SCP's safety rests on the ballot
+    protocol alone, so a node that forgets its nomination votes after a crash only
+    nominates again. So nothing is saved for a nomination-only message, nor for a
+    NOMINATE+PREPARE whose PREPARE part is the one saved last, nor for an EXTERNALIZE
+    whose block the ledger already holds (`blocks` > slot: a restarted node starts on the
+    next slot anyway)."""
+    t = msg.topic
+    if isinstance(t, Nominate):
+        return None
+    if isinstance(t, Externalize) and blocks > msg.slot_index:
+        return None
+    ballot = (msg.slot_index, t.prepare if isinstance(t, NominatePrepare) else t)
+    return None if ballot == last_saved else ballot
+
+
 class ConsensusDriver:
     def __init__(
         self,
@@ -84,6 +106,7 @@ class ConsensusDriver:
         self.sync_state = SERVING
         self._seen: OrderedDict[bytes, set[str]] = OrderedDict()  # message -> who has it
         self._block_ids: OrderedDict[int, bytes] = OrderedDict()  # block index -> id
+        self._saved_ballot: tuple[int, object] | None = None  # what the state file holds
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_sent: pb.ConsensusMsg | None = None
@@ -155,18 +178,20 @@ class ConsensusDriver:
     def _broadcast(self, msg: Msg | None) -> None:
         if msg is None:
             return
-        if not isinstance(msg.topic, Nominate):
-            # Restart safety: ballot statements are durable before they leave. Nomination
-            # votes are not (an fdatasync per message on the hot path): "nominate x"
-            # statements never contradict one another and SCP's safety rests on the ballot
-            # protocol alone, so a node that forgets them after a crash only re-nominates.
-            self.state_store.save(msg)
+        self._persist(msg)
         wire = sign_msg(msg, self.prev_block_id(msg.slot_index), self.key, self.cfg.name)
         self._last_sent = wire
         self.seen(dedup_key(wire), self.cfg.name, set(self.peers))
         for p in self.peers.values():
             p.send(wire)
         self._wake.set()
+
+    def _persist(self, msg: Msg) -> None:
+        """Restart safety: our ballot statement is durable before it leaves the node."""
+        ballot = ballot_to_save(msg, self.ledger.num_blocks(), self._saved_ballot)
+        if ballot is not None:
+            self.state_store.save(msg)
+            self._saved_ballot = ballot
 
     def has_seen(self, key: bytes) -> bool:
         return key in self._seen
