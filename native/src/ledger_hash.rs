@@ -143,7 +143,7 @@ fn append(size: u64, old: &[Option<Hash>], encodings: &[&[u8]]) -> Appended {
 fn ledger_merkle_append<'py>(
     py: Python<'py>,
     size: u64,
-    frontier: Vec<Vec<u8>>,
+    frontier: Vec<Bound<'py, PyBytes>>,
     encodings: Vec<Bound<'py, PyBytes>>,
 ) -> PyResult<(
     Bound<'py, PyList>,
@@ -170,8 +170,8 @@ fn ledger_merkle_append<'py>(
     let mut given = frontier.iter();
     for (level, slot) in old.iter_mut().enumerate() {
         if size >> level & 1 == 1 {
-            let node = given.next().expect("counted above");
-            *slot = Some(node.as_slice().try_into().map_err(|_| {
+            let node = given.next().expect("counted above").as_bytes();
+            *slot = Some(node.try_into().map_err(|_| {
                 PyValueError::new_err(format!("frontier node must be 32 bytes, got {}", node.len()))
             })?);
         }
