@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcnode.crypto import SeededRandom
 from mcnode.crypto.signing import ed25519_keypair
@@ -21,10 +23,12 @@ from mcnode.ledger import (
     sign_block,
 )
 from mcnode.ledger import errors as E
+from mcnode.ledger.block import DST_BLOCK_ID, DST_CONTENTS, BlockSignature
 from mcnode.ledger.merkle import MerkleFrontier, extend_tree, membership_proof
 from mcnode.ledger.origin import origin_block, sample_accounts
 from mcnode.ledger.synthetic import ChainBuilder, fake_key_image, fake_tx_out
 from mcnode.transaction import Scanner, TransactionBuilder, validate_tx
+from mcnode.transaction.encoding import Writer, domain_hash
 from mcnode.transaction.errors import KeyImageAlreadySpent, OutputPublicKeyExists
 from mcnode.transaction.membership import (
     MerkleRoot,
@@ -107,6 +111,70 @@ def test_signature_covers_block_id_and_signed_at() -> None:
     assert sig.verify(block.id) and sig.signer == PK
     assert not dataclasses.replace(sig, signed_at=1235).verify(block.id)
     assert not sig.verify(bytes(32))
+
+
+def _writer_bytes(value: Block | BlockContents | BlockSignature) -> bytes:
+    w = Writer()
+    value.encode(w)
+    return w.getvalue()
+
+
+_h32 = st.binary(min_size=32, max_size=32)
+_u64s = st.integers(0, 2**64 - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    block=st.builds(
+        Block,
+        _h32,
+        st.integers(0, 2**16 - 1),
+        _h32,
+        _u64s,
+        _u64s,
+        st.builds(MerkleRoot, _u64s, _h32),
+        _h32,
+    ),
+    signature=st.builds(BlockSignature, st.binary(min_size=64, max_size=64), _h32, _u64s),
+    images=st.lists(_h32, max_size=5),
+    tags=st.lists(st.binary(max_size=4), max_size=5),
+)
+def test_fast_encodings_are_the_writer_encodings(
+    block: Block, signature: BlockSignature, images: list[bytes], tags: list[bytes]
+) -> None:
+    """`to_bytes` shortcuts (struct, join) give `encode`'s bytes; ids and hashes follow."""
+    assert block.to_bytes() == _writer_bytes(block)
+    assert signature.to_bytes() == _writer_bytes(signature)
+    outputs = tuple(fake_tx_out(t) for t in tags)
+    for contents in (BlockContents(tuple(images), ()), BlockContents(tuple(images), outputs)):
+        assert contents.to_bytes() == _writer_bytes(contents)
+        assert contents.hash() == domain_hash(DST_CONTENTS, _writer_bytes(contents))
+    w = Writer()
+    block.encode(w)
+    assert block.expected_id() == domain_hash(DST_BLOCK_ID, w.getvalue()[32:])
+
+
+def test_fast_encodings_refuse_what_the_writer_refuses() -> None:
+    block = ChainBuilder(SK).chain(2)[1].block
+    for bad in [
+        dataclasses.replace(block, id=bytes(31)),
+        dataclasses.replace(block, parent_id=bytes(33)),
+        dataclasses.replace(block, root_element=MerkleRoot(1, bytes(31))),
+        dataclasses.replace(block, contents_hash=b""),
+    ]:
+        with pytest.raises(ValueError, match="must be 32 bytes"):
+            bad.to_bytes()
+    with pytest.raises(OverflowError):
+        dataclasses.replace(block, index=-1).to_bytes()
+    with pytest.raises(OverflowError):
+        dataclasses.replace(block, version=2**16).expected_id()
+    sig = sign_block(block, SK, 5)
+    with pytest.raises(ValueError, match="must be 64 bytes"):
+        dataclasses.replace(sig, signature=bytes(63)).to_bytes()
+    with pytest.raises(OverflowError):
+        dataclasses.replace(sig, signed_at=2**64).to_bytes()
+    with pytest.raises(ValueError, match="must be 32 bytes"):
+        BlockContents((bytes(32), bytes(5)), ()).to_bytes()
 
 
 # -- append and read ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ signed-at time comes from the caller.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -50,12 +51,24 @@ DST_BLOCK_ID = b"mcnode block id v1"
 DST_CONTENTS = b"mcnode block contents v1"
 DST_BLOCK_SIGNATURE = b"mcnode block signature v1"
 BLOCK_DATA_FORMAT = 1
+_NO_OUTPUTS = bytes(8)  # an output count of 0
 
 
 def _count(w: Writer, n: int, limit: int) -> None:
     if n > limit:
         raise ValueError(f"list of {n} is over its limit of {limit}")
     w.u64(n)
+
+
+def _images_part(key_images: Sequence[bytes]) -> bytes:
+    """count || images: how the contents encoding starts (the ledger hashes and stores it
+    for every block, so it is built without the `Writer`; same bytes, same errors)."""
+    if len(key_images) > MAX_BLOCK_KEY_IMAGES:
+        raise ValueError(f"list of {len(key_images)} is over its limit of {MAX_BLOCK_KEY_IMAGES}")
+    for image in key_images:
+        if len(image) != 32:
+            raise ValueError(f"field must be 32 bytes, got {len(image)}")
+    return len(key_images).to_bytes(8, "little") + b"".join(key_images)
 
 
 def _read_count(r: Reader, limit: int) -> int:
@@ -87,6 +100,8 @@ class BlockContents:
         return cls(images, outputs)
 
     def to_bytes(self) -> bytes:
+        if not self.outputs:  # the ledger's record of a block's key images
+            return _images_part(self.key_images) + _NO_OUTPUTS
         w = Writer()
         self.encode(w)
         return w.getvalue()
@@ -104,12 +119,11 @@ class BlockContents:
 
 def contents_hash_of(key_images: Sequence[bytes], encoded_outputs: Sequence[bytes]) -> bytes:
     """`BlockContents.hash` from the outputs' canonical encodings (encode each TxOut once)."""
-    w = Writer()
-    _count(w, len(key_images), MAX_BLOCK_KEY_IMAGES)
-    for image in key_images:
-        w.fixed(image, 32)
-    _count(w, len(encoded_outputs), MAX_BLOCK_OUTPUTS)
-    return domain_hash(DST_CONTENTS, w.getvalue() + b"".join(encoded_outputs))
+    images = _images_part(key_images)
+    if len(encoded_outputs) > MAX_BLOCK_OUTPUTS:
+        raise ValueError(f"list of {len(encoded_outputs)} is over its limit of {MAX_BLOCK_OUTPUTS}")
+    head = images + len(encoded_outputs).to_bytes(8, "little")
+    return domain_hash(DST_CONTENTS, head + b"".join(encoded_outputs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +182,16 @@ class Block:
         return cls(block_id, version, parent, index, count, root, r.fixed(32))
 
     def to_bytes(self) -> bytes:
-        w = Writer()
-        self.encode(w)
-        return w.getvalue()
+        if len(self.id) != 32:
+            raise ValueError(f"field must be 32 bytes, got {len(self.id)}")
+        return self.id + _header(
+            self.version,
+            self.parent_id,
+            self.index,
+            self.cumulative_txo_count,
+            self.root_element,
+            self.contents_hash,
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Block:
@@ -198,6 +219,30 @@ def _encode_header(
     w.fixed(contents_hash, 32)
 
 
+_HEADER = struct.Struct("<H32sQQQ32s32s")
+
+
+def _header(
+    version: int,
+    parent_id: bytes,
+    index: int,
+    count: int,
+    root: MerkleRoot,
+    contents_hash: bytes,
+) -> bytes:
+    """`_encode_header`'s bytes in one `struct` call (every append encodes two headers)."""
+    if len(parent_id) == len(root.hash) == len(contents_hash) == 32:
+        try:
+            return _HEADER.pack(
+                version, parent_id, index, count, root.size, root.hash, contents_hash
+            )
+        except struct.error:
+            pass
+    w = Writer()  # raises the precise error
+    _encode_header(w, version, parent_id, index, count, root, contents_hash)
+    return w.getvalue()
+
+
 def compute_block_id(
     version: int,
     parent_id: bytes,
@@ -206,9 +251,8 @@ def compute_block_id(
     root: MerkleRoot,
     contents_hash: bytes,
 ) -> bytes:
-    w = Writer()
-    _encode_header(w, version, parent_id, index, cumulative_txo_count, root, contents_hash)
-    return domain_hash(DST_BLOCK_ID, w.getvalue())
+    header = _header(version, parent_id, index, cumulative_txo_count, root, contents_hash)
+    return domain_hash(DST_BLOCK_ID, header)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +271,9 @@ class BlockSignature:
         return cls(r.fixed(64), r.fixed(32), r.u64())
 
     def to_bytes(self) -> bytes:
-        w = Writer()
+        if len(self.signature) == 64 and len(self.signer) == 32 and 0 <= self.signed_at < 2**64:
+            return self.signature + self.signer + self.signed_at.to_bytes(8, "little")
+        w = Writer()  # raises the precise error
         self.encode(w)
         return w.getvalue()
 

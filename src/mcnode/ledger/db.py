@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import operator
 import os
 from collections.abc import Callable, Collection, Iterator, Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -88,6 +90,8 @@ _CORRUPT = (
     lmdb.InvalidParameterError,
     lmdb.PanicError,
 )
+
+_public_key = operator.attrgetter("public_key")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -588,7 +592,7 @@ class LedgerDB:
         check_block_data(data, parent, self.expected_signers, contents_hash)
         index_key = _u64(block.index)
         db = self._db
-        images = [(image, index_key) for image in contents.key_images]
+        images = list(zip(contents.key_images, repeat(index_key)))
         _, added = txn.cursor(db=db["key_images"]).putmulti(images, overwrite=False)
         if added != len(images):
             raise KeyImageSpent(
@@ -598,7 +602,7 @@ class LedgerDB:
         start = 0 if parent is None else parent.cumulative_txo_count
         tree = merkle.append_encoded(start, frontier, encoded)  # outputs: checked non-empty
         keys = tree.keys
-        by_key = [(o.public_key, k) for o, k in zip(contents.outputs, keys, strict=True)]
+        by_key = list(zip(map(_public_key, contents.outputs), keys, strict=True))
         _, added = txn.cursor(db=db["txo_by_public_key"]).putmulti(by_key, overwrite=False)
         if added != len(by_key):
             known = self._first_known(txn, "txo_by_public_key", by_key)
