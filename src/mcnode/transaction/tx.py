@@ -13,7 +13,7 @@ here (that costs a square root each); validation checks them where it uses them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mcnode.crypto import MAX_RANGE_PROOF_BYTES
 from mcnode.transaction.encoding import Reader, Writer
@@ -113,13 +113,21 @@ class SignatureRctBulletproofs:
 class Tx:
     prefix: TxPrefix
     signature: SignatureRctBulletproofs
+    # The canonical encoding and the hash, computed once: a 1-in/2-out tx is ~7 KB of
+    # rings and proofs, and a validator asks for its bytes or hash several times (relay,
+    # pool, block). Caches only: not part of equality.
+    _encoding: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _hash: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_bytes(self) -> bytes:
-        w = Writer()
-        w.u8(TX_VERSION)
-        self.prefix.encode(w)
-        self.signature.encode(w)
-        return w.getvalue()
+        if self._encoding is None:
+            w = Writer()
+            w.u8(TX_VERSION)
+            self.prefix.encode(w)
+            self.signature.encode(w)
+            object.__setattr__(self, "_encoding", w.getvalue())
+        assert self._encoding is not None
+        return self._encoding
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Tx:
@@ -131,11 +139,16 @@ class Tx:
             raise DecodeError(f"unknown transaction version {version}")
         tx = cls(TxPrefix.decode(r), SignatureRctBulletproofs.decode(r))
         r.finish()
+        # One encoding per Tx (module doc), so the bytes it came from are its encoding.
+        object.__setattr__(tx, "_encoding", bytes(data))
         return tx
 
     def tx_hash(self) -> bytes:
         """32-byte identity of the transaction: a hash of its canonical encoding."""
-        return _digest(b"mcnode tx v1", self.to_bytes())
+        if self._hash is None:
+            object.__setattr__(self, "_hash", _digest(b"mcnode tx v1", self.to_bytes()))
+        assert self._hash is not None
+        return self._hash
 
     @property
     def key_images(self) -> tuple[bytes, ...]:
