@@ -42,7 +42,7 @@ RELAY_MEMORY = 4096
 FETCH_TIMEOUT = 3.0
 BLOCKS_PER_PAGE = 100
 HEIGHT_POLL = 5.0  # seconds of silence before we ask a peer for its height
-BATCH_DELAY = 0.003  # seconds to gather txs into one relay / one nomination
+NOMINATE_SPACING = 0.003  # seconds between two nominations: later txs share one message
 
 
 class LedgerUnusable(RuntimeError):
@@ -118,8 +118,11 @@ class ConsensusDriver:
         self._catchup_event = asyncio.Event()
         self._peer_sessions: set[str] = set()  # peers we hold an "out" session with
         self._peer_locks: dict[str, asyncio.Lock] = {}
-        self._relay_queue: list[bytes] = []
+        self._relay_pending: dict[str, list[bytes]] = {name: [] for name in peers}
+        self._relaying: set[str] = set()  # peers with a relay loop running
+        self._background: set[asyncio.Task[None]] = set()
         self._nominate_scheduled = False
+        self._last_nomination = 0.0
         self.fatal: str | None = None
         self.scp = self._build_scp()
 
@@ -368,20 +371,30 @@ class ConsensusDriver:
         self.metrics.pending.set(len(self.pool))
         if added:
             self.metrics.txs_validated.labels("client").inc()
-            self._relay_queue.append(ctx.tx_hash)
-            if len(self._relay_queue) == 1:
-                # Txs arriving within a few ms travel to each peer in one message.
-                asyncio.get_running_loop().call_later(BATCH_DELAY, self._flush_relays)
+            self._relay(ctx.tx_hash)
             self.nominate()
         return added
 
-    def _flush_relays(self) -> None:
-        hashes, self._relay_queue = self._relay_queue, []
-        if hashes:
-            asyncio.get_running_loop().create_task(self._relay_txs(hashes))
+    def _relay(self, tx_hash: bytes) -> None:
+        """Send a client's tx to every peer's enclave. No fixed delay: while a relay call
+        to a peer is in flight, newer txs gather and go to it together in the next one,
+        so batches grow with load by themselves."""
+        loop = asyncio.get_running_loop()
+        for name, link in self.peers.items():
+            self._relay_pending[name].append(tx_hash)
+            if name not in self._relaying:
+                self._relaying.add(name)
+                task = loop.create_task(self._relay_loop(link))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
-    async def _relay_txs(self, hashes: list[bytes]) -> None:
-        await asyncio.gather(*(self._relay_to(link, hashes) for link in self.peers.values()))
+    async def _relay_loop(self, link: PeerLink) -> None:
+        try:
+            while self._relay_pending[link.name]:
+                hashes, self._relay_pending[link.name] = self._relay_pending[link.name], []
+                await self._relay_to(link, hashes)
+        finally:
+            self._relaying.discard(link.name)
 
     async def _relay_to(self, link: PeerLink, hashes: list[bytes]) -> None:
         async with self._lock(link.name):
@@ -397,10 +410,16 @@ class ConsensusDriver:
                 self._peer_sessions.discard(link.name)  # it will fetch by hash if needed
 
     def nominate(self) -> None:
-        """Nominate soon: txs arriving within a few ms go into one SCP message."""
+        """Nominate now (at the end of this turn of the event loop), or, if we nominated
+        less than NOMINATE_SPACING ago, then: txs arriving meanwhile share one message."""
         if not self._nominate_scheduled:
             self._nominate_scheduled = True
-            asyncio.get_running_loop().call_later(BATCH_DELAY, self._nominate_now)
+            wait = self._last_nomination + NOMINATE_SPACING - time.monotonic()
+            loop = asyncio.get_running_loop()
+            if wait > 0:
+                loop.call_later(wait, self._nominate_now)
+            else:
+                loop.call_soon(self._nominate_now)
 
     def _nominate_now(self) -> None:
         """Offer the oldest pending txs to SCP, once the minimum block interval has passed."""
@@ -415,6 +434,7 @@ class ConsensusDriver:
         if not self._slot_active:
             self._slot_active = True
             self._slot_started = time.monotonic()
+        self._last_nomination = time.monotonic()
         try:
             out = self.scp.propose_values(self.pool.oldest(self.cfg.limits.values_per_slot))
         except LedgerUnusable as e:
