@@ -122,8 +122,8 @@ def contents_hash_of(key_images: Sequence[bytes], encoded_outputs: Sequence[byte
     images = _images_part(key_images)
     if len(encoded_outputs) > MAX_BLOCK_OUTPUTS:
         raise ValueError(f"list of {len(encoded_outputs)} is over its limit of {MAX_BLOCK_OUTPUTS}")
-    head = images + len(encoded_outputs).to_bytes(8, "little")
-    return domain_hash(DST_CONTENTS, head + b"".join(encoded_outputs))
+    count = len(encoded_outputs).to_bytes(8, "little")
+    return domain_hash(DST_CONTENTS, b"".join((images, count, *encoded_outputs)))  # one copy
 
 
 @dataclass(frozen=True, slots=True)
