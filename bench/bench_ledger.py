@@ -1,6 +1,6 @@
 """Ledger throughput (plain script; figures go to bench/RESULTS.md).
 
-    python bench/bench_ledger.py [--quick] [--txos N]
+    python bench/bench_ledger.py [--quick] [--txos N] [--appends-only] [--reps R]
 
 In temporary directories on the same disk, with fsync on (LMDB sync=True, metasync=True):
 
@@ -8,7 +8,8 @@ In temporary directories on the same disk, with fsync on (LMDB sync=True, metasy
    block, every check of `append_block`), and the raw LMDB floor measured in the same run:
    exactly the records those blocks write (same tables, keys, value sizes, same putmulti
    calls, one transaction per block) with no checking, hashing or encoding. The ratio is
-   ledger / floor.
+   ledger / floor; each is the best of R runs (default 2), ledger and floor alternating.
+   `--appends-only` stops after this part.
 2. Membership proofs at N TxOuts (default 1M): the ledger is built once with batched
    appends (50 blocks of 1000 outputs per write transaction; build time reported), then
    proofs generated per second (`LedgerDB.membership_proof`, random indices) and verified
@@ -112,6 +113,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--txos", type=int, default=1_000_000, help="TxOuts for the proof figures")
+    ap.add_argument("--appends-only", action="store_true", help="only part 1 (appends)")
+    ap.add_argument("--reps", type=int, default=2, help="alternating runs per append figure")
     args = ap.parse_args()
     quick = args.quick
     txos = 20_000 if quick else args.txos
@@ -120,19 +123,23 @@ def main() -> None:
     }
     root = Path(tempfile.mkdtemp(prefix="bench_ledger_", dir=os.environ.get("BENCH_DIR")))
     try:
-        # 1. appends vs the raw floor; alternate twice and keep the best of each (noisy disk)
+        # 1. appends vs the raw floor; alternate and keep the best of each (noisy disk)
         for outputs, n in [(1, 1500), (100, 300), (1000, 40)]:
             n = max(n // 10, 5) if quick else n
             blocks = chain(n, outputs)
             puts = records(blocks)
             best_ledger = best_raw = 0.0
-            for rep in range(2):
+            for rep in range(args.reps):
                 best_raw = max(best_raw, raw_floor(root / f"raw{outputs}-{rep}", puts))
                 best_ledger = max(best_ledger, ledger_appends(root / f"l{outputs}-{rep}", blocks))
             figures[f"append_{outputs}_out_blocks_per_s"] = round(best_ledger, 1)
             figures[f"raw_lmdb_{outputs}_out_blocks_per_s"] = round(best_raw, 1)
             figures[f"append_{outputs}_out_ratio"] = round(best_ledger / best_raw, 3)
             print({k: v for k, v in figures.items() if f"_{outputs}_out" in k}, flush=True)
+
+        if args.appends_only:
+            finish(figures)
+            return
 
         # 2. proofs at `txos` TxOuts
         per_block, batch = 1000, 50
@@ -178,6 +185,10 @@ def main() -> None:
             figures["import_2_out_blocks_per_s"] = round(n / (time.perf_counter() - start))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    finish(figures)
+
+
+def finish(figures: dict[str, object]) -> None:
     for k, v in figures.items():
         print(f"{k:36} {v}")
     print(json.dumps(figures))
