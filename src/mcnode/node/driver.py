@@ -32,7 +32,7 @@ from mcnode.node.metrics import NodeMetrics
 from mcnode.node.peers import PeerLink
 from mcnode.node.pending import PendingPool, PoolFull, combine_txs
 from mcnode.node.state import ScpState
-from mcnode.scp import Msg, Node
+from mcnode.scp import Msg, Node, QuorumSet
 from mcnode.scp.msg import Externalize, Nominate, NominatePrepare
 from mcnode.transaction.validation import WellFormedTxContext
 from mcnode.wire import consensus_pb2 as pb
@@ -107,6 +107,8 @@ class ConsensusDriver:
         self._seen: OrderedDict[bytes, set[str]] = OrderedDict()  # message -> who has it
         self._block_ids: OrderedDict[int, bytes] = OrderedDict()  # block index -> id
         self._saved_ballot: tuple[int, object] | None = None  # what the state file holds
+        # Each signer's quorum set as its latest verified message stated it (any slot).
+        self.peer_quorum_sets: dict[str, QuorumSet] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_sent: pb.ConsensusMsg | None = None
@@ -239,6 +241,7 @@ class ConsensusDriver:
         """A verified message, new to us, from a configured peer (or relayed by one)."""
         msg = checked.msg
         self.metrics.msgs_in.inc()
+        self.peer_quorum_sets[msg.sender_id] = msg.quorum_set
         link = self.peers.get(checked.peer)
         if link is not None:
             link.last_heard = time.time()

@@ -162,7 +162,8 @@ class Validator:
         some peer's set is still unknown."""
         from mcnode.scp import QuorumSet
 
-        known: dict[str, QuorumSet] = self.driver.scp.known_quorum_sets()
+        known: dict[str, QuorumSet] = dict(self.driver.peer_quorum_sets)
+        known.update(self.driver.scp.known_quorum_sets())
         known[self.cfg.name] = self.cfg.quorum_set
         if not self.cfg.quorum_set.nodes() <= set(known) | {self.cfg.name}:
             return None
