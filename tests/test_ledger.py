@@ -290,6 +290,25 @@ def test_append_refuses_each_broken_rule(db: LedgerDB) -> None:
     assert db.num_blocks() == 4
 
 
+def test_duplicate_refusals_name_the_key(db: LedgerDB) -> None:
+    """The index puts go in lazily; the refusal still names the key and where it was."""
+    builder = ChainBuilder(SK)
+    chain = builder.chain(2, outputs=2)
+    db.append_blocks(chain)
+    spent = chain[1].contents.key_images[0]
+    old = chain[1].contents.outputs[0]
+    fresh = fake_tx_out(b"fresh")
+    cases = [
+        (E.KeyImageSpent, BlockContents((spent,), (fresh,)), f"{spent.hex()} is already"),
+        (E.KeyImageSpent, BlockContents((bytes(32),) * 2, (fresh,)), "appears twice"),
+        (E.DuplicateOutputKey, BlockContents((bytes(32),), (old,)), f"{old.public_key.hex()} is"),
+        (E.DuplicateOutputKey, BlockContents((bytes(32),), (fresh, fresh)), "appears twice"),
+    ]
+    for error, contents, message in cases:
+        with pytest.raises(error, match=message):
+            db.append_block(_with_contents(db, contents))
+
+
 def test_origin_rules(tmp_path: Path) -> None:
     with LedgerDB(tmp_path / "o", create=True) as db:
         origin = ChainBuilder(SK).next(outputs=3)

@@ -47,7 +47,8 @@ def check_against_reference(get: NodeGetter, size: int, encodings: Sequence[byte
     changed, root = extend_tree(get, size, leaves)
     assert got.leaves == leaves
     assert got.keys == [_u64(size + i) for i in range(len(encodings))]
-    assert got.nodes == sorted((_node_key(lv, i), h) for (lv, i), h in changed.items() if lv)
+    nodes = list(zip(got.node_keys, got.node_hashes, strict=True))
+    assert nodes == sorted((_node_key(lv, i), h) for (lv, i), h in changed.items() if lv)
     assert got.root == root
 
     def after(level: int, index: int) -> bytes:
@@ -106,7 +107,12 @@ def test_native_appends_give_the_membership_tree(seed: int) -> None:
         k = min(rng.choice([1, 1, 2, 5, 31, 64, 100]), len(encodings) - size)
         ext = append_encoded(size, frontier, encodings[size : size + k])
         stored.update({(0, size + i): h for i, h in enumerate(ext.leaves)})
-        stored.update({(key[0], int.from_bytes(key[1:], "big")): h for key, h in ext.nodes})
+        stored.update(
+            {
+                (key[0], int.from_bytes(key[1:], "big")): h
+                for key, h in zip(ext.node_keys, ext.node_hashes, strict=True)
+            }
+        )
         size, frontier = size + k, ext.frontier
         assert ext.root == tree_root(leaves[:size])
     proofs = [membership_proof(lambda lv, i: stored[(lv, i)], j, size) for j in range(size)]

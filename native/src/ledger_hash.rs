@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList};
 use sha2::{Digest, Sha512_256};
 
 type Hash = [u8; 32];
@@ -134,10 +134,11 @@ fn append(size: u64, old: &[Option<Hash>], encodings: &[&[u8]]) -> Appended {
 }
 
 /// Append the TxOuts with canonical encodings `encodings` to a tree of `size` leaves whose
-/// frontier is `frontier`. Returns (leaf hashes, TxOut index keys, node records as
-/// (key, hash) in key order for every rewritten node of level >= 1, root hash, new
-/// frontier). ValueError for no encodings, a frontier of the wrong shape, or a tree deeper
-/// than MAX_DEPTH.
+/// frontier is `frontier`. Returns (leaf hashes, TxOut index keys, node keys, node hashes,
+/// root hash, new frontier), the nodes being every rewritten node of level >= 1 in key
+/// order. Keys and hashes come as separate lists (no tuple per record: the caller zips
+/// them into LMDB lazily, which keeps the cyclic GC quiet). ValueError for no encodings,
+/// a frontier of the wrong shape, or a tree deeper than MAX_DEPTH.
 #[pyfunction]
 #[allow(clippy::type_complexity)]
 fn ledger_merkle_append<'py>(
@@ -146,6 +147,7 @@ fn ledger_merkle_append<'py>(
     frontier: Vec<Bound<'py, PyBytes>>,
     encodings: Vec<Bound<'py, PyBytes>>,
 ) -> PyResult<(
+    Bound<'py, PyList>,
     Bound<'py, PyList>,
     Bound<'py, PyList>,
     Bound<'py, PyList>,
@@ -182,15 +184,14 @@ fn ledger_merkle_append<'py>(
     let leaves = PyList::new(py, done.leaves.iter().map(|h| PyBytes::new(py, h)))?;
     let keys: Vec<_> = (size..end).map(|i| PyBytes::new(py, &i.to_be_bytes())).collect();
     let keys = PyList::new(py, keys)?;
-    let nodes = done
-        .nodes
-        .iter()
-        .map(|(level, index, h)| {
-            PyTuple::new(py, [PyBytes::new(py, &node_key(*level, *index)), PyBytes::new(py, h)])
-        })
-        .collect::<PyResult<Vec<_>>>()?;
+    let node_keys = PyList::new(
+        py,
+        done.nodes.iter().map(|(level, index, _)| PyBytes::new(py, &node_key(*level, *index))),
+    )?;
+    let node_hashes = PyList::new(py, done.nodes.iter().map(|(_, _, h)| PyBytes::new(py, h)))?;
     let frontier = PyList::new(py, done.frontier.iter().map(|h| PyBytes::new(py, h)))?;
-    Ok((leaves, keys, PyList::new(py, nodes)?, PyBytes::new(py, &done.root), frontier))
+    let root = PyBytes::new(py, &done.root);
+    Ok((leaves, keys, node_keys, node_hashes, root, frontier))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

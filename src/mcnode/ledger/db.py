@@ -592,24 +592,31 @@ class LedgerDB:
         check_block_data(data, parent, self.expected_signers, contents_hash)
         index_key = _u64(block.index)
         db = self._db
-        images = list(zip(contents.key_images, repeat(index_key)))
-        _, added = txn.cursor(db=db["key_images"]).putmulti(images, overwrite=False)
+        # Pairs go to putmulti as lazy zips: no tuple per record is kept (zip reuses its
+        # tuple), so a big block does not wake the cyclic GC; error paths rebuild them.
+        images = contents.key_images
+        _, added = txn.cursor(db=db["key_images"]).putmulti(
+            zip(images, repeat(index_key)), overwrite=False
+        )
         if added != len(images):
-            raise KeyImageSpent(
-                f"block {block.index}: key image {self._first_known(txn, 'key_images', images)}"
-            )
+            known = self._first_known(txn, "key_images", list(zip(images, repeat(index_key))))
+            raise KeyImageSpent(f"block {block.index}: key image {known}")
 
         start = 0 if parent is None else parent.cumulative_txo_count
         tree = merkle.append_encoded(start, frontier, encoded)  # outputs: checked non-empty
         keys = tree.keys
-        by_key = list(zip(map(_public_key, contents.outputs), keys, strict=True))
-        _, added = txn.cursor(db=db["txo_by_public_key"]).putmulti(by_key, overwrite=False)
-        if added != len(by_key):
+        public_keys = map(_public_key, contents.outputs)
+        _, added = txn.cursor(db=db["txo_by_public_key"]).putmulti(
+            zip(public_keys, keys, strict=True), overwrite=False
+        )
+        if added != len(keys):
+            by_key = list(zip(map(_public_key, contents.outputs), keys, strict=True))
             known = self._first_known(txn, "txo_by_public_key", by_key)
             raise DuplicateOutputKey(f"block {block.index}: output public key {known}")
-        by_hash = list(zip(tree.leaves, keys, strict=True))
-        _, added = txn.cursor(db=db["txo_by_hash"]).putmulti(by_hash, overwrite=False)
-        if added != len(by_hash):
+        _, added = txn.cursor(db=db["txo_by_hash"]).putmulti(
+            zip(tree.leaves, keys, strict=True), overwrite=False
+        )
+        if added != len(keys):
             raise DuplicateOutputKey(f"block {block.index}: two TxOuts with the same hash")
 
         if tree.root != block.root_element:
@@ -617,8 +624,8 @@ class LedgerDB:
                 f"block {block.index}: root element {block.root_element.hash.hex()} is not "
                 f"the root {tree.root.hash.hex()} of the tree after its outputs"
             )
-        txn.cursor(db=db["tx_outs"]).putmulti(list(zip(keys, encoded, strict=True)), append=True)
-        txn.cursor(db=db["merkle"]).putmulti(tree.nodes)
+        txn.cursor(db=db["tx_outs"]).putmulti(zip(keys, encoded, strict=True), append=True)
+        txn.cursor(db=db["merkle"]).putmulti(zip(tree.node_keys, tree.node_hashes, strict=True))
         txn.put(index_key, block.to_bytes(), db=db["blocks"], append=True)
         txn.put(index_key, BlockContents(contents.key_images, ()).to_bytes(), db=db["contents"])
         if data.signature is not None:

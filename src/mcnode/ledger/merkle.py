@@ -94,7 +94,8 @@ class Extension:
 
     leaves: list[bytes]  # leaf hash of each new TxOut
     keys: list[bytes]  # TxOut index key of each new TxOut
-    nodes: list[tuple[bytes, bytes]]  # (node key, hash), every rewritten node of level >= 1
+    node_keys: list[bytes]  # every rewritten node of level >= 1, in key order
+    node_hashes: list[bytes]  # their hashes
     root: MerkleRoot
     frontier: list[bytes]  # of the tree after the append
 
@@ -102,8 +103,11 @@ class Extension:
 def append_encoded(size: int, frontier: Sequence[bytes], encodings: Sequence[bytes]) -> Extension:
     """`extend_tree` for TxOuts given by their canonical encodings (at least one), from the
     old tree's `frontier`, in one native call. Nodes come sorted by key."""
-    leaves, keys, nodes, root, after = _native.ledger_merkle_append(size, frontier, encodings)
-    return Extension(leaves, keys, nodes, MerkleRoot(size + len(encodings), root), after)
+    leaves, keys, node_keys, node_hashes, root, after = _native.ledger_merkle_append(
+        size, frontier, encodings
+    )
+    root_element = MerkleRoot(size + len(encodings), root)
+    return Extension(leaves, keys, node_keys, node_hashes, root_element, after)
 
 
 def current_root(get: NodeGetter, size: int) -> MerkleRoot:
