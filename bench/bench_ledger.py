@@ -6,10 +6,10 @@ In temporary directories on the same disk, with fsync on (LMDB sync=True, metasy
 
 1. Appends per second for blocks of 1, 100 and 1000 outputs (one write transaction per
    block, every check of `append_block`), and the raw LMDB floor measured in the same run:
-   exactly the records those blocks write (same tables, keys, value sizes, same putmulti
-   calls, one transaction per block) with no checking, hashing or encoding. The ratio is
-   ledger / floor; each is the best of R runs (default 2), ledger and floor alternating.
-   `--appends-only` stops after this part.
+   exactly the records those blocks write (same tables, keys, value sizes, same put and
+   putmulti calls and flags, same environment flags, one transaction per block) with no
+   checking, hashing or encoding. The ratio is ledger / floor; each is the best of R runs
+   (default 2), ledger and floor alternating. `--appends-only` stops after this part.
 2. Membership proofs at N TxOuts (default 1M): the ledger is built once with batched
    appends (50 blocks of 1000 outputs per write transaction; build time reported), then
    proofs generated per second (`LedgerDB.membership_proof`, random indices) and verified
@@ -57,8 +57,14 @@ def chain(n: int, outputs: int, builder: ChainBuilder | None = None) -> list[Blo
 Puts = list[tuple[str, list[tuple[bytes, bytes]], bool]]
 
 
+# How `LedgerDB` writes each table: a single `txn.put` for the per-block tables, putmulti
+# with overwrite=False (its duplicate check) for the index tables, plain putmulti otherwise.
+SINGLE_PUT = {"blocks", "contents", "signatures"}
+NO_OVERWRITE = {"key_images", "txo_by_public_key", "txo_by_hash"}
+
+
 def records(blocks: list[BlockData]) -> list[Puts]:
-    """Per block, the (table, items, append) putmulti calls `LedgerDB` makes for it."""
+    """Per block, the (table, items, append) writes `LedgerDB` makes for it."""
     tree: dict[tuple[int, int], bytes] = {}
     size, out = 0, []
     for data in blocks:
@@ -89,13 +95,24 @@ def records(blocks: list[BlockData]) -> list[Puts]:
 
 
 def raw_floor(path: Path, per_block: list[Puts]) -> float:
-    env = lmdb.open(str(path), map_size=1 << 32, max_dbs=len(_TABLES) + 1, sync=True)
+    env = lmdb.open(
+        str(path),
+        map_size=1 << 32,
+        max_dbs=len(_TABLES) + 1,
+        sync=True,
+        metasync=True,
+        readahead=False,
+    )
     dbs = {name: env.open_db(name.encode()) for name in _TABLES}
     start = time.perf_counter()
     for puts in per_block:
         with env.begin(write=True) as txn:
             for table, items, append in puts:
-                txn.cursor(db=dbs[table]).putmulti(items, append=append, overwrite=not append)
+                if table in SINGLE_PUT:
+                    txn.put(*items[0], db=dbs[table], append=append)
+                else:
+                    overwrite = table not in NO_OVERWRITE
+                    txn.cursor(db=dbs[table]).putmulti(items, append=append, overwrite=overwrite)
     rate = len(per_block) / (time.perf_counter() - start)
     env.close()
     return rate
