@@ -279,3 +279,48 @@ def test_admin_endpoints_and_archive_export(tmp_path: Path) -> None:
             assert fresh.last_block().id.hex() == st["last_block_id"]
     finally:
         cluster.close()
+
+
+def test_bad_messages_on_a_consensus_stream_are_dropped_one_by_one(
+    net: tuple[Path, Cluster],
+) -> None:
+    """The stream validators use carries the same per-message checks as the unary call: a
+    forged or tampered message is dropped and counted, the stream goes on, and a stream of
+    undecodable bytes ends with an error while the node keeps serving."""
+    from mcnode.node.messages import sign_msg
+    from mcnode.scp import Msg, Nominate, QuorumSet
+    from mcnode.wire import consensus_pb2 as pb
+
+    d, cluster = net
+    txs = build_txs(d, 1)
+    cluster.start()
+    cfg = cluster.network["nodes"][0]
+    msg = Msg(
+        "node1", 1, QuorumSet(2, ["node0", "node2"]), Nominate(frozenset({b"v" * 32}), frozenset())
+    )
+    forged = sign_msg(msg, b"", ed25519_keypair(SeededRandom(5))[0], "node1")  # unknown key
+    tampered = pb.ConsensusMsg()
+    tampered.CopyFrom(forged)
+    tampered.signer = bytes.fromhex(cluster.network["nodes"][1]["signing_key"])  # node1's key
+    before = _metrics(cluster, "node0")
+    with grpc.insecure_channel(cfg["peer"]) as ch:
+        stream = ch.stream_unary(
+            "/mcnode.v1.ConsensusPeer/ConsensusStream",
+            request_serializer=pb.ConsensusMsg.SerializeToString,
+            response_deserializer=pb.ConsensusMsgResponse.FromString,
+        )
+        reply = stream(iter([forged, tampered, forged, tampered]), timeout=10)
+        assert reply.result == pb.PEER_OK  # the stream itself ended normally
+        raw = ch.stream_unary(
+            "/mcnode.v1.ConsensusPeer/ConsensusStream",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        with pytest.raises(grpc.RpcError):
+            raw(iter([b"\xff" * 64]), timeout=10)
+    after = _metrics(cluster, "node0")
+    for reason in ("unknown_signer", "bad_signature"):
+        name = f'mcnode_consensus_msgs_dropped_total{{reason="{reason}"}}'
+        assert _sample(after, name) - _sample(before, name) >= 1, reason
+    assert submit(cluster, "node0", txs[0]).ok
+    wait_committed(d, cluster, all_images(txs), timeout=60)
