@@ -55,8 +55,7 @@ class Slot:
         self.qsets: dict[NodeID, QuorumSet] = {node_id: qset}
         # Nomination weights use our set with ourselves taken out (we are implicit in it).
         self.peer_qset = qset.normalized(remove=node_id)
-        self._valid: dict[Value, bool] = {}
-        self._valid_set: set[Value] = set()  # the values found valid, for subset tests
+        self._valid_set: set[Value] = set()  # the values found valid (kept for the slot)
         self._quorum_cache: dict[frozenset[NodeID], bool] = {}
         self._blocking_cache: dict[frozenset[NodeID], bool] = {}
         self.nomination = Nomination(self)
@@ -74,16 +73,19 @@ class Slot:
         return self.config.max_counter_base + int(max(0.0, self.now() - self.started_at))
 
     def is_valid(self, v: Value) -> bool:
-        """The application's validity function, asked once per value per slot."""
-        ok = self._valid.get(v)
-        if ok is None:
-            try:
-                ok = bool(self._validity_fn(v))
-            except Exception:  # an application bug must not take consensus down
-                ok = False
-            self._valid[v] = ok
-            if ok:
-                self._valid_set.add(v)
+        """The application's validity function. A yes is kept for the slot (asked once);
+        a no is asked again next time: a value can turn valid within a slot when the data
+        behind it arrives (a validator that has not yet received a tx its peers nominate),
+        and a node that remembered the no would drop every later message naming the value
+        and sit out the slot until catch-up."""
+        if v in self._valid_set:
+            return True
+        try:
+            ok = bool(self._validity_fn(v))
+        except Exception:  # an application bug must not take consensus down
+            ok = False
+        if ok:
+            self._valid_set.add(v)
         return ok
 
     def all_valid(self, values: frozenset[Value] | tuple[Value, ...]) -> bool:
