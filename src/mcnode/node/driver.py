@@ -39,6 +39,7 @@ from mcnode.wire import consensus_pb2 as pb
 
 SERVING, CATCHING_UP = "serving", "catching_up"
 RELAY_MEMORY = 4096
+HELD_PER_SLOT = 256  # peers' messages kept for a slot we have not reached
 FETCH_TIMEOUT = 3.0
 BLOCKS_PER_PAGE = 100
 HEIGHT_POLL = 5.0  # seconds of silence before we ask a peer for its height
@@ -123,6 +124,7 @@ class ConsensusDriver:
         self._relay_pending: dict[str, list[bytes]] = {name: [] for name in peers}
         self._relaying: set[str] = set()  # peers with a relay loop running
         self._background: set[asyncio.Task[None]] = set()
+        self._held: dict[int, list[CheckedMsg]] = {}  # slot -> peers' messages for it
         self._nominate_scheduled = False
         self._last_nomination = 0.0
         self.fatal: str | None = None
@@ -259,6 +261,12 @@ class ConsensusDriver:
                 if name not in holders:
                     p.send(relay)
                     holders.add(name)
+        await self._deliver(checked)
+
+    async def _deliver(self, checked: CheckedMsg) -> None:
+        """Hand a peer's message to SCP once we can judge it: messages for a later slot
+        wait here until we get there, and txs it names that we lack are fetched first."""
+        msg = checked.msg
         if msg.slot_index <= self.ledger.num_blocks():
             ours = self.prev_block_id(msg.slot_index)
             if ours and checked.prev_block_id != ours:
@@ -270,6 +278,13 @@ class ConsensusDriver:
         if msg.slot_index > self.ledger.num_blocks() + 1:
             self._wake_catchup()
         cur = self.scp.current_slot_index
+        if cur < msg.slot_index <= cur + self.cfg.scp.max_future_slots:
+            # Held here rather than in SCP's own buffer: SCP would judge it the moment we
+            # reach its slot, before we could fetch the txs it names, and drop it.
+            held = self._held.setdefault(msg.slot_index, [])
+            if len(held) < HELD_PER_SLOT:
+                held.append(checked)
+            return
         if msg.slot_index == cur:
             missing = [v for v in msg_values(msg) if v not in self.pool]
             if missing:
@@ -284,6 +299,17 @@ class ConsensusDriver:
         self._broadcast(out)
         self._update_metrics()
         self._wake.set()
+
+    def _release_held(self) -> None:
+        """We reached a new slot: deliver what peers already said about it."""
+        cur = self.scp.current_slot_index
+        for slot in [s for s in self._held if s <= cur]:
+            msgs = self._held.pop(slot)
+            if slot == cur:
+                for checked in msgs:
+                    task = asyncio.get_running_loop().create_task(self._deliver(checked))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
 
     # Enclave-to-enclave traffic. Each pair of nodes has two Noise sessions: the one we
     # initiated ("out:<peer>": our relays to the peer, its answers to our fetches) and the
@@ -515,6 +541,7 @@ class ConsensusDriver:
         self._slot_started = time.monotonic()
         self._slot_active = False
         self._phase_seen.clear()
+        self._release_held()
         self._export_archive()
         if len(self.pool):
             asyncio.get_running_loop().call_soon(self.nominate)
