@@ -68,6 +68,19 @@ def cpu_all(cluster: Cluster) -> dict[str, float]:
     return out
 
 
+def slot_times(d: Path) -> dict[str, list[float]]:
+    """Each validator's slot durations (ms), from its `block appended ... ms=` log lines;
+    block 1 left out (its slot clock starts when the validator does)."""
+    out: dict[str, list[float]] = {}
+    for log in sorted(d.glob("node*/node.log")):
+        out[log.parent.name] = [
+            float(line.rsplit("ms=", 1)[1].split()[0])
+            for line in log.read_text().splitlines()
+            if "block appended" in line and "ms=" in line and " block=1 " not in line
+        ]
+    return out
+
+
 def msgs_in(cluster: Cluster) -> dict[str, float]:
     out = {}
     for n in cluster.nodes:
@@ -107,10 +120,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--txs", type=int, default=600)
     ap.add_argument("--latency-seconds", type=float, default=30.0)
+    ap.add_argument("--keep", type=Path, help="run in this (new) directory and keep it")
     a = ap.parse_args()
     rate_txs = int(10 * a.latency_seconds)
     with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp)
+        d = Path(tmp) if a.keep is None else a.keep
         init_network(
             d,
             nodes=4,
@@ -192,6 +206,15 @@ def main() -> None:
             watch.stop = True
             for c in clients.values():
                 c.close()
+        slots = slot_times(d)
+        print(
+            "slot ms (p50 / max, blocks) per node: "
+            + ", ".join(
+                f"{k} {sorted(v)[len(v) // 2]:.0f} / {max(v):.0f} ({len(v)})"
+                for k, v in slots.items()
+                if v
+            )
+        )
         print(
             json.dumps(
                 {
