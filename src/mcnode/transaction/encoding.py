@@ -92,8 +92,17 @@ class Reader:
 def domain_hash(dst: bytes, *parts: bytes) -> bytes:
     """SHA-512/256 of a length-prefixed domain tag and length-prefixed parts: the one
     construction for identities of encoded values (tx hash, block id, contents hash)."""
-    h = hashlib.new("sha512_256")
-    h.update(bytes([len(dst)]) + dst)
+    tagged = _TAGGED.get(dst)
+    if tagged is None:
+        tagged = hashlib.new("sha512_256")
+        tagged.update(bytes([len(dst)]) + dst)
+        if len(_TAGGED) < 64:  # the tags are a handful of constants
+            _TAGGED[dst] = tagged
+    h = tagged.copy()
     for p in parts:
-        h.update(len(p).to_bytes(4, "little") + p)
+        h.update(len(p).to_bytes(4, "little"))
+        h.update(p)  # not concatenated: parts can be a block's whole contents
     return h.digest()
+
+
+_TAGGED: dict[bytes, hashlib._Hash] = {}

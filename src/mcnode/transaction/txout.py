@@ -18,6 +18,7 @@ private key of P is x = Hs(S) + b_i. Nothing here touches a file or a clock.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ DST_VALUE_MASK = b"mcnode amount value mask v1"
 MEMO_INFO = b"mcnode memo v1"
 MEMO_SIZE = 64
 E_MEMO_SIZE = MEMO_SIZE + 16
+_TXOUT = struct.Struct(f"<32sQ32s32s{E_MEMO_SIZE}s")
 TX_OUT_SIZE = 32 + 8 + 32 + 32 + E_MEMO_SIZE
 
 
@@ -70,12 +72,13 @@ class TxOut:
         return cls(r.fixed(32), r.u64(), r.fixed(32), r.fixed(32), r.fixed(E_MEMO_SIZE))
 
     def to_bytes(self) -> bytes:
-        # Same bytes as `encode`, without the Writer: the ledger encodes every output.
+        # Same bytes as `encode`, in one struct call: the ledger encodes every output.
+        # struct pads or cuts byte strings silently, so the sizes are checked first.
         c, t, p, m = self.commitment, self.target_key, self.public_key, self.e_memo
         if len(c) != 32 or len(t) != 32 or len(p) != 32 or len(m) != E_MEMO_SIZE:
             w = Writer()
             self.encode(w)  # raises the precise size error
-        return c + self.masked_value.to_bytes(8, "little") + t + p + m
+        return _TXOUT.pack(c, self.masked_value, t, p, m)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TxOut:
