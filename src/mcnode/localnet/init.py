@@ -130,9 +130,9 @@ def node_toml(
         "min_fee = 400",
         "",
         "[scp]",
-        "nomination_timeout = 1.0",
-        "nomination_timeout_increment = 0.5",
-        "ballot_timeout = 1.0",
+        "nomination_timeout = 0.25",
+        "nomination_timeout_increment = 0.25",
+        "ballot_timeout = 0.5",
         "ballot_timeout_increment = 0.5",
     ]
     for p in peers:
