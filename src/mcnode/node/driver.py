@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import grpc
@@ -41,6 +41,7 @@ SERVING, CATCHING_UP = "serving", "catching_up"
 RELAY_MEMORY = 4096
 HELD_PER_SLOT = 256  # peers' messages kept for a slot we have not reached
 FETCH_TIMEOUT = 3.0
+FETCH_RETRIES = 3  # more fetches of a message's missing txs before SCP judges it
 BLOCKS_PER_PAGE = 100
 HEIGHT_POLL = 5.0  # seconds of silence before we ask a peer for its height
 NOMINATE_SPACING = 0.003  # seconds between two nominations: later txs share one message
@@ -263,7 +264,7 @@ class ConsensusDriver:
                     holders.add(name)
         await self._deliver(checked)
 
-    async def _deliver(self, checked: CheckedMsg) -> None:
+    async def _deliver(self, checked: CheckedMsg, attempt: int = 0) -> None:
         """Hand a peer's message to SCP once we can judge it: messages for a later slot
         wait here until we get there, and txs it names that we lack are fetched first."""
         msg = checked.msg
@@ -291,6 +292,12 @@ class ConsensusDriver:
                 await self._fetch_txs(checked.peer, missing)
                 if self.scp.current_slot_index != cur:
                     return
+                if attempt < FETCH_RETRIES and any(v not in self.pool for v in missing):
+                    # The peer was busy or the call failed: SCP would drop the message
+                    # (values it cannot judge), and the peer may not say it again. Retry a
+                    # few times; after that SCP judges what we have.
+                    self._later(0.1 * (attempt + 1), lambda: self._deliver(checked, attempt + 1))
+                    return
         try:
             out = self.scp.handle_message(msg)
         except LedgerUnusable as e:
@@ -299,6 +306,16 @@ class ConsensusDriver:
         self._broadcast(out)
         self._update_metrics()
         self._wake.set()
+
+    def _later(self, delay: float, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run the coroutine `make()` after `delay` seconds (made then, not now)."""
+
+        def start() -> None:
+            task = asyncio.get_running_loop().create_task(make())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        asyncio.get_running_loop().call_later(delay, start)
 
     def _release_held(self) -> None:
         """We reached a new slot: deliver what peers already said about it."""
