@@ -176,9 +176,10 @@ class ConsensusDriver:
         self._update_metrics()
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        tasks = [*self._tasks, *self._background]
+        for t in tasks:
             t.cancel()
-        for t in self._tasks:
+        for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
 
@@ -307,15 +308,22 @@ class ConsensusDriver:
         self._update_metrics()
         self._wake.set()
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` as a task the driver keeps (and cancels on stop); a failure is
+        logged and counted, never lost."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.metrics.errors.labels("task").inc()
+            self.log.error("driver task failed", error=repr(task.exception()))
+
     def _later(self, delay: float, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run the coroutine `make()` after `delay` seconds (made then, not now)."""
-
-        def start() -> None:
-            task = asyncio.get_running_loop().create_task(make())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-        asyncio.get_running_loop().call_later(delay, start)
+        asyncio.get_running_loop().call_later(delay, lambda: self._spawn(make()))
 
     def _release_held(self) -> None:
         """We reached a new slot: deliver what peers already said about it."""
@@ -324,9 +332,7 @@ class ConsensusDriver:
             msgs = self._held.pop(slot)
             if slot == cur:
                 for checked in msgs:
-                    task = asyncio.get_running_loop().create_task(self._deliver(checked))
-                    self._background.add(task)
-                    task.add_done_callback(self._background.discard)
+                    self._spawn(self._deliver(checked))
 
     # Enclave-to-enclave traffic. Each pair of nodes has two Noise sessions: the one we
     # initiated ("out:<peer>": our relays to the peer, its answers to our fetches) and the
@@ -425,14 +431,11 @@ class ConsensusDriver:
         """Send a client's tx to every peer's enclave. No fixed delay: while a relay call
         to a peer is in flight, newer txs gather and go to it together in the next one,
         so batches grow with load by themselves."""
-        loop = asyncio.get_running_loop()
         for name, link in self.peers.items():
             self._relay_pending[name].append(tx_hash)
             if name not in self._relaying:
                 self._relaying.add(name)
-                task = loop.create_task(self._relay_loop(link))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._spawn(self._relay_loop(link))
 
     async def _relay_loop(self, link: PeerLink) -> None:
         try:
