@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mcnode import _native
 from mcnode.crypto import (
@@ -23,6 +25,7 @@ from mcnode.crypto import (
     point_sum,
     prove_range,
     verify_range,
+    verify_range_batch,
 )
 from mcnode.crypto.signing import (
     aead_open,
@@ -166,3 +169,74 @@ def test_ed25519_and_x25519_seed_7() -> None:
     box = aead_seal(key, bytes(12), b"memo", b"aad")
     assert aead_open(key, bytes(12), box, b"aad") == b"memo"
     assert aead_open(key, bytes(12), box, b"other") is None
+
+
+# -- batch verification of range proofs (native/src/range_batch.rs) ------------------------
+
+_PROOFS: dict[tuple[int, int], tuple[bytes, list[bytes]]] = {}
+
+
+def _proof(seed: int, count: int) -> tuple[bytes, list[bytes]]:
+    """A valid proof over `count` values (cached: proving costs ~10 ms)."""
+    if (seed, count) not in _PROOFS:
+        rng = SeededRandom(1000 + seed)
+        values = [int.from_bytes(rng(8), "little") >> (seed % 64) for _ in range(count)]
+        _PROOFS[seed, count] = prove_range(values, [Scalar.random(rng) for _ in values], rng)
+    return _PROOFS[seed, count]
+
+
+def _mutations(proof: bytes, commitments: list[bytes]) -> list[tuple[bytes, list[bytes]]]:
+    """Ways to break a statement: a flipped bit anywhere in the proof (points, scalars,
+    inner-product part), a commitment changed or swapped, one commitment too few."""
+    out = []
+    for at in (0, 40, 100, 130, 4 * 32 + 3, 6 * 32 + 31, len(proof) - 40, len(proof) - 1):
+        flipped = bytearray(proof)
+        flipped[at] ^= 1 << (at % 8)
+        out.append((bytes(flipped), commitments))
+    out.append((proof, [commit(1, Scalar(2)).encoding, *commitments[1:]]))
+    if len(commitments) > 1:
+        out.append((proof, [commitments[1], commitments[0], *commitments[2:]]))
+        out.append((proof, commitments[:-1]))
+    out.append((proof[:-32], commitments))
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(1, 5)), min_size=2, max_size=6),
+    st.data(),
+)
+def test_batch_verification_agrees_with_one_by_one(
+    shapes: list[tuple[int, int]], data: st.DataObject
+) -> None:
+    statements = [_proof(seed, count) for seed, count in shapes]
+    assert verify_range_batch(statements)
+    # Break one statement of the batch: the batch fails exactly when that one alone does.
+    victim = data.draw(st.integers(0, len(statements) - 1))
+    broken = data.draw(st.sampled_from(_mutations(*statements[victim])))
+    batch = [*statements[:victim], broken, *statements[victim + 1 :]]
+    assert verify_range_batch(batch) == verify_range(*broken)
+    assert not verify_range(*broken)
+
+
+def test_batch_of_one_and_of_none() -> None:
+    proof, commitments = _proof(0, 3)
+    assert verify_range_batch([(proof, commitments)])
+    assert not verify_range_batch([(proof, commitments[::-1])])
+    assert verify_range_batch([])
+
+
+def test_batch_rejects_bad_argument_lists_like_single_verification() -> None:
+    good = _proof(1, 2)
+    for bad in [(b"", []), (b"", [bytes(32)] * 33), (good[0], [bytes(31), good[1][1]])]:
+        with pytest.raises(ValueError):
+            verify_range_batch([good, bad])
+    with pytest.raises(ValueError):
+        _native.range_proofs_verify_batch([good] * 4097)
+
+
+def test_proofs_swapped_between_statements_fail_in_a_batch() -> None:
+    (p1, c1), (p2, c2) = _proof(2, 2), _proof(3, 2)
+    assert verify_range_batch([(p1, c1), (p2, c2)])
+    assert not verify_range_batch([(p1, c2), (p2, c1)])
+    assert not verify_range_batch([(p1, c1), (p1, c1), (p2, c1)])

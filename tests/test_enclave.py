@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,9 +29,10 @@ from mcnode.enclave import (
     StaleParent,
     UnknownTx,
 )
+from mcnode.enclave.enclave import encode_batch
 from mcnode.enclave.errors import VALIDATION_CODES
 from mcnode.ledger import Block, BlockContents, BlockData, LedgerDB, check_block_data
-from mcnode.transaction import AccountKey, OwnedOutput, Scanner, TransactionBuilder, Tx
+from mcnode.transaction import AccountKey, OwnedOutput, Scanner, TransactionBuilder, Tx, validation
 from mcnode.transaction.builder import InputCredentials, assemble_tx
 from mcnode.transaction.errors import TxValidationError
 from mcnode.transaction.membership import leaf_hash, tree_root
@@ -321,13 +322,18 @@ def _case_unbalanced(w: World) -> None:
     propose(w.enclave(), w.assemble([w.creds(3)], [out]))
 
 
-def _case_range_proof(w: World) -> None:
+def _negative_output_tx(w: World) -> Tx:
+    """Balanced and signed, but one output holds -10: only the range proof catches it."""
     big = create_output(w.bob.default_address, VALUE - FEE + 10, w.rng)
     zero = create_output(w.alice.default_address, 0, w.rng)
     minus_ten = commit(0, zero.blinding) - Scalar(10) * PEDERSEN_H
     negative = replace(zero, tx_out=replace(zero.tx_out, commitment=minus_ten.encoding))
     outputs = sorted([big, negative], key=lambda o: o.tx_out.public_key)
-    propose(w.enclave(), w.assemble([w.creds(3)], outputs))
+    return w.assemble([w.creds(3)], outputs)
+
+
+def _case_range_proof(w: World) -> None:
+    propose(w.enclave(), _negative_output_tx(w))
 
 
 def _case_fee(w: World) -> None:
@@ -462,6 +468,41 @@ def test_a_peer_refuses_what_it_finds_invalid(world: World) -> None:
     sealed = lenient.txs_for_peer("b", [cheap.tx_hash(), fine.tx_hash()])
     assert [c.tx_hash for c in strict.peer_tx_propose("a", sealed)] == [fine.tx_hash()]
     assert strict.cached_tx_hashes() == {fine.tx_hash()}
+
+
+def test_a_peer_batch_has_its_range_proofs_checked_together(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = world.enclave(1), world.enclave(2)
+    peer_up(a, b)
+    singles: list[bytes] = []
+    one_by_one = validation.verify_range
+
+    def counted(proof: bytes, commitments: Sequence[bytes]) -> bool:
+        singles.append(proof)
+        return one_by_one(proof, commitments)
+
+    monkeypatch.setattr(validation, "verify_range", counted)
+    good = [world.pay(0), world.pay(1)]
+    bad = _negative_output_tx(world)
+
+    # All good: one batch check, no proof checked on its own.
+    sealed = a._peer_transport("b").seal(encode_batch([t.to_bytes() for t in good]))
+    assert [c.tx_hash for c in b.peer_tx_propose("a", sealed)] == [t.tx_hash() for t in good]
+    assert singles == []
+
+    # One bad proof among them: the batch fails, every new tx is checked on its own, the
+    # bad one is refused and the good ones are kept. Txs already held are not re-proved.
+    c = world.enclave(3)
+    peer_up(a, c)  # a's session named "b" now leads to c
+    propose(c, good[0])
+    batch = encode_batch([good[0].to_bytes(), bad.to_bytes(), good[1].to_bytes()])
+    got = c.peer_tx_propose("a", a._peer_transport("b").seal(batch))
+    assert [x.tx_hash for x in got] == [t.tx_hash() for t in good]
+    assert singles == [good[0].signature.range_proof] + [
+        t.signature.range_proof for t in (bad, good[1])
+    ]
+    assert c.cached_tx_hashes() == {t.tx_hash() for t in good}
 
 
 def test_a_full_peer_takes_what_fits(world: World) -> None:

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha512};
 
 mod ledger_hash;
 mod mlsag;
+mod range_batch;
 
 /// Bits per value in every range proof: amounts are u64.
 const RANGE_BITS: usize = 64;
@@ -281,6 +282,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(range_proof_prove, m)?)?;
     m.add_function(wrap_pyfunction!(range_proof_verify, m)?)?;
     mlsag::register(m)?;
+    range_batch::register(m)?;
     ledger_hash::register(m)?;
     Ok(())
 }

@@ -19,6 +19,7 @@ from mcnode.crypto.pedersen import (
     fee_commitment,
     prove_range,
     verify_range,
+    verify_range_batch,
 )
 from mcnode.crypto.ristretto import (
     BASEPOINT,
@@ -60,4 +61,5 @@ __all__ = [
     "prove_range",
     "system_random",
     "verify_range",
+    "verify_range_batch",
 ]

@@ -50,11 +50,23 @@ def proofs_root(tx: Tx, ledger: EnclaveLedger) -> MerkleRoot:
     return _NO_ROOT
 
 
-def check_new_tx(tx: Tx, ledger: EnclaveLedger, *, block_index: int, minimum_fee: int) -> None:
+def check_new_tx(
+    tx: Tx,
+    ledger: EnclaveLedger,
+    *,
+    block_index: int,
+    minimum_fee: int,
+    range_proof_checked: bool = False,
+) -> None:
     """Every rule, in `validate_tx`'s order, then the ledger lookups. `block_index` is the
-    index of the block the tx would go into (the ledger's block count)."""
+    index of the block the tx would go into (the ledger's block count);
+    `range_proof_checked` as `validate_tx` takes it."""
     validate_tx(
-        tx, current_block=block_index, root=proofs_root(tx, ledger), minimum_fee=minimum_fee
+        tx,
+        current_block=block_index,
+        root=proofs_root(tx, ledger),
+        minimum_fee=minimum_fee,
+        range_proof_checked=range_proof_checked,
     )
     check_key_images_unspent(tx, ledger)
     check_output_public_keys_new(tx, ledger)
