@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("--txs", type=int, default=600)
     ap.add_argument("--latency-seconds", type=float, default=30.0)
     ap.add_argument("--keep", type=Path, help="run in this (new) directory and keep it")
+    ap.add_argument("--log-level", default="info", help="the validators' (debug: SCP traces)")
     a = ap.parse_args()
     rate_txs = int(10 * a.latency_seconds)
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,7 +137,7 @@ def main() -> None:
         txs = prebuild(d, a.txs + rate_txs)
         print(f"prebuilt {len(txs)} txs in {time.monotonic() - t0:.1f} s")
         burst, steady = txs[: a.txs], txs[a.txs :]
-        with Cluster(d) as cluster:
+        with Cluster(d, log_level=a.log_level) as cluster:
             cluster.start()
             clients = {n.name: NodeClient(n.client) for n in cluster.nodes}
             for c in clients.values():

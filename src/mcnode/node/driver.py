@@ -188,6 +188,7 @@ class ConsensusDriver:
         if msg is None:
             return
         self._persist(msg)
+        self.log.debug("scp out", slot=msg.slot_index, kind=type(msg.topic).__name__)
         wire = sign_msg(msg, self.prev_block_id(msg.slot_index), self.key, self.cfg.name)
         self._last_sent = wire
         self.seen(dedup_key(wire), self.cfg.name, set(self.peers))
@@ -245,6 +246,13 @@ class ConsensusDriver:
         """A verified message, new to us, from a configured peer (or relayed by one)."""
         msg = checked.msg
         self.metrics.msgs_in.inc()
+        self.log.debug(
+            "scp in",
+            slot=msg.slot_index,
+            kind=type(msg.topic).__name__,
+            sender=msg.sender_id,
+            peer=checked.peer,
+        )
         self.peer_quorum_sets[msg.sender_id] = msg.quorum_set
         link = self.peers.get(checked.peer)
         if link is not None:
@@ -412,6 +420,7 @@ class ConsensusDriver:
     def accept_relayed_txs(self, peer: str, ciphertext: bytes) -> tuple[int, int]:
         """A peer relayed txs to us (over the session it initiated)."""
         ok, bad = self._accept_peer_txs(self.in_label(peer), ciphertext)
+        self.log.debug("relayed txs", peer=peer, accepted=ok, refused=bad)
         if ok:
             self.nominate()
         return ok, bad
@@ -420,6 +429,7 @@ class ConsensusDriver:
     def add_client_tx(self, ctx: WellFormedTxContext) -> bool:
         """A validated client tx: pool it, relay it to peers, nominate. Raises PoolFull."""
         added = self.pool.add(ctx)
+        self.log.debug("client tx", tx=ctx.tx_hash[:8], new=added)
         self.metrics.pending.set(len(self.pool))
         if added:
             self.metrics.txs_validated.labels("client").inc()
@@ -484,6 +494,7 @@ class ConsensusDriver:
             self._slot_active = True
             self._slot_started = time.monotonic()
         self._last_nomination = time.monotonic()
+        self.log.debug("nominate", slot=self.scp.current_slot_index, pending=len(self.pool))
         try:
             out = self.scp.propose_values(self.pool.oldest(self.cfg.limits.values_per_slot))
         except LedgerUnusable as e:
