@@ -28,14 +28,15 @@ from mcnode.ledger.merkle import MerkleFrontier, extend_tree, membership_proof
 from mcnode.ledger.origin import origin_block, sample_accounts
 from mcnode.ledger.synthetic import ChainBuilder, fake_key_image, fake_tx_out
 from mcnode.transaction import Scanner, TransactionBuilder, validate_tx
-from mcnode.transaction.encoding import Writer, domain_hash
-from mcnode.transaction.errors import KeyImageAlreadySpent, OutputPublicKeyExists
+from mcnode.transaction.encoding import Reader, Writer, domain_hash
+from mcnode.transaction.errors import DecodeError, KeyImageAlreadySpent, OutputPublicKeyExists
 from mcnode.transaction.membership import (
     MerkleRoot,
     leaf_hash,
     prove_membership,
     tree_root,
 )
+from mcnode.transaction.txout import E_MEMO_SIZE, TxOut
 from mcnode.transaction.validation import (
     DEFAULT_MINIMUM_FEE,
     check_key_images_unspent,
@@ -175,6 +176,96 @@ def test_fast_encodings_refuse_what_the_writer_refuses() -> None:
         dataclasses.replace(sig, signed_at=2**64).to_bytes()
     with pytest.raises(ValueError, match="must be 32 bytes"):
         BlockContents((bytes(32), bytes(5)), ()).to_bytes()
+
+
+_tx_outs = st.builds(
+    TxOut, _h32, _u64s, _h32, _h32, st.binary(min_size=E_MEMO_SIZE, max_size=E_MEMO_SIZE)
+)
+
+
+def _fresh_tx_out_bytes(tx_out: TxOut) -> bytes:
+    w = Writer()
+    tx_out.encode(w)
+    return w.getvalue()
+
+
+@settings(max_examples=200, deadline=None)
+@given(tx_out=_tx_outs, other=_tx_outs)
+def test_cached_tx_out_encoding_is_the_fresh_encoding(tx_out: TxOut, other: TxOut) -> None:
+    """Made by `to_bytes` or kept from `decode`, the cache holds `encode`'s bytes, and it
+    is not part of equality or hashing."""
+    fresh = _fresh_tx_out_bytes(tx_out)
+    untouched = dataclasses.replace(tx_out)
+    assert tx_out.to_bytes() == fresh and tx_out.to_bytes() is tx_out.to_bytes()
+    assert tx_out == untouched and hash(tx_out) == hash(untouched)
+    decoded = TxOut.from_bytes(fresh)
+    assert decoded == tx_out and decoded.to_bytes() == fresh
+    assert _fresh_tx_out_bytes(decoded) == fresh
+    changed = dataclasses.replace(decoded, public_key=other.public_key)
+    assert changed.to_bytes() == _fresh_tx_out_bytes(changed)
+    assert (changed.to_bytes() == fresh) == (other.public_key == tx_out.public_key)
+    both = b"".join([fresh, other.to_bytes()])
+    r = Reader(both)
+    assert (TxOut.decode(r), TxOut.decode(r)) == (tx_out, other)
+    r.finish()
+
+
+def test_tx_out_encoding_cache_cannot_go_stale() -> None:
+    tx_out = fake_tx_out(b"stale")
+    with pytest.raises(TypeError):
+        TxOut(*dataclasses.astuple(tx_out)[:5], _encoding=b"x")  # type: ignore[call-arg]
+    tx_out.to_bytes()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tx_out.public_key = bytes(32)  # type: ignore[misc]
+    # A mutable field is never cached: the encoding follows it.
+    memo = bytearray(tx_out.e_memo)
+    mutable = dataclasses.replace(tx_out, e_memo=memo)  # type: ignore[arg-type]
+    assert mutable.to_bytes() == tx_out.to_bytes()
+    memo[0] ^= 1
+    assert mutable.to_bytes() == _fresh_tx_out_bytes(mutable) != tx_out.to_bytes()
+    # Sizes are still refused on every path, cached or not.
+    with pytest.raises(ValueError, match="must be 32 bytes"):
+        dataclasses.replace(tx_out, target_key=bytes(31)).to_bytes()
+    with pytest.raises(DecodeError, match="truncated"):
+        TxOut.from_bytes(tx_out.to_bytes()[:-1])
+    with pytest.raises(DecodeError, match="trailing"):
+        TxOut.from_bytes(tx_out.to_bytes() + b"\0")
+
+
+def test_ledger_records_are_the_canonical_encodings(db: LedgerDB) -> None:
+    """The writer stores the bytes its checks used; they are each value's encoding,
+    whether the TxOuts came cached (decoded, hashed) or not (mutable fields)."""
+    builder = ChainBuilder(SK)
+    chain = builder.chain(3, outputs=3, key_images=2)
+    fresh = builder.next(outputs=2, key_images=2)
+    memo = bytearray(fresh.contents.outputs[0].e_memo)
+    outputs = (
+        dataclasses.replace(fresh.contents.outputs[0], e_memo=memo),
+        *fresh.contents.outputs[1:],
+    )
+    chain.append(
+        BlockData(fresh.block, BlockContents(fresh.contents.key_images, outputs), fresh.signature)
+    )
+    chain.append(BlockData.from_bytes(builder.next(outputs=4).to_bytes()))
+    db.append_blocks(chain[:2])
+    for data in chain[2:]:
+        db.append_block(data)
+    tables = {
+        name: dict(_table(db, name)) for name in ("blocks", "contents", "signatures", "tx_outs")
+    }
+    outs = [o for data in chain for o in data.contents.outputs]
+    assert list(tables["tx_outs"].values()) == [_fresh_tx_out_bytes(o) for o in outs]
+    for i, data in enumerate(chain):
+        key = i.to_bytes(8, "big")
+        assert tables["blocks"][key] == _writer_bytes(data.block)
+        assert tables["contents"][key] == _writer_bytes(BlockContents(data.contents.key_images, ()))
+        if data.signature is not None:
+            assert tables["signatures"][key] == _writer_bytes(data.signature)
+
+
+def _table(db: LedgerDB, name: str) -> list[tuple[bytes, bytes]]:
+    with db._env.begin() as txn:
+        return list(txn.cursor(db=db._db[name]))
 
 
 # -- append and read ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mcnode.crypto import (
     RandomSource,
@@ -59,6 +59,11 @@ class TxOut:
     target_key: bytes
     public_key: bytes
     e_memo: bytes
+    # The canonical encoding, kept once made or decoded: every output is encoded for its
+    # leaf hash, the block's contents hash and the ledger's record, often by different
+    # owners (block former, archive reader, ledger). A cache only, not part of equality;
+    # kept only when every byte field is immutable `bytes`, so it cannot go stale.
+    _encoding: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def encode(self, w: Writer) -> None:
         w.fixed(self.commitment, 32)
@@ -69,16 +74,26 @@ class TxOut:
 
     @classmethod
     def decode(cls, r: Reader) -> TxOut:
-        return cls(r.fixed(32), r.u64(), r.fixed(32), r.fixed(32), r.fixed(E_MEMO_SIZE))
+        # Fixed width: one read, one unpack; the bytes read are the canonical encoding.
+        raw = r.fixed(TX_OUT_SIZE)
+        out = cls(*_TXOUT.unpack(raw))
+        object.__setattr__(out, "_encoding", raw)
+        return out
 
     def to_bytes(self) -> bytes:
+        encoding = self._encoding
+        if encoding is not None:
+            return encoding
         # Same bytes as `encode`, in one struct call: the ledger encodes every output.
         # struct pads or cuts byte strings silently, so the sizes are checked first.
         c, t, p, m = self.commitment, self.target_key, self.public_key, self.e_memo
         if len(c) != 32 or len(t) != 32 or len(p) != 32 or len(m) != E_MEMO_SIZE:
             w = Writer()
             self.encode(w)  # raises the precise size error
-        return _TXOUT.pack(c, self.masked_value, t, p, m)
+        encoding = _TXOUT.pack(c, self.masked_value, t, p, m)
+        if type(c) is type(t) is type(p) is type(m) is bytes:  # bytearray could change
+            object.__setattr__(self, "_encoding", encoding)
+        return encoding
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TxOut:
