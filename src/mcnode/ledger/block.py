@@ -119,7 +119,11 @@ class BlockContents:
 
 def contents_hash_of(key_images: Sequence[bytes], encoded_outputs: Sequence[bytes]) -> bytes:
     """`BlockContents.hash` from the outputs' canonical encodings (encode each TxOut once)."""
-    images = _images_part(key_images)
+    return _contents_hash(_images_part(key_images), encoded_outputs)
+
+
+def _contents_hash(images: bytes, encoded_outputs: Sequence[bytes]) -> bytes:
+    """`contents_hash_of` from `_images_part` (the ledger stores those bytes too)."""
     if len(encoded_outputs) > MAX_BLOCK_OUTPUTS:
         raise ValueError(f"list of {len(encoded_outputs)} is over its limit of {MAX_BLOCK_OUTPUTS}")
     count = len(encoded_outputs).to_bytes(8, "little")
@@ -350,6 +354,17 @@ def check_block_data(
     by rule; every other block carries a valid signature, by one of `expected_signers`
     when that is given. `contents_hash` saves recomputing it when the caller has it.
     """
+    _check_block_data(data, parent, expected_signers, contents_hash)
+
+
+def _check_block_data(
+    data: BlockData,
+    parent: Block | None,
+    expected_signers: Collection[bytes] | None,
+    contents_hash: bytes | None,
+) -> bytes:
+    """`check_block_data`, returning the block's encoding (the id it was checked to be the
+    hash of, then the header that was hashed): the ledger stores exactly those bytes."""
     block, contents = data.block, data.contents
     if block.version != BLOCK_VERSION:
         raise UnknownBlockVersion(f"block {block.index}: unknown version {block.version}")
@@ -373,7 +388,15 @@ def check_block_data(
         raise TxOutCountMismatch(
             f"block {block.index}: root element is for {block.root_element.size} TxOuts"
         )
-    if block.id != block.expected_id():
+    header = _header(
+        block.version,
+        block.parent_id,
+        block.index,
+        block.cumulative_txo_count,
+        block.root_element,
+        block.contents_hash,
+    )
+    if block.id != domain_hash(DST_BLOCK_ID, header):  # `Block.expected_id`
         raise BlockIdMismatch(f"block {block.index}: id is not the hash of its fields")
     if not contents.outputs:
         raise EmptyBlock(f"block {block.index} has no outputs")
@@ -382,7 +405,7 @@ def check_block_data(
             raise EmptyBlock("the origin block spends nothing, yet has key images")
         if data.signature is not None:
             raise InvalidBlockSignature("the origin block is unsigned by rule, yet has a signature")
-        return
+        return block.id + header
     if not contents.key_images:
         raise EmptyBlock(f"block {block.index} has no key images")
     sig = data.signature
@@ -394,3 +417,4 @@ def check_block_data(
         )
     if not sig.verify(block.id):
         raise InvalidBlockSignature(f"block {block.index}: signature does not verify")
+    return block.id + header

@@ -37,12 +37,14 @@ import lmdb
 from mcnode.crypto import RandomSource
 from mcnode.ledger import merkle
 from mcnode.ledger.block import (
+    _NO_OUTPUTS,
     Block,
     BlockContents,
     BlockData,
     BlockSignature,
-    check_block_data,
-    contents_hash_of,
+    _check_block_data,
+    _contents_hash,
+    _images_part,
 )
 from mcnode.ledger.errors import (
     DuplicateOutputKey,
@@ -92,6 +94,7 @@ _CORRUPT = (
 )
 
 _public_key = operator.attrgetter("public_key")
+_encode = TxOut.to_bytes
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -586,15 +589,22 @@ class LedgerDB:
         self, txn: lmdb.Transaction, data: BlockData, parent: Block | None, frontier: list[bytes]
     ) -> list[bytes]:
         """Check and put one block; the frontier of the tree after it."""
-        block, contents = data.block, data.contents
-        encoded = [o.to_bytes() for o in contents.outputs]  # once: hashes and the table
-        contents_hash = contents_hash_of(contents.key_images, encoded)
-        check_block_data(data, parent, self.expected_signers, contents_hash)
+        block, contents, signature = data.block, data.contents, data.signature
+        images, outputs = contents.key_images, contents.outputs
+        # Each piece is made once and serves both the checks and the records: the TxOut
+        # encodings (cached on the TxOuts: decoded or already hashed ones have them) feed
+        # the contents hash, the leaf hashes and the tx_outs table; the key images' part of
+        # the contents encoding is the contents record; the header the block id is checked
+        # against is the block record.
+        encoded = list(map(_encode, outputs))
+        images_part = _images_part(images)
+        record = _check_block_data(
+            data, parent, self.expected_signers, _contents_hash(images_part, encoded)
+        )
         index_key = _u64(block.index)
         db = self._db
         # Pairs go to putmulti as lazy zips: no tuple per record is kept (zip reuses its
         # tuple), so a big block does not wake the cyclic GC; error paths rebuild them.
-        images = contents.key_images
         _, added = txn.cursor(db=db["key_images"]).putmulti(
             zip(images, repeat(index_key)), overwrite=False
         )
@@ -603,34 +613,36 @@ class LedgerDB:
             raise KeyImageSpent(f"block {block.index}: key image {known}")
 
         start = 0 if parent is None else parent.cumulative_txo_count
-        tree = merkle.append_encoded(start, frontier, encoded)  # outputs: checked non-empty
-        keys = tree.keys
-        public_keys = map(_public_key, contents.outputs)
+        # outputs: checked non-empty
+        leaves, keys, node_keys, node_hashes, root_hash, after, size = merkle.append_encoded(
+            start, frontier, encoded
+        )
         _, added = txn.cursor(db=db["txo_by_public_key"]).putmulti(
-            zip(public_keys, keys, strict=True), overwrite=False
+            zip(map(_public_key, outputs), keys, strict=True), overwrite=False
         )
         if added != len(keys):
-            by_key = list(zip(map(_public_key, contents.outputs), keys, strict=True))
+            by_key = list(zip(map(_public_key, outputs), keys, strict=True))
             known = self._first_known(txn, "txo_by_public_key", by_key)
             raise DuplicateOutputKey(f"block {block.index}: output public key {known}")
         _, added = txn.cursor(db=db["txo_by_hash"]).putmulti(
-            zip(tree.leaves, keys, strict=True), overwrite=False
+            zip(leaves, keys, strict=True), overwrite=False
         )
         if added != len(keys):
             raise DuplicateOutputKey(f"block {block.index}: two TxOuts with the same hash")
 
-        if tree.root != block.root_element:
+        root = block.root_element
+        if root_hash != root.hash or size != root.size:
             raise MerkleRootMismatch(
-                f"block {block.index}: root element {block.root_element.hash.hex()} is not "
-                f"the root {tree.root.hash.hex()} of the tree after its outputs"
+                f"block {block.index}: root element {root.hash.hex()} is not "
+                f"the root {root_hash.hex()} of the tree after its outputs"
             )
         txn.cursor(db=db["tx_outs"]).putmulti(zip(keys, encoded, strict=True), append=True)
-        txn.cursor(db=db["merkle"]).putmulti(zip(tree.node_keys, tree.node_hashes, strict=True))
-        txn.put(index_key, block.to_bytes(), db=db["blocks"], append=True)
-        txn.put(index_key, BlockContents(contents.key_images, ()).to_bytes(), db=db["contents"])
-        if data.signature is not None:
-            txn.put(index_key, data.signature.to_bytes(), db=db["signatures"])
-        return tree.frontier
+        txn.cursor(db=db["merkle"]).putmulti(zip(node_keys, node_hashes, strict=True))
+        txn.put(index_key, record, db=db["blocks"], append=True)
+        txn.put(index_key, images_part + _NO_OUTPUTS, db=db["contents"])  # no outputs
+        if signature is not None:
+            txn.put(index_key, signature.to_bytes(), db=db["signatures"])
+        return after
 
     def _first_known(
         self, txn: lmdb.Transaction, table: str, pairs: list[tuple[bytes, bytes]]
