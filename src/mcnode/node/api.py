@@ -57,7 +57,11 @@ class PeerApi(rpc.ConsensusPeerServicer):
             return e.code
         relayer = request.relayed_by if v.cfg.peer(request.relayed_by) else checked.peer
         if v.driver.seen(key, relayer):
-            v.spawn(v.driver.on_peer_msg(checked, key))
+            try:
+                v.driver.on_peer_msg(checked, key)
+            except Exception as e:  # a bug must not end the peer's stream; it is reported
+                v.metrics.errors.labels("consensus_msg").inc()
+                v.log.error("handling a consensus message failed", exc=True, error=repr(e))
         return pb.PEER_OK
 
     async def GetLatestMsg(

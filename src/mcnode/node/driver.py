@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import grpc
@@ -118,6 +118,7 @@ class ConsensusDriver:
         self._slot_started = time.monotonic()
         self._slot_active = False  # has this slot seen work yet (for slot timing)
         self._phase_seen: set[str] = set()
+        self._shown_progress: tuple[int, tuple[str, int, int]] | None = None
         self._catchup_lock = asyncio.Lock()
         self._catchup_event = asyncio.Event()
         self._peer_sessions: set[str] = set()  # peers we hold an "out" session with
@@ -242,8 +243,9 @@ class ConsensusDriver:
                 self._update_metrics()
 
     # -- incoming consensus messages --------------------------------------------------------
-    async def on_peer_msg(self, checked: CheckedMsg, key: bytes) -> None:
-        """A verified message, new to us, from a configured peer (or relayed by one)."""
+    def on_peer_msg(self, checked: CheckedMsg, key: bytes) -> None:
+        """A verified message, new to us, from a configured peer (or relayed by one).
+        Handled at once (no task per message); only fetching missing txs runs as a task."""
         msg = checked.msg
         self.metrics.msgs_in.inc()
         self.log.debug(
@@ -271,9 +273,9 @@ class ConsensusDriver:
                 if name not in holders:
                     p.send(relay)
                     holders.add(name)
-        await self._deliver(checked)
+        self._deliver(checked)
 
-    async def _deliver(self, checked: CheckedMsg, attempt: int = 0) -> None:
+    def _deliver(self, checked: CheckedMsg, attempt: int = 0) -> None:
         """Hand a peer's message to SCP once we can judge it: messages for a later slot
         wait here until we get there, and txs it names that we lack are fetched first."""
         msg = checked.msg
@@ -298,15 +300,30 @@ class ConsensusDriver:
         if msg.slot_index == cur:
             missing = [v for v in msg_values(msg) if v not in self.pool]
             if missing:
-                await self._fetch_txs(checked.peer, missing)
-                if self.scp.current_slot_index != cur:
-                    return
-                if attempt < FETCH_RETRIES and any(v not in self.pool for v in missing):
-                    # The peer was busy or the call failed: SCP would drop the message
-                    # (values it cannot judge), and the peer may not say it again. Retry a
-                    # few times; after that SCP judges what we have.
-                    self._later(0.1 * (attempt + 1), lambda: self._deliver(checked, attempt + 1))
-                    return
+                self._spawn(self._fetch_and_deliver(checked, missing, attempt))
+                return
+        self._handle(msg)
+
+    async def _fetch_and_deliver(
+        self, checked: CheckedMsg, missing: list[bytes], attempt: int
+    ) -> None:
+        """`_deliver`'s slow path: fetch the txs a message names that we lack, then hand
+        it to SCP."""
+        cur = self.scp.current_slot_index
+        await self._fetch_txs(checked.peer, missing)
+        if self.scp.current_slot_index != cur:
+            return
+        if attempt < FETCH_RETRIES and any(v not in self.pool for v in missing):
+            # The peer was busy or the call failed: SCP would drop the message (values it
+            # cannot judge), and the peer may not say it again. Retry a few times; after
+            # that SCP judges what we have.
+            asyncio.get_running_loop().call_later(
+                0.1 * (attempt + 1), self._deliver, checked, attempt + 1
+            )
+            return
+        self._handle(checked.msg)
+
+    def _handle(self, msg: Msg) -> None:
         try:
             out = self.scp.handle_message(msg)
         except LedgerUnusable as e:
@@ -329,18 +346,15 @@ class ConsensusDriver:
             self.metrics.errors.labels("task").inc()
             self.log.error("driver task failed", error=repr(task.exception()))
 
-    def _later(self, delay: float, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run the coroutine `make()` after `delay` seconds (made then, not now)."""
-        asyncio.get_running_loop().call_later(delay, lambda: self._spawn(make()))
-
     def _release_held(self) -> None:
         """We reached a new slot: deliver what peers already said about it."""
         cur = self.scp.current_slot_index
         for slot in [s for s in self._held if s <= cur]:
             msgs = self._held.pop(slot)
             if slot == cur:
-                for checked in msgs:
-                    self._spawn(self._deliver(checked))
+                loop = asyncio.get_running_loop()
+                for checked in msgs:  # after this turn: we may be inside SCP's callback
+                    loop.call_soon(self._deliver, checked)
 
     # Enclave-to-enclave traffic. Each pair of nodes has two Noise sessions: the one we
     # initiated ("out:<peer>": our relays to the peer, its answers to our fetches) and the
@@ -718,9 +732,16 @@ class ConsensusDriver:
 
     # -- status -----------------------------------------------------------------------------------
     def _update_metrics(self) -> None:
+        """Called after every SCP step; the gauges are set only when what they show
+        changed (most messages change neither the slot nor the phase)."""
+        slot = self.scp.current_slot_index
+        progress = self.scp.progress()
+        if (slot, progress) == self._shown_progress:
+            return
+        self._shown_progress = (slot, progress)
         m = self.metrics
-        m.slot.set(self.scp.current_slot_index)
-        phase, round_, counter = self.scp.progress()
+        m.slot.set(slot)
+        phase, round_, counter = progress
         m.set_phase(phase)
         if phase not in self._phase_seen:
             for earlier in self._phase_seen_before(phase):
