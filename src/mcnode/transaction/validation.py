@@ -11,8 +11,10 @@ in the ledger take a read-only `LedgerView` and are run separately by the caller
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -167,6 +169,12 @@ def check_tombstone(tx: Tx, current_block: int) -> None:
         )
 
 
+@functools.cache
+def _range_worker() -> ThreadPoolExecutor:
+    """One thread per process for `validate_tx`'s range-proof check."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="range-proof")
+
+
 def validate_tx(
     tx: Tx,
     *,
@@ -184,11 +192,15 @@ def validate_tx(
     check_ring_sizes(tx)
     check_rings_sorted(tx)
     check_inputs_sorted(tx)
+    # The range proof is the costliest rule and its native check releases the GIL: it runs
+    # on a worker thread while this one checks proofs and ring signatures (also native),
+    # and its verdict is taken in its turn, so the first failure is still the one raised.
+    pending = None if range_proof_checked else _range_worker().submit(check_range_proof, tx)
     check_membership_proofs(tx, root)
     check_ring_signatures(tx)
     check_balance(tx)
-    if not range_proof_checked:
-        check_range_proof(tx)
+    if pending is not None:
+        pending.result()
     check_fee(tx, minimum_fee)
     check_key_images_unique(tx)
     check_output_public_keys_unique(tx)
