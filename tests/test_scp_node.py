@@ -249,6 +249,10 @@ def test_past_slot_messages_answered_with_our_externalize_rate_limited() -> None
     externalize_slot(h)
     ours = h.node.latest_msg(1)
     assert ours is not None and isinstance(ours.topic, Externalize)
+    # Within a quarter interval of our EXTERNALIZE leaving, a statement crossed it in flight.
+    assert h.recv(h.prepare("v4", A(1), slot=1)) is None
+    assert h.node.stats["laggards_in_flight"] == 1
+    h.t[0] += 0.5
     out = h.recv(h.prepare("v4", A(1), slot=1))
     assert out == ours
     assert h.recv(h.prepare("v4", A(2), slot=1)) is None  # answered a moment ago
@@ -269,6 +273,7 @@ def test_too_old_slots_are_dropped() -> None:
     assert h.node.slot_state(2) is None
     assert h.recv(h.prepare("v4", A(1), slot=2)) is None
     assert h.node.stats["msgs_too_old"] == 1
+    h.t[0] += 250.0  # past the in-flight grace (a quarter of the rebroadcast interval)
     assert h.recv(h.prepare("v4", A(1), slot=4)) is not None
 
 

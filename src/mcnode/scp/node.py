@@ -217,10 +217,17 @@ class Node:
                 return None
             self.stats["msgs_late"] += 1
             # A laggard still working on a slot we externalized: tell it the outcome, at most
-            # once per sender per rebroadcast interval (its retries get fresh answers).
+            # once per sender per rebroadcast interval (its retries get fresh answers). Not in
+            # the first quarter interval after our EXTERNALIZE went out: a statement arriving
+            # then crossed it in flight (its sender is about to get it), and answering every
+            # such one would send each EXTERNALIZE twice in a healthy network.
             if isinstance(msg.topic, Externalize) or not self.validating:
                 return None
             now = self.clock()
+            sent = old.emitted_at
+            if sent is not None and now < sent + self.config.rebroadcast_after() / 4:
+                self.stats["laggards_in_flight"] += 1
+                return None
             last = old.answered.get(msg.sender_id)
             if last is not None and now < last + self.config.rebroadcast_after():
                 return None

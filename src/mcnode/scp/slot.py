@@ -63,6 +63,7 @@ class Slot:
         self.last_sent: Msg | None = None
         self.last_sent_at: float | None = None
         self.answered: dict[NodeID, float] = {}  # laggards told our EXTERNALIZE, and when
+        self.emitted_at: float | None = None  # our last new statement left (not restored)
         self.events: deque[dict[str, Any]] = deque(maxlen=TRACE_LIMIT)
 
     # -- context for the protocols --------------------------------------------------------
@@ -188,7 +189,7 @@ class Slot:
         if msg is None or msg == self.last_sent:
             return None
         self.last_sent = msg
-        self.last_sent_at = self.now()
+        self.last_sent_at = self.emitted_at = self.now()
         return msg if validating else None
 
     def take_rebroadcast(self, validating: bool) -> Msg | None:
