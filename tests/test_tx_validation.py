@@ -29,6 +29,7 @@ from mcnode.transaction.validation import (
     DEFAULT_MINIMUM_FEE,
     MAX_TOMBSTONE_BLOCKS,
     check_inputs_sorted,
+    range_proofs_hold,
 )
 
 FEE = DEFAULT_MINIMUM_FEE
@@ -47,7 +48,7 @@ class World:
     def creds(self, i: int) -> InputCredentials:
         return self.ledger.input_credentials(self.owned[i], self.rng)
 
-    def validate(self, tx: Tx, **kw: int) -> None:
+    def validate(self, tx: Tx, **kw: int | bool) -> None:
         args = {"current_block": CURRENT, "root": self.ledger.root(), **kw}
         validate_tx(tx, **args)  # type: ignore[arg-type]
 
@@ -206,18 +207,46 @@ def test_rule_balance(world: World) -> None:
         world.validate(tx)
 
 
-def test_rule_range_proof_stops_a_negative_output(world: World) -> None:
-    # Pay bob 10 more than we have, balanced by an output of -10: sums check out, the
-    # range proof cannot cover -10 (it is made for 0 here) and fails.
+def _negative_output_tx(world: World, extra: int = 0) -> Tx:
+    """Pay bob 10 (+ `extra`) more than we have, balanced (when extra is 0) by an output of
+    -10: signed properly, but no range proof can cover -10 (it is made for 0 here)."""
     rng = world.rng
-    big = create_output(world.bob.default_address, VALUE - FEE + 10, rng)
+    big = create_output(world.bob.default_address, VALUE - FEE + 10 + extra, rng)
     zero = create_output(world.alice.default_address, 0, rng)
     minus_ten = commit(0, zero.blinding) - Scalar(10) * PEDERSEN_H
     negative = replace(zero, tx_out=replace(zero.tx_out, commitment=minus_ten.encoding))
     outputs = sorted([big, negative], key=lambda o: o.tx_out.public_key)
-    tx = assemble_tx([world.creds(3)], outputs, FEE, CURRENT + 1, rng)
+    return assemble_tx([world.creds(3)], outputs, FEE, CURRENT + 1, rng)
+
+
+def test_rule_range_proof_stops_a_negative_output(world: World) -> None:
     with pytest.raises(E.InvalidRangeProof):
-        world.validate(tx)
+        world.validate(_negative_output_tx(world))
+
+
+def test_rules_fail_in_order_though_checked_side_by_side(world: World) -> None:
+    # Ring signatures and the range proof are checked on two threads; the error raised is
+    # still the first rule's: balance comes before the range proof...
+    with pytest.raises(E.UnbalancedTx):
+        world.validate(_negative_output_tx(world, extra=1))
+    # ...and ring signatures before both.
+    tx = _negative_output_tx(world, extra=1)
+    [sig] = tx.signature.ring_signatures
+    flipped = replace(sig, responses=(Scalar(1).to_bytes(), *sig.responses[1:]))
+    with pytest.raises(E.InvalidRingSignature):
+        world.validate(_with_sig(tx, ring_signatures=(flipped,)))
+
+
+def test_a_range_proof_checked_in_a_batch_is_not_checked_again(world: World, tx: Tx) -> None:
+    # The caller vouches for the range proof (`range_proofs_hold`); every other rule runs.
+    bad_range = _negative_output_tx(world)
+    assert not range_proofs_hold([tx, bad_range])
+    assert range_proofs_hold([tx, tx])
+    world.validate(bad_range, range_proof_checked=True)
+    [sig] = tx.signature.ring_signatures
+    flipped = replace(sig, responses=(Scalar(1).to_bytes(), *sig.responses[1:]))
+    with pytest.raises(E.InvalidRingSignature):
+        world.validate(_with_sig(tx, ring_signatures=(flipped,)), range_proof_checked=True)
 
 
 def test_rule_fee(world: World) -> None:
