@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -171,8 +172,12 @@ def check_tombstone(tx: Tx, current_block: int) -> None:
 
 
 @functools.cache
-def _worker() -> ThreadPoolExecutor:
-    """One thread per process, for `validate_tx`'s ring-signature check."""
+def _worker() -> ThreadPoolExecutor | None:
+    """One thread per process, for `validate_tx`'s ring-signature check; None when the
+    process may use only one CPU (the thread would only add hand-offs there)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cpus or 1) < 2:
+        return None
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate")
 
 
@@ -201,16 +206,19 @@ def validate_tx(
     check_ring_sizes(tx)
     check_rings_sorted(tx)
     check_inputs_sorted(tx)
-    if range_proof_checked:
+    worker = None if range_proof_checked else _worker()
+    if worker is None:
         check_membership_proofs(tx, root)
         check_ring_signatures(tx)
         check_balance(tx)
+        if not range_proof_checked:
+            check_range_proof(tx)
     else:
         # The two costly rules are native code that releases the GIL: the ring signatures
         # (~1.3 ms) go to a worker thread while this thread checks the range proof
         # (~2.8 ms), so the worker is done before we ask. Verdicts are taken in rule
         # order, so the first failing rule is still the one raised.
-        ring_signatures = _worker().submit(check_ring_signatures, tx)
+        ring_signatures = worker.submit(check_ring_signatures, tx)
         check_membership_proofs(tx, root)
         range_error = _error_of(check_range_proof, tx)
         ring_signatures.result()
