@@ -318,10 +318,18 @@ class ConsensusDriver:
             # cannot judge), and the peer may not say it again. Retry a few times; after
             # that SCP judges what we have.
             asyncio.get_running_loop().call_later(
-                0.1 * (attempt + 1), self._deliver, checked, attempt + 1
+                0.1 * (attempt + 1), self._deliver_later, checked, attempt + 1
             )
             return
         self._handle(checked.msg)
+
+    def _deliver_later(self, checked: CheckedMsg, attempt: int = 0) -> None:
+        """`_deliver` from a loop callback: a failure is logged and counted like a task's."""
+        try:
+            self._deliver(checked, attempt)
+        except Exception as e:
+            self.metrics.errors.labels("task").inc()
+            self.log.error("delivering a held message failed", error=repr(e))
 
     def _handle(self, msg: Msg) -> None:
         try:
@@ -354,7 +362,7 @@ class ConsensusDriver:
             if slot == cur:
                 loop = asyncio.get_running_loop()
                 for checked in msgs:  # after this turn: we may be inside SCP's callback
-                    loop.call_soon(self._deliver, checked)
+                    loop.call_soon(self._deliver_later, checked)
 
     # Enclave-to-enclave traffic. Each pair of nodes has two Noise sessions: the one we
     # initiated ("out:<peer>": our relays to the peer, its answers to our fetches) and the
