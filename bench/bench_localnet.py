@@ -187,6 +187,7 @@ def main() -> None:
             lat: list[float] = []
             sub_at: dict[bytes, float] = {}
             names = list(clients)
+            c2 = cpu_all(cluster)
             nxt = time.monotonic()
             for i, tx in enumerate(steady):
                 while time.monotonic() < nxt:
@@ -200,9 +201,11 @@ def main() -> None:
             lat = sorted((watch.seen[k] - t) * 1000 for k, t in sub_at.items() if k in watch.seen)
             p50 = lat[len(lat) // 2] if lat else float("nan")
             p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan")
+            c3 = cpu_all(cluster)
             print(
                 f"latency at 10 tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
-                f"({len(lat)}/{len(steady)} committed)"
+                f"({len(lat)}/{len(steady)} committed); CPU ms per tx: "
+                + ", ".join(f"{k} {1000 * (c3[k] - c2[k]) / max(1, len(lat)):.1f}" for k in c2)
             )
             watch.stop = True
             for c in clients.values():

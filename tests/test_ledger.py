@@ -416,7 +416,26 @@ def test_batch_is_all_or_nothing(db: LedgerDB) -> None:
     broken = BlockData(chain[3].block, chain[3].contents, None)
     with pytest.raises(E.InvalidBlockSignature, match="block 3"):
         db.append_blocks([*chain[:3], broken, chain[4]])
-    assert db.num_blocks() == 0
+    assert db.num_blocks() == 0 and db.last_block() is None
+    db.append_blocks(chain[:2])
+    with pytest.raises(E.InvalidBlockSignature):
+        db.append_blocks([chain[2], broken])
+    assert db.num_blocks() == 2 and db.last_block() == chain[1].block
+
+
+def test_the_writers_remembered_tip_is_what_readers_see(db: LedgerDB) -> None:
+    # The writer answers num_blocks / last_block from its last commit, not from LMDB.
+    # (LMDB opens an environment once per process: the stored view is read directly.)
+    chain = ChainBuilder(SK).chain(6)
+    for i, data in enumerate(chain):
+        if i % 2:
+            db.append_block(data)
+        else:
+            db.append_blocks([data])
+        with db._begin() as txn:
+            stored_count, stored_last = db._num_blocks(txn), db._last_block(txn)
+        assert db.num_blocks() == stored_count == i + 1
+        assert db.last_block() == stored_last == data.block
 
 
 # -- the LedgerView face: real transactions ----------------------------------------------

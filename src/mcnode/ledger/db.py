@@ -326,6 +326,8 @@ class LedgerDB:
 
     @_edge
     def num_blocks(self) -> int:
+        if self._tip is not None:  # the writer's own last commit: nobody else can write
+            return self._tip.index + 1
         with self._begin() as txn:
             return self._num_blocks(txn)
 
@@ -336,6 +338,8 @@ class LedgerDB:
 
     @_edge
     def last_block(self) -> Block | None:
+        if self._tip is not None:
+            return self._tip
         with self._begin() as txn:
             return self._last_block(txn)
 
