@@ -156,8 +156,9 @@ class Block:
         fields = (version, parent_id, index, count, root, contents.hash())
         return cls(compute_block_id(*fields), *fields)
 
-    def expected_id(self) -> bytes:
-        return compute_block_id(
+    def header(self) -> bytes:
+        """The encoded fields the id is the hash of (the block's encoding after its id)."""
+        return _header(
             self.version,
             self.parent_id,
             self.index,
@@ -165,6 +166,9 @@ class Block:
             self.root_element,
             self.contents_hash,
         )
+
+    def expected_id(self) -> bytes:
+        return domain_hash(DST_BLOCK_ID, self.header())
 
     def encode(self, w: Writer) -> None:
         w.fixed(self.id, 32)
@@ -188,14 +192,7 @@ class Block:
     def to_bytes(self) -> bytes:
         if len(self.id) != 32:
             raise ValueError(f"field must be 32 bytes, got {len(self.id)}")
-        return self.id + _header(
-            self.version,
-            self.parent_id,
-            self.index,
-            self.cumulative_txo_count,
-            self.root_element,
-            self.contents_hash,
-        )
+        return self.id + self.header()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Block:
@@ -388,14 +385,7 @@ def _check_block_data(
         raise TxOutCountMismatch(
             f"block {block.index}: root element is for {block.root_element.size} TxOuts"
         )
-    header = _header(
-        block.version,
-        block.parent_id,
-        block.index,
-        block.cumulative_txo_count,
-        block.root_element,
-        block.contents_hash,
-    )
+    header = block.header()
     if block.id != domain_hash(DST_BLOCK_ID, header):  # `Block.expected_id`
         raise BlockIdMismatch(f"block {block.index}: id is not the hash of its fields")
     if not contents.outputs:
