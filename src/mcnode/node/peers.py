@@ -49,6 +49,8 @@ class PeerLink:
         self.peer = rpc.ConsensusPeerStub(self.channel)
         self.chain = rpc.BlockchainStub(self.channel)
         self.queue: asyncio.Queue[pb.ConsensusMsg] = asyncio.Queue(QUEUE_LIMIT)
+        # The transport's own view (gRPC channel connectivity), kept by `_watch`: true while
+        # a connection to the peer is up, whether or not we have had anything to send.
         self.connected = False
         self.last_ok: float | None = None  # wall time of the last successful call
         self.last_heard: float | None = None  # wall time of the last message from it
@@ -57,17 +59,36 @@ class PeerLink:
         self.blocks_asked: float | None = None  # monotonic time of that answer
         self.dropped = 0
         self._on_sent = on_sent
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._sender(), name=f"peer-{self.name}")
+        self._tasks = [
+            asyncio.create_task(self._sender(), name=f"peer-{self.name}"),
+            asyncio.create_task(self._watch(), name=f"peer-watch-{self.name}"),
+        ]
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self.channel.close()
+
+    async def _watch(self) -> None:
+        """Follows the channel's connectivity, connecting at once (not at the first
+        message) and again whenever the channel falls idle; logs each change of up/down."""
+        ready = grpc.ChannelConnectivity.READY
+        state = self.channel.get_state(try_to_connect=True)
+        while True:
+            up = state == ready
+            if up != self.connected:
+                self.connected = up
+                if up:
+                    self.log.info("peer connected", peer=self.name)
+                else:
+                    self.log.warning("peer unreachable", peer=self.name, state=state.name)
+            await self.channel.wait_for_state_change(state)
+            state = self.channel.get_state(try_to_connect=True)
 
     def send(self, msg: pb.ConsensusMsg) -> None:
         if self.queue.full():
@@ -76,52 +97,63 @@ class PeerLink:
         self.queue.put_nowait(msg)
 
     async def _sender(self) -> None:
-        """Writes queued messages to one long-lived ConsensusStream call; when the call
-        fails (peer down or restarted), waits with backoff and opens a new one. The
-        message whose write failed is sent again first unless newer ones are waiting."""
+        """Writes queued messages to one long-lived ConsensusStream call. The call waits
+        for the connection (a peer that is down, or not up yet, gets its messages as soon as
+        it is up, and a write is never taken into a call that then fails to connect). When
+        the call fails (the peer restarted, or refused us), opens a new one after a backoff
+        that is cut short if the peer was down and is back. The message whose write failed
+        is sent again first unless newer ones are waiting."""
         backoff = BACKOFF_MIN
         msg: pb.ConsensusMsg | None = None
         while True:
-            call = self.peer.ConsensusStream()
+            call = self.peer.ConsensusStream(wait_for_ready=True)
             try:
                 while True:
                     if msg is None:
                         msg = await self.queue.get()
                     await call.write(msg)
                     msg = None
-                    self._ok()
+                    self.last_ok = time.time()
                     self._on_sent()
                     backoff = BACKOFF_MIN
             except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as e:
+                if isinstance(e, grpc.aio.AioRpcError):
+                    code, detail = e.code().name, e.details()
+                else:  # the call had already ended: write() does not say how
+                    code, detail = (await call.code()).name, await call.details()
                 call.cancel()
-                code = e.code().name if isinstance(e, grpc.aio.AioRpcError) else "CLOSED"
-                if self.connected:
-                    self.log.warning("peer unreachable", peer=self.name, code=code)
-                self.connected = False
-                await asyncio.sleep(backoff)
-                backoff = min(BACKOFF_MAX, backoff * 2)
+                self.log.debug("peer stream failed", peer=self.name, code=code, detail=detail)
+                if await self._back_up(backoff):
+                    backoff = BACKOFF_MIN  # it is reachable again: try at once
+                else:
+                    backoff = min(BACKOFF_MAX, backoff * 2)
                 if not self.queue.empty():
                     msg = None  # a newer message supersedes this one's urgency
             except asyncio.CancelledError:
                 call.cancel()
                 raise
 
-    def _ok(self) -> None:
-        if not self.connected:
-            self.log.info("peer connected", peer=self.name)
-        self.connected = True
-        self.last_ok = time.time()
+    async def _back_up(self, backoff: float) -> bool:
+        """Waits `backoff` seconds after a failed stream, or less if the channel was down and
+        comes back up meanwhile (a restarted peer must not wait out a long backoff before
+        it hears from us). True when it came back up. A channel that is up while the stream
+        fails (the peer refuses us) always waits the whole backoff."""
+        if self.channel.get_state(try_to_connect=False) == grpc.ChannelConnectivity.READY:
+            await asyncio.sleep(backoff)
+            return False
+        await asyncio.sleep(BACKOFF_MIN)
+        try:
+            await asyncio.wait_for(self.channel.channel_ready(), max(0.0, backoff - BACKOFF_MIN))
+        except TimeoutError:
+            return False
+        return True
 
     async def call(
         self, fn: Callable[..., Awaitable[Any]], req: Any, timeout: float = CALL_DEADLINE
     ) -> Any:
-        """A unary call to this peer with a deadline; marks the link up or down."""
-        try:
-            out = await fn(req, timeout=timeout, wait_for_ready=True)
-        except grpc.aio.AioRpcError:
-            self.connected = False
-            raise
-        self._ok()
+        """A unary call to this peer with a deadline (waiting for the connection within it)."""
+        out = await fn(req, timeout=timeout, wait_for_ready=True)
+        self.last_ok = time.time()
         return out
 
     def status(self) -> dict[str, Any]:
