@@ -142,3 +142,42 @@ def test_connected_follows_the_peer_going_down_and_coming_back() -> None:
             await server.stop(None)
 
     asyncio.run(go())
+
+
+class Refuser(rpc.ConsensusPeerServicer):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def ConsensusStream(
+        self, request_iterator: AsyncIterator[pb.ConsensusMsg], context: grpc.aio.ServicerContext
+    ) -> pb.ConsensusMsgResponse:
+        self.calls += 1
+        async for _ in request_iterator:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not a configured peer")
+        return pb.ConsensusMsgResponse(result=pb.PEER_OK)
+
+
+def test_a_peer_that_refuses_our_stream_is_retried_with_backoff_not_in_a_spin() -> None:
+    async def go() -> int:
+        port = free_port()
+        refuser = Refuser()
+        server = grpc.aio.server()
+        rpc.add_ConsensusPeerServicer_to_server(refuser, server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        link = link_to(port)
+        link.start()
+        try:
+            # A refusal shows at the write after the refused one: keep writing, as SCP does.
+            for i in range(30):
+                link.send(pb.ConsensusMsg(scp_msg=b"%d" % i))
+                await asyncio.sleep(0.05)
+            assert refuser.calls >= 2  # it does retry
+            assert link.connected  # refused is not unreachable
+            return refuser.calls
+        finally:
+            await link.close()
+            await server.stop(None)
+
+    # Backoff 0.05, 0.1, 0.2, ... s: about 6 calls in 1.5 s; without it, one per message.
+    assert asyncio.run(go()) <= 12

@@ -23,6 +23,7 @@ from mcnode.wire import consensus_pb2_grpc as rpc
 QUEUE_LIMIT = 1000
 CALL_DEADLINE = 2.0
 BACKOFF_MIN, BACKOFF_MAX = 0.05, 5.0
+STABLE_CALL = 10.0  # seconds a stream must last for its failure to restart the backoff
 
 
 def channel_options(max_bytes: int) -> list[tuple[str, Any]]:
@@ -100,13 +101,14 @@ class PeerLink:
         """Writes queued messages to one long-lived ConsensusStream call. The call waits
         for the connection (a peer that is down, or not up yet, gets its messages as soon as
         it is up, and a write is never taken into a call that then fails to connect). When
-        the call fails (the peer restarted, or refused us), opens a new one after a backoff
-        that is cut short if the peer was down and is back. The message whose write failed
+        the call fails (the peer restarted, or refused us), opens a new one; only a peer that
+        is up and refuses us is retried with growing backoff. The message whose write failed
         is sent again first unless newer ones are waiting."""
         backoff = BACKOFF_MIN
         msg: pb.ConsensusMsg | None = None
         while True:
             call = self.peer.ConsensusStream(wait_for_ready=True)
+            opened = time.monotonic()
             try:
                 while True:
                     if msg is None:
@@ -115,7 +117,6 @@ class PeerLink:
                     msg = None
                     self.last_ok = time.time()
                     self._on_sent()
-                    backoff = BACKOFF_MIN
             except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as e:
                 if isinstance(e, grpc.aio.AioRpcError):
                     code, detail = e.code().name, e.details()
@@ -123,30 +124,23 @@ class PeerLink:
                     code, detail = (await call.code()).name, await call.details()
                 call.cancel()
                 self.log.debug("peer stream failed", peer=self.name, code=code, detail=detail)
-                if await self._back_up(backoff):
-                    backoff = BACKOFF_MIN  # it is reachable again: try at once
-                else:
+                if self.channel.get_state() == grpc.ChannelConnectivity.READY:
+                    # Reachable but the call failed (the peer refuses us): back off. A
+                    # write that returned proves nothing (a refusal shows at the next one);
+                    # a call that lasted does.
+                    if time.monotonic() - opened > STABLE_CALL:
+                        backoff = BACKOFF_MIN
+                    await asyncio.sleep(backoff)
                     backoff = min(BACKOFF_MAX, backoff * 2)
+                else:
+                    # The peer went away: the next call waits for it to come back.
+                    await asyncio.sleep(BACKOFF_MIN)
+                    backoff = BACKOFF_MIN
                 if not self.queue.empty():
                     msg = None  # a newer message supersedes this one's urgency
             except asyncio.CancelledError:
                 call.cancel()
                 raise
-
-    async def _back_up(self, backoff: float) -> bool:
-        """Waits `backoff` seconds after a failed stream, or less if the channel was down and
-        comes back up meanwhile (a restarted peer must not wait out a long backoff before
-        it hears from us). True when it came back up. A channel that is up while the stream
-        fails (the peer refuses us) always waits the whole backoff."""
-        if self.channel.get_state(try_to_connect=False) == grpc.ChannelConnectivity.READY:
-            await asyncio.sleep(backoff)
-            return False
-        await asyncio.sleep(BACKOFF_MIN)
-        try:
-            await asyncio.wait_for(self.channel.channel_ready(), max(0.0, backoff - BACKOFF_MIN))
-        except TimeoutError:
-            return False
-        return True
 
     async def call(
         self, fn: Callable[..., Awaitable[Any]], req: Any, timeout: float = CALL_DEADLINE
