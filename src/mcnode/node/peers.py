@@ -1,8 +1,10 @@
-"""Links to peers: one gRPC channel, one bounded queue and one sender task per peer.
+"""Links to peers: one gRPC channel, one bounded queue, a sender task and a connectivity
+watcher per peer.
 
 A slow or dead peer never blocks the others: its queue drops the oldest message when full,
-and its sender retries with exponential backoff. Consensus messages are only useful while
-fresh, so retrying the newest ones is what matters.
+and its sender waits for it to come back (or, if it is up and refuses us, retries with
+exponential backoff). Consensus messages are only useful while fresh, so delivering the
+newest ones is what matters.
 """
 
 from __future__ import annotations
