@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 import grpc
@@ -55,21 +54,9 @@ class Validator:
             cfg, self.signing_key, self.ledger, self.enclave, self.peers, self.metrics, self.log
         )
         self.started_at = time.time()
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._servers: list[grpc.aio.Server] = []
         self._admin: web.AppRunner | None = None
         self.ports: dict[str, int] = {}
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        t = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(t)
-        t.add_done_callback(self._task_done)
-
-    def _task_done(self, t: asyncio.Task[Any]) -> None:
-        self._tasks.discard(t)
-        if not t.cancelled() and t.exception() is not None:
-            self.metrics.errors.labels("task").inc()
-            self.log.error("handler failed", error=repr(t.exception()))
 
     # -- servers ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -122,8 +109,6 @@ class Validator:
             await s.stop(grace=0.5)
         if self._admin is not None:
             await self._admin.cleanup()
-        for t in list(self._tasks):
-            t.cancel()
         self.ledger.close()
         self.log.info("stopped")
 
