@@ -124,7 +124,6 @@ class Harness:
                 clock,
                 config=config,
                 validating=validating,
-                on_externalize=lambda i, vs: self.externalized.append((i, vs)),
             )
         self.node = node
         self.slot = slot
@@ -169,7 +168,11 @@ class Harness:
 
     # -- feeding the node ------------------------------------------------------------------------
     def check(self) -> None:
+        """After every call into the node: invariants hold; drain its decisions."""
         self.node._slot.ballot.check_invariants()
+        self.externalized.extend(
+            (e.slot_index, list(e.values)) for e in self.node.take_externalized()
+        )
 
     def recv(self, m: Msg) -> Msg | None:
         out = self.node.handle_message(m)

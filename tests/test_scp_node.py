@@ -18,6 +18,7 @@ from mcnode.scp import (
     Ballot,
     Commit,
     Externalize,
+    Externalized,
     InvalidMsg,
     Msg,
     Node,
@@ -304,16 +305,60 @@ def test_far_future_messages_dropped_and_buffer_bounded() -> None:
 
 
 def test_handle_message_returns_externalize_and_moves_on() -> None:
-    seen: list[tuple[int, list[bytes]]] = []
     h = core5(config=QUIET)
-    h.node.on_externalize = lambda i, vs: seen.append((i, vs))
     h.recv(h.externalize("v1", A(1), 1))
     h.recv(h.externalize("v2", A(1), 1))
-    out = h.recv(h.externalize("v3", A(1), 1))
+    assert h.externalized == []
+    out = h.node.handle_message(h.externalize("v3", A(1), 1))
     assert out is not None and out.slot_index == 1 and isinstance(out.topic, Externalize)
-    assert seen == [(1, [X])]
+    # The decision is an event the caller drains after the call, exactly once.
+    assert h.node.take_externalized() == [Externalized(1, (X,))]
+    assert h.node.take_externalized() == []
     assert h.node.current_slot_index == 2
     assert h.node.slot_state(2)["phase"] == "NOMINATE"  # type: ignore[index]
+
+
+def test_no_application_code_runs_inside_a_protocol_call() -> None:
+    """The application's work on a decision (forming a block, writing it) happens after
+    the call returns: nothing it raises can pass through the protocol core."""
+    h = core5(config=QUIET)
+    for v in ("v1", "v2", "v3"):
+        h.node.handle_message(h.externalize(v, A(1), 1))
+    decided = h.node.take_externalized()
+    assert [d.slot_index for d in decided] == [1]
+    # A restart from a saved EXTERNALIZE does not report that slot again.
+    saved = h.node.latest_msg(1)
+    assert saved is not None
+    again = Node.from_saved("v0", h.qset, lambda v: True, lambda vs: sorted(vs), [saved], h.clock)
+    assert again.current_slot_index == 2 and again.take_externalized() == []
+
+
+def test_trace_names_the_quorum_or_v_blocking_set_of_each_step() -> None:
+    h = core5(config=QUIET)
+    h.node = Node(
+        "v0",
+        h.qset,
+        lambda v: True,
+        lambda vs: sorted(vs),
+        1,
+        h.clock,
+        config=QUIET,
+        keep_trace=True,
+    )
+    for v in ("v1", "v2", "v3"):
+        h.node.handle_message(h.externalize(v, A(1), 1))
+    trace = h.node.take_trace()
+    assert h.node.take_trace() == []  # drained
+    assert all(r["slot"] == 1 and "t" in r for r in trace)
+    events = {r["event"]: r for r in trace}
+    # Three EXTERNALIZEs of five are v-blocking for a threshold-4 set: we accept commit
+    # because of them, then confirm it with the quorum they form with us.
+    assert events["accept commit"]["by"] == "v-blocking"
+    assert set(events["accept commit"]["nodes"]) <= {"v1", "v2", "v3"}
+    assert events["confirm commit"]["by"] == "quorum"
+    assert set(events["confirm commit"]["nodes"]) == {"v0", "v1", "v2", "v3"}
+    assert events["confirm commit"]["phase"] == "EXTERNALIZE"
+    json.dumps(trace)  # JSON lines as they are
 
 
 # -- watcher --------------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ class ConsensusDriver:
 
     def _new_scp(self, slot: int, saved: Msg | None = None) -> Node:
         args = (self.cfg.name, self.cfg.quorum_set, self._valid, self._combine)
-        kwargs: dict[str, Any] = {"config": self.cfg.scp, "on_externalize": self._externalized}
+        kwargs: dict[str, Any] = {"config": self.cfg.scp}
         if saved is not None:
             return Node.from_saved(*args, [saved], time.monotonic, **kwargs)
         return Node(*args, slot, time.monotonic, **kwargs)
@@ -235,7 +235,9 @@ class ConsensusDriver:
             due = self.scp.next_timeout()
             if due is not None and due <= time.monotonic():
                 try:
-                    for m in self.scp.process_timeouts():
+                    outs = self.scp.process_timeouts()
+                    self._drain_decisions()
+                    for m in outs:
                         self._broadcast(m)
                 except LedgerUnusable as e:
                     self._die(str(e))
@@ -334,6 +336,7 @@ class ConsensusDriver:
     def _handle(self, msg: Msg) -> None:
         try:
             out = self.scp.handle_message(msg)
+            self._drain_decisions()
         except LedgerUnusable as e:
             self._die(str(e))
             return
@@ -519,6 +522,7 @@ class ConsensusDriver:
         self.log.debug("nominate", slot=self.scp.current_slot_index, pending=len(self.pool))
         try:
             out = self.scp.propose_values(self.pool.oldest(self.cfg.limits.values_per_slot))
+            self._drain_decisions()
         except LedgerUnusable as e:
             self._die(str(e))
             return
@@ -527,6 +531,11 @@ class ConsensusDriver:
         self._wake.set()  # SCP may have armed a timer (a nomination round) even if silent
 
     # -- externalize -> block -------------------------------------------------------------------
+    def _drain_decisions(self) -> None:
+        """Blocks for the slots SCP decided in the call just made (outside that call)."""
+        for ev in self.scp.take_externalized():
+            self._externalized(ev.slot_index, list(ev.values))
+
     def _externalized(self, slot: int, values: list[bytes]) -> None:
         """SCP decided slot `slot`: form, append and publish block `slot`."""
         elapsed = time.monotonic() - self._slot_started

@@ -15,7 +15,7 @@ from mcnode.scp.msg import (
     Prepare,
     Value,
 )
-from mcnode.scp.node import Node
+from mcnode.scp.node import Externalized, Node
 from mcnode.scp.predicates import is_quorum, is_v_blocking
 from mcnode.scp.quorum_set import NodeID, QuorumSet, QuorumSetError
 
@@ -24,6 +24,7 @@ __all__ = [
     "Ballot",
     "Commit",
     "Externalize",
+    "Externalized",
     "InvalidMsg",
     "InvariantViolation",
     "Msg",

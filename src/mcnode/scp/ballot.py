@@ -145,6 +145,9 @@ class BallotProtocol:
         self._bound_cache: dict[Values, set[int]] = {}
         self.timer_at: float | None = None
         self.externalized: Values | None = None
+        # Who moved the last successful federated vote ("quorum"/"v-blocking", nodes): the
+        # step that acts on it names them in the trace.
+        self._why: tuple[str, frozenset[NodeID]] | None = None
 
     # -- our statement -------------------------------------------------------------------
     def statement(self) -> BallotTopic | None:
@@ -213,13 +216,16 @@ class BallotProtocol:
 
     def on_new_composite(self, composite: Values) -> None:
         """Nomination produced a (new) composite candidate: start balloting if idle."""
-        if self.b is None and self.phase == PREPARE and self._bump_state(composite, force=False):
-            self.advance(None)
+        if self.b is None and self.phase == PREPARE:
+            self._why = ("nomination", frozenset())
+            if self._bump_state(composite, force=False):
+                self.advance(None)
 
     def on_timeout(self) -> None:
         """Ballot timer fired: abandon the ballot, move to counter + 1."""
         self.timer_at = None
         if self.phase in (PREPARE, CONFIRM):
+            self._why = ("timer", frozenset())
             self._abandon_ballot(0)
             self.advance(None)
 
@@ -249,21 +255,45 @@ class BallotProtocol:
     def _changed(self, what: str) -> None:
         self._record_self()
         self.check_invariants()
-        self.slot.trace(what, phase=self.phase, b=self.b, p=self.p, pp=self.pp, h=self.h, c=self.c)
+        by, nodes = self._why or ("", frozenset())
+        self._why = None
+        self.slot.trace(
+            what,
+            phase=self.phase,
+            by=by or None,
+            nodes=nodes,
+            b=self.b,
+            p=self.p,
+            pp=self.pp,
+            h=self.h,
+            c=self.c,
+        )
 
     # -- federated voting helpers -----------------------------------------------------------
     def _federated_accept(
         self, voted: Callable[[BallotTopic], bool], accepted: Callable[[BallotTopic], bool]
     ) -> bool:
+        """Draft "Federated voting": accept when a v-blocking set accepted, or a quorum
+        voted or accepted. Notes which set it was for the trace."""
         me = self.slot.node_id
         acc = frozenset(n for n, st in self.latest.items() if n != me and accepted(st))
         if acc and self.slot.v_blocking(acc):
+            self._why = ("v-blocking", acc)
             return True
         support = frozenset(n for n, st in self.latest.items() if voted(st) or accepted(st))
-        return self.slot.quorum(support)
+        quorum = self.slot.quorum(support)
+        if quorum:
+            self._why = ("quorum", quorum)
+            return True
+        return False
 
     def _federated_ratify(self, pred: Callable[[BallotTopic], bool]) -> bool:
-        return self.slot.quorum(frozenset(n for n, st in self.latest.items() if pred(st)))
+        """Confirm: a quorum accepted. Notes the quorum for the trace."""
+        quorum = self.slot.quorum(frozenset(n for n, st in self.latest.items() if pred(st)))
+        if quorum:
+            self._why = ("quorum", quorum)
+            return True
+        return False
 
     def _prepare_candidates(self, hint: BallotTopic) -> list[Ballot]:
         """Ballots that may be (accepted/confirmed) prepared, for the hint's values, highest
@@ -307,6 +337,7 @@ class BallotProtocol:
     # -- step 1: accept prepared -------------------------------------------------------------
     def attempt_accept_prepared(self, hint: BallotTopic) -> bool:
         """Draft "Prepare message" (prepared, preparedPrime); paper 6.2 step 1-2."""
+        self._why = None
         if self.phase not in (PREPARE, CONFIRM):
             return False
         for cand in self._prepare_candidates(hint):
@@ -361,6 +392,7 @@ class BallotProtocol:
     # -- step 2: confirm prepared ------------------------------------------------------------
     def attempt_confirm_prepared(self, hint: BallotTopic) -> bool:
         """Draft "Prepare message" (hCounter, cCounter); paper 6.2 steps 3-4."""
+        self._why = None
         if self.phase != PREPARE or self.p is None:
             return False
         cands = self._prepare_candidates(hint)
@@ -439,6 +471,7 @@ class BallotProtocol:
 
     def attempt_accept_commit(self, hint: BallotTopic) -> bool:
         """Draft "Commit message" (entering COMMIT); paper 6.2 step 5."""
+        self._why = None
         if self.phase not in (PREPARE, CONFIRM):
             return False
         x = self._hint_value(hint, for_confirm=False)
@@ -484,6 +517,7 @@ class BallotProtocol:
     # -- step 4: confirm commit --------------------------------------------------------------
     def attempt_confirm_commit(self, hint: BallotTopic) -> bool:
         """Draft "Externalize message"; paper 6.2 step 6."""
+        self._why = None
         if self.phase != CONFIRM or self.h is None or self.c is None:
             return False
         x = self._hint_value(hint, for_confirm=True)
@@ -519,6 +553,7 @@ class BallotProtocol:
         for k in sorted({k for k in counters.values() if k > local and k < INFINITY}):
             still = frozenset(n for n, kk in counters.items() if kk > k)
             if not still or not self.slot.v_blocking(still):
+                self._why = ("v-blocking", frozenset(n for n, kk in counters.items() if kk >= k))
                 return self._abandon_ballot(k)
         return False  # only externalized peers are ahead: commit steps will catch us up
 

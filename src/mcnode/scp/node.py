@@ -5,6 +5,12 @@ raises on a peer's message: malformed, insane, stale, forged-value or far-future
 are counted in `stats` and dropped. It keeps the last few externalized slots to answer
 laggards with our EXTERNALIZE, buffers (boundedly) messages for the next few slots, and
 moves to slot k+1 as soon as slot k externalizes.
+
+Outcomes are events the caller drains, never callbacks: `take_externalized()` returns the
+slots decided since the last call (as aioquic's `next_event()`), so whatever the
+application does with a decision (forming a block, writing it to disk) happens outside any
+protocol call, and its failures never travel back through this state machine. With
+`keep_trace=True`, `take_trace()` drains the step-by-step trace the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mcnode.scp.ballot import EXTERNALIZE
@@ -19,6 +26,14 @@ from mcnode.scp.config import ScpConfig
 from mcnode.scp.msg import Externalize, InvalidMsg, Msg, Value
 from mcnode.scp.quorum_set import NodeID, QuorumSet
 from mcnode.scp.slot import Slot
+
+
+@dataclass(frozen=True, slots=True)
+class Externalized:
+    """Slot `slot_index` externalized `values` (the composite value, in order)."""
+
+    slot_index: int
+    values: tuple[Value, ...]
 
 
 class Node:
@@ -33,7 +48,7 @@ class Node:
         *,
         config: ScpConfig | None = None,
         validating: bool = True,
-        on_externalize: Callable[[int, list[Value]], None] | None = None,
+        keep_trace: bool = False,
     ) -> None:
         quorum_set.validate()
         QuorumSet(1, [node_id]).validate()  # the node id obeys the same rules as members
@@ -47,8 +62,9 @@ class Node:
         self.config = config or ScpConfig()
         self.config.validate()
         self.validating = validating
-        self.on_externalize = on_externalize
         self.stats: Counter[str] = Counter()
+        self._externalized: list[Externalized] = []  # decided, not yet taken by the caller
+        self._trace: list[dict[str, Any]] | None = [] if keep_trace else None
         self._history: OrderedDict[int, Slot] = OrderedDict()  # externalized, oldest first
         self._future: dict[int, list[Msg]] = {}
         self._outbox: list[Msg] = []
@@ -126,6 +142,22 @@ class Node:
             return None
         return list(slot.ballot.externalized)
 
+    def take_externalized(self) -> list[Externalized]:
+        """The slots externalized since the last call, oldest first (each exactly once;
+        not the one a restart restored as externalized). Callers drain it after every
+        `propose_values`, `handle_message` and `process_timeouts`."""
+        out, self._externalized = self._externalized, []
+        return out
+
+    def take_trace(self) -> list[dict[str, Any]]:
+        """Trace records made since the last call, across slots (empty unless the node was
+        built with `keep_trace=True`). Each is a JSON-able dict with `slot`, `t`, `event`."""
+        if not self._trace:
+            return []
+        out = list(self._trace)
+        self._trace.clear()  # in place: every slot appends to this one list
+        return out
+
     # -- debug / restart --------------------------------------------------------------------
     def slot_state(self, slot_index: int) -> dict[str, Any] | None:
         """JSON-able snapshot of a live or recently externalized slot."""
@@ -196,6 +228,7 @@ class Node:
             self.clock,
             self.config,
             self._slot_externalized,
+            self._trace,
         )
 
     def _dispatch(self, msg: Msg) -> Msg | None:
@@ -294,5 +327,5 @@ class Node:
             msgs = self._future.pop(idx)
             if idx == nxt:
                 self._replay.extend(msgs)
-        if notify and self.on_externalize is not None:
-            self.on_externalize(slot.index, values)
+        if notify:
+            self._externalized.append(Externalized(slot.index, tuple(values)))

@@ -150,6 +150,7 @@ class Nomination:
         self.timer_at = None
         if self.stopped or self.candidates:
             return False
+        self.slot.trace("nomination timeout", round=self.round)
         return self._next_round()
 
     def restart(self) -> None:
@@ -170,7 +171,7 @@ class Nomination:
         self.round += 1
         new_leaders = self.round_leaders(self.round)
         self.leaders |= new_leaders
-        self.slot.trace("nomination round", round=self.round, leaders=sorted(new_leaders))
+        self.slot.trace("nomination round", round=self.round, leaders=new_leaders)
         self.timer_at = self.slot.now() + self.slot.config.nomination_timeout_for(self.round)
         changed = False
         for leader in self.leaders:
@@ -205,45 +206,63 @@ class Nomination:
         slot = self.slot
         pending = set(values)
         new_candidates = False
+        # (event, by, nodes) -> values it moved: one trace record per set of nodes.
+        moved: dict[tuple[str, str, frozenset[NodeID]], list[Value]] = {}
         while pending:
             progressed = False
             for x in sorted(pending):
-                if (
-                    x not in self.accepted
-                    and len(self.accepted) < MAX_VALUES
-                    and self._can_accept(x)
-                ):
-                    self.accepted.add(x)
-                    self.voted.discard(x)
-                    progressed = True
-                if x in self.accepted and x not in self.candidates and self._can_confirm(x):
-                    self.candidates.add(x)
-                    new_candidates = True
-                    progressed = True
+                if x not in self.accepted and len(self.accepted) < MAX_VALUES:
+                    why = self._can_accept(x)
+                    if why is not None:
+                        self.accepted.add(x)
+                        self.voted.discard(x)
+                        moved.setdefault(("accept nominate", *why), []).append(x)
+                        progressed = True
+                if x in self.accepted and x not in self.candidates:
+                    quorum = self._can_confirm(x)
+                    if quorum is not None:
+                        self.candidates.add(x)
+                        moved.setdefault(("confirm nominate", "quorum", quorum), []).append(x)
+                        new_candidates = True
+                        progressed = True
             if not progressed:
                 break
             self._record_self()
             pending = {x for x in pending if x not in self.candidates}
+        for (event, by, nodes), xs in moved.items():
+            slot.trace(
+                event, by=by, nodes=nodes, count=len(xs), values=[v[:8].hex() for v in xs[:8]]
+            )
         if new_candidates:
             self.timer_at = None
             combined = slot.combine(sorted(self.candidates))
             self.composite = combined if combined else None
-            slot.trace("candidates", count=len(self.candidates))
+            slot.trace(
+                "candidates",
+                count=len(self.candidates),
+                composite=0 if self.composite is None else len(self.composite),
+            )
             if self.composite is not None:
                 slot.ballot.on_new_composite(self.composite)
 
-    def _can_accept(self, x: Value) -> bool:
+    def _can_accept(self, x: Value) -> tuple[str, frozenset[NodeID]] | None:
+        """Accept x when a v-blocking set accepted it or a quorum voted or accepted it;
+        the set that did it, or None."""
         if not self.slot.is_valid(x):
-            return False
+            return None
         me = self.slot.node_id
         accepted_by = self.acceptors.get(x)
         if accepted_by:
             others = frozenset(accepted_by) - {me}
             if others and self.slot.v_blocking(others):
-                return True
+                return "v-blocking", others
         supporters = self.voters.get(x)
-        return bool(supporters) and self.slot.quorum(frozenset(supporters))
+        if not supporters:
+            return None
+        quorum = self.slot.quorum(frozenset(supporters))
+        return None if quorum is None else ("quorum", quorum)
 
-    def _can_confirm(self, x: Value) -> bool:
+    def _can_confirm(self, x: Value) -> frozenset[NodeID] | None:
+        """Confirm x when a quorum accepted it: that quorum, or None."""
         accepted_by = self.acceptors.get(x)
-        return bool(accepted_by) and self.slot.quorum(frozenset(accepted_by))
+        return self.slot.quorum(frozenset(accepted_by)) if accepted_by else None

@@ -3,6 +3,11 @@
 Rules of this file: it owns what both protocols need (quorum predicates with caches, the
 validity cache, peers' quorum sets, the clock, the trace) and turns their statements into
 our one outgoing message per change. It does not know about other slots.
+
+The trace is a list of plain dicts, one per step that changed our state, each naming the
+set of nodes that moved it (`by`: "quorum" or "v-blocking", `nodes`), so that a reader can
+follow a slot and see why each phase moved (the schema is in the README). Recording it
+costs nothing on the message path: steps that change state are a handful per slot.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from mcnode.scp.predicates import greatest_quorum
 from mcnode.scp.quorum_set import NodeID, QuorumSet
 
 TRACE_LIMIT = 200
+_MISSING = object()
 
 
 class Slot:
@@ -42,6 +48,7 @@ class Slot:
         clock: Callable[[], float],
         config: ScpConfig,
         on_externalize: Callable[[Slot], None],
+        trace_sink: list[dict[str, Any]] | None = None,
     ) -> None:
         self.index = index
         self.node_id = node_id
@@ -56,7 +63,7 @@ class Slot:
         # Nomination weights use our set with ourselves taken out (we are implicit in it).
         self.peer_qset = qset.normalized(remove=node_id)
         self._valid_set: set[Value] = set()  # the values found valid (kept for the slot)
-        self._quorum_cache: dict[frozenset[NodeID], bool] = {}
+        self._quorum_cache: dict[frozenset[NodeID], frozenset[NodeID] | None] = {}
         self._blocking_cache: dict[frozenset[NodeID], bool] = {}
         self.nomination = Nomination(self)
         self.ballot = BallotProtocol(self)
@@ -65,6 +72,7 @@ class Slot:
         self.answered: dict[NodeID, float] = {}  # laggards told our EXTERNALIZE, and when
         self.emitted_at: float | None = None  # our last new statement left (not restored)
         self.events: deque[dict[str, Any]] = deque(maxlen=TRACE_LIMIT)
+        self._trace_sink = trace_sink
 
     # -- context for the protocols --------------------------------------------------------
     def now(self) -> float:
@@ -100,12 +108,14 @@ class Slot:
         unique = [v for v in out if not (v in seen or seen.add(v))]  # type: ignore[func-returns-value]
         return tuple(unique)
 
-    def quorum(self, nodes: frozenset[NodeID]) -> bool:
-        r = self._quorum_cache.get(nodes)
-        if r is None:
-            r = greatest_quorum(self.node_id, self.qset, self.qsets, set(nodes)) is not None
+    def quorum(self, nodes: frozenset[NodeID]) -> frozenset[NodeID] | None:
+        """The greatest quorum including us inside `nodes`, or None. Truthy exactly when
+        `nodes` holds a quorum; the set itself is what the trace names."""
+        r = self._quorum_cache.get(nodes, _MISSING)
+        if r is _MISSING:
+            r = greatest_quorum(self.node_id, self.qset, self.qsets, set(nodes))
             self._quorum_cache[nodes] = r
-        return r
+        return r  # type: ignore[return-value]
 
     def v_blocking(self, nodes: frozenset[NodeID]) -> bool:
         r = self._blocking_cache.get(nodes)
@@ -115,10 +125,21 @@ class Slot:
         return r
 
     def trace(self, event: str, **fields: Any) -> None:
-        rec: dict[str, Any] = {"t": round(self.now() - self.started_at, 6), "event": event}
+        """Record one step: `event` names it, fields say what changed and who moved it."""
+        rec: dict[str, Any] = {
+            "slot": self.index,
+            "t": round(self.now() - self.started_at, 6),
+            "event": event,
+        }
         for k, v in fields.items():
-            rec[k] = repr(v) if isinstance(v, Ballot) else v
+            if isinstance(v, Ballot):
+                v = ballot_json(v)
+            elif isinstance(v, frozenset | set):
+                v = sorted(v)
+            rec[k] = v
         self.events.append(rec)
+        if self._trace_sink is not None:
+            self._trace_sink.append(rec)
 
     def on_externalized(self, values: tuple[Value, ...]) -> None:
         self.nomination.stop()
@@ -260,6 +281,11 @@ class Slot:
             "latest": latest,
             "events": list(self.events),
         }
+
+
+def ballot_json(b: Ballot) -> dict[str, Any]:
+    """A ballot in the trace: its counter and short hex prefixes of its values."""
+    return {"n": b.n, "values": [v[:8].hex() for v in b.values[:8]], "count": len(b.values)}
 
 
 def _statement_json(st: object) -> dict[str, Any]:

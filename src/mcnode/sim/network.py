@@ -168,12 +168,13 @@ class Simulator:
     def _combine(self, values: Sequence[Value]) -> list[Value]:
         return sorted(values)[: self.cfg.max_values_per_slot]
 
-    def _on_externalize(self, actor: _Actor) -> Callable[[int, list[Value]], None]:
-        def ext(slot: int, values: list[Value]) -> None:
-            self._record(actor, slot, values, synced=False)
+    def _drain(self, actor: _Actor) -> None:
+        """Record what the node externalized in its last call (before its reply goes out,
+        as a host appends a block before it broadcasts)."""
+        assert actor.node is not None
+        for ev in actor.node.take_externalized():
+            self._record(actor, ev.slot_index, list(ev.values), synced=False)
             self._push(self.now, "propose", (actor.id, actor.incarnation))
-
-        return ext
 
     def _record(self, actor: _Actor, slot: int, values: list[Value], synced: bool) -> None:
         actor.ledger[slot] = list(values)
@@ -185,10 +186,7 @@ class Simulator:
             actor.pending.pop(v, None)
 
     def _make_node(self, actor: _Actor, slot: int, saved: list[Msg] | None = None) -> Node:
-        kwargs: dict[str, Any] = {
-            "config": self.cfg.scp,
-            "on_externalize": self._on_externalize(actor),
-        }
+        kwargs: dict[str, Any] = {"config": self.cfg.scp}
         if saved:
             return Node.from_saved(
                 actor.id,
@@ -296,7 +294,9 @@ class Simulator:
             return
         batch = list(actor.pending)[: self.cfg.max_values_per_slot]
         if batch:
-            self._broadcast(actor, actor.node.propose_values(batch))
+            out = actor.node.propose_values(batch)
+            self._drain(actor)
+            self._broadcast(actor, out)
 
     # -- run ---------------------------------------------------------------------------------
     def run(self, progress: Callable[[Simulator], None] | None = None) -> SimResult:
@@ -357,7 +357,9 @@ class Simulator:
             self.dropped += 1
             return
         self.delivered += 1
-        self._broadcast(a, a.node.handle_message(msg))
+        out = a.node.handle_message(msg)
+        self._drain(a)
+        self._broadcast(a, out)
         self._schedule_timer(a)
 
     def _ev_timer(self, node_id: str, incarnation: int) -> None:
@@ -367,7 +369,9 @@ class Simulator:
         a.timer_at = None
         due = a.node.next_timeout()
         if due is not None and due <= self.now:
-            for m in a.node.process_timeouts():
+            outs = a.node.process_timeouts()
+            self._drain(a)
+            for m in outs:
                 self._broadcast(a, m)
         self._schedule_timer(a)
 
