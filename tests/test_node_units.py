@@ -50,7 +50,7 @@ def test_pool_prunes_expired_and_invalid() -> None:
     pool.add(ctx(3, tombstone=50))
     dropped = pool.prune(5, lambda c: c.tx_hash != bytes([3]) * 32)
     assert sorted(dropped) == [bytes([1]) * 32, bytes([3]) * 32]
-    assert pool.hashes() == [bytes([2]) * 32]
+    assert pool.oldest(10) == [bytes([2]) * 32]
 
 
 def test_combine_orders_by_fee_then_hash_and_skips_conflicts() -> None:
@@ -138,8 +138,8 @@ def test_scp_state_persists_last_message(tmp_path: Path) -> None:
 
 
 def test_only_new_ballot_statements_are_made_durable() -> None:
-    """What the driver fdatasyncs before sending (restart safety rests on ballots)."""
-    from mcnode.node.driver import ballot_to_save
+    """What the host fdatasyncs before sending (restart safety rests on ballots)."""
+    from mcnode.node.state import ballot_to_save
     from mcnode.scp import Commit, Externalize, NominatePrepare
 
     q = QuorumSet(1, ["b"])

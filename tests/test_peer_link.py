@@ -4,6 +4,7 @@ down. In-process: a real gRPC server on loopback that records what it is sent.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -54,30 +55,41 @@ async def serve(port: int, rec: Recorder) -> grpc.aio.Server:
 
 def link_to(port: int) -> peers.PeerLink:
     cfg = PeerConfig(name="peer", host="127.0.0.1", port=port, signing_key=b"\x00" * 32)
-    return peers.PeerLink(cfg, 1 << 20, NodeLog("test"), lambda: None)
+    return peers.PeerLink(cfg, "me", 1 << 20, NodeLog("test"), lambda: None)
+
+
+@contextlib.asynccontextmanager
+async def running(link: peers.PeerLink) -> AsyncIterator[peers.PeerLink]:
+    """The link's tasks run while inside; cancelled and the channel closed on the way out."""
+    task = asyncio.create_task(link.run())
+    try:
+        yield link
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await link.close()
 
 
 async def _late_peer(down_for: float) -> tuple[float, peers.PeerLink, Recorder]:
     port = free_port()
-    link = link_to(port)
-    link.start()
     rec = Recorder()
     server = None
     try:
-        link.send(pb.ConsensusMsg(scp_msg=b"while down"))
-        await asyncio.sleep(down_for)  # the sender fails, backs off, fails ...
-        assert not link.connected and not rec.got
-        server = await serve(port, rec)
-        up = time.monotonic()
-        await asyncio.wait_for(rec.arrived.wait(), 30)
-        waited = time.monotonic() - up
-        for _ in range(100):  # the channel's state change may be noticed a moment later
-            if link.connected:
-                break
-            await asyncio.sleep(0.01)
-        return waited, link, rec
+        async with running(link_to(port)) as link:
+            link.send(pb.ConsensusMsg(scp_msg=b"while down"))
+            await asyncio.sleep(down_for)  # the sender fails, backs off, fails ...
+            assert not link.connected and not rec.got
+            server = await serve(port, rec)
+            up = time.monotonic()
+            await asyncio.wait_for(rec.arrived.wait(), 30)
+            waited = time.monotonic() - up
+            for _ in range(100):  # the channel's state change may be noticed a moment later
+                if link.connected:
+                    break
+                await asyncio.sleep(0.01)
+            return waited, link, rec
     finally:
-        await link.close()
         if server is not None:
             await server.stop(None)
 
@@ -95,20 +107,19 @@ def test_an_application_error_does_not_mark_the_peer_down() -> None:
     async def go() -> tuple[bool, bool]:
         port = free_port()
         server = await serve(port, Recorder())
-        link = link_to(port)
-        link.start()
         try:
-            for _ in range(200):  # connects by itself, with nothing to send
-                if link.connected:
-                    break
-                await asyncio.sleep(0.01)
-            before = link.connected
-            with pytest.raises(grpc.aio.AioRpcError) as e:
-                await link.call(link.peer.FetchTxs, pb.FetchTxsRequest(from_peer="me"))
-            assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            return before, link.connected
+            async with running(link_to(port)) as link:
+                for _ in range(200):  # connects by itself, with nothing to send
+                    if link.connected:
+                        break
+                    await asyncio.sleep(0.01)
+                before = link.connected
+                with pytest.raises(peers.PeerCallError) as e:
+                    await link.fetch_txs([b"\x01" * 32])
+                assert e.value.code == "FAILED_PRECONDITION"
+                assert e.value.detail == "no session"
+                return before, link.connected
         finally:
-            await link.close()
             await server.stop(None)
 
     assert asyncio.run(go()) == (True, True)
@@ -129,16 +140,14 @@ def test_connected_follows_the_peer_going_down_and_coming_back() -> None:
     async def go() -> None:
         port = free_port()
         server = await serve(port, Recorder())
-        link = link_to(port)
-        link.start()
         try:
-            await _until(lambda: link.connected, 5)
-            await server.stop(None)
-            await _until(lambda: not link.connected, 5)
-            server = await serve(port, Recorder())
-            await _until(lambda: link.connected, 5)
+            async with running(link_to(port)) as link:
+                await _until(lambda: link.connected, 5)
+                await server.stop(None)
+                await _until(lambda: not link.connected, 5)
+                server = await serve(port, Recorder())
+                await _until(lambda: link.connected, 5)
         finally:
-            await link.close()
             await server.stop(None)
 
     asyncio.run(go())
@@ -165,18 +174,17 @@ def test_a_peer_that_refuses_our_stream_is_retried_with_backoff_not_in_a_spin() 
         rpc.add_ConsensusPeerServicer_to_server(refuser, server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
-        link = link_to(port)
-        link.start()
         try:
-            # A refusal shows at the write after the refused one: keep writing, as SCP does.
-            for i in range(30):
-                link.send(pb.ConsensusMsg(scp_msg=b"%d" % i))
-                await asyncio.sleep(0.05)
-            assert refuser.calls >= 2  # it does retry
-            assert link.connected  # refused is not unreachable
-            return refuser.calls
+            async with running(link_to(port)) as link:
+                # A refusal shows at the write after the refused one: keep writing, as SCP
+                # does.
+                for i in range(30):
+                    link.send(pb.ConsensusMsg(scp_msg=b"%d" % i))
+                    await asyncio.sleep(0.05)
+                assert refuser.calls >= 2  # it does retry
+                assert link.connected  # refused is not unreachable
+                return refuser.calls
         finally:
-            await link.close()
             await server.stop(None)
 
     # Backoff 0.05, 0.1, 0.2, ... s: about 6 calls in 1.5 s; without it, one per message.

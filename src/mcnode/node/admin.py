@@ -1,20 +1,27 @@
 """Admin HTTP (aiohttp), on 127.0.0.1 unless configured otherwise.
 
 GET /status (stable JSON: node_id, block_height, last_block_id, slot_index, peers, ...),
-GET /metrics (Prometheus text), GET /scp/<slot> (the slot's debug snapshot),
-POST /loglevel (body: a level name), GET / (a status page for a browser)."""
+GET /metrics (Prometheus text), GET /scp/<slot> (the slot's snapshot and trace),
+POST /loglevel (body: a level name), GET / (a status page for a browser).
+
+It is given the few things it serves (a status function, SCP's slot view, the metrics,
+the log), not the node."""
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-if TYPE_CHECKING:
-    from mcnode.node.service import Validator
+from mcnode.node.logs import NodeLog
+from mcnode.node.metrics import NodeMetrics
+
+_SLOT = re.compile(r"[0-9]{1,19}")  # ASCII digits only: int() would take "٣", "1_000", " 5"
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>mcnode {name}</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}
@@ -42,38 +49,44 @@ tick(); setInterval(tick, 1000);
 </script></body></html>"""
 
 
-def make_app(v: Validator) -> web.Application:
+def make_app(
+    name: str,
+    status: Callable[[], dict[str, Any]],
+    slot_state: Callable[[int], dict[str, Any] | None],
+    metrics: NodeMetrics,
+    log: NodeLog,
+) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
 
-    async def status(_: web.Request) -> web.Response:
-        return web.json_response(v.status(), dumps=lambda o: json.dumps(o, default=str))
+    async def get_status(_: web.Request) -> web.Response:
+        return web.json_response(status(), dumps=lambda o: json.dumps(o, default=str))
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=v.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def get_metrics(_: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def scp_slot(req: web.Request) -> web.Response:
-        try:
-            slot = int(req.match_info["slot"])
-        except ValueError:
-            raise web.HTTPBadRequest(text="slot must be an integer\n") from None
-        snap = v.driver.scp.slot_state(slot)
+        text = req.match_info["slot"]
+        if not _SLOT.fullmatch(text):
+            raise web.HTTPBadRequest(text="slot must be a decimal number\n")
+        snap = slot_state(int(text))
         if snap is None:
-            raise web.HTTPNotFound(text=f"slot {slot} is not kept in memory\n")
+            raise web.HTTPNotFound(text=f"slot {text} is not kept in memory\n")
         return web.json_response(snap)
 
     async def loglevel(req: web.Request) -> web.Response:
-        level = (await req.text()).strip().upper()
+        body = await req.read()
+        level = body.decode("ascii", "replace").strip().upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise web.HTTPBadRequest(text="level must be debug, info, warning or error\n")
         logging.getLogger("mcnode").setLevel(level)
-        v.log.info("log level changed", level=level.lower())
+        log.info("log level changed", level=level.lower())
         return web.Response(text=f"{level.lower()}\n")
 
     async def page(_: web.Request) -> web.Response:
-        return web.Response(text=PAGE.format(name=v.cfg.name), content_type="text/html")
+        return web.Response(text=PAGE.format(name=name), content_type="text/html")
 
-    app.router.add_get("/status", status)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/status", get_status)
+    app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/scp/{slot}", scp_slot)
     app.router.add_post("/loglevel", loglevel)
     app.router.add_get("/", page)

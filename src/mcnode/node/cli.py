@@ -57,7 +57,13 @@ def keygen(out_dir: str, host: str, port: int, force: bool) -> None:
 @click.option(
     "--force", is_flag=True, help="Start even if network_file shows no quorum intersection."
 )
-def run(config_path: str, log_level: str, force: bool) -> None:
+@click.option(
+    "--scp-trace",
+    "trace_path",
+    type=click.Path(dir_okay=False),
+    help="Append every SCP step (JSON lines: which quorum or v-blocking set moved it).",
+)
+def run(config_path: str, log_level: str, force: bool, trace_path: str | None) -> None:
     """Run one validator until SIGINT/SIGTERM."""
     try:
         cfg = load_config(config_path)
@@ -81,7 +87,12 @@ def run(config_path: str, log_level: str, force: bool) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     try:
-        code = asyncio.run(run_validator(cfg))
+        trace = None if trace_path is None else open(trace_path, "a", buffering=1)  # noqa: SIM115
+    except OSError as e:
+        click.echo(f"mcnode run: --scp-trace: {e}", err=True)
+        sys.exit(2)
+    try:
+        code = asyncio.run(run_validator(cfg, trace))
     except LedgerError as e:
         click.echo(f"mcnode run: ledger error: {e}", err=True)
         sys.exit(3)
@@ -89,6 +100,8 @@ def run(config_path: str, log_level: str, force: bool) -> None:
         click.echo(f"mcnode run: {e}", err=True)
         sys.exit(3)
     finally:
+        if trace is not None:
+            trace.close()
         if profiler is not None and profile_dir:
             profiler.disable()
             profiler.dump_stats(os.path.join(profile_dir, f"{cfg.name}.prof"))

@@ -1,6 +1,9 @@
-"""Prometheus metrics of one node (its own registry, so several nodes can share a process)."""
+"""Prometheus metrics of one node (its own registry, so several nodes can share a process),
+and `SlotTimer`, which turns SCP's progress into slot and phase timings."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -70,3 +73,53 @@ class NodeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class SlotTimer:
+    """Slot and phase gauges and timings. A slot's clock starts at its first work (our
+    first nomination, or the last block for a slot that starts busy); each phase's time
+    is observed once, when the slot first leaves it. Gauges are set only when what they
+    show changed: most messages change neither the slot nor the phase."""
+
+    def __init__(self, metrics: NodeMetrics, clock: Callable[[], float]) -> None:
+        self.m = metrics
+        self.clock = clock
+        self.started = clock()
+        self.active = False
+        self._left: set[str] = set()  # phases whose exit time was observed
+        self._shown: tuple[int, tuple[str, int, int]] | None = None
+
+    def work_started(self) -> None:
+        if not self.active:
+            self.active = True
+            self.started = self.clock()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def observe(self, slot: int, progress: tuple[str, int, int]) -> None:
+        """After every SCP step: `progress` is (phase, nomination round, ballot counter)."""
+        if (slot, progress) == self._shown:
+            return
+        self._shown = (slot, progress)
+        self.m.slot.set(slot)
+        phase, round_, counter = progress
+        self.m.set_phase(phase)
+        for earlier in PHASES[: PHASES.index(phase) if phase in PHASES else 0]:
+            if earlier not in self._left:
+                self._left.add(earlier)
+                self.m.phase_seconds.labels(earlier).observe(self.elapsed())
+        self.m.nomination_round.set(round_)
+        self.m.ballot_counter.set(counter)
+
+    def externalized(self) -> float:
+        """The slot was decided: its time, observed; returns it in seconds."""
+        elapsed = self.elapsed()
+        self.m.slot_seconds.observe(elapsed)
+        self.m.phase_seconds.labels("EXTERNALIZE").observe(elapsed)
+        return elapsed
+
+    def next_slot(self) -> None:
+        self.started = self.clock()
+        self.active = False
+        self._left.clear()

@@ -1,16 +1,20 @@
 """Links to peers: one gRPC channel, one bounded queue, a sender task and a connectivity
-watcher per peer.
+watcher per peer; and the peer calls the host makes, as plain methods.
 
 A slow or dead peer never blocks the others: its queue drops the oldest message when full,
 and its sender waits for it to come back (or, if it is up and refuses us, retries with
 exponential backoff). Consensus messages are only useful while fresh, so delivering the
 newest ones is what matters.
+
+This is the only module that knows peers are reached over gRPC: the host sees `send`,
+`peer_auth`, `fetch_txs`, `propose_txs`, `num_blocks` and `get_blocks`, and one error
+type, `PeerCallError` (so host tests use a fake link with no sockets). It also holds what
+the host learns about the peer (`last_heard`, `slot`, `blocks`) for catch-up and status.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +28,8 @@ from mcnode.wire import consensus_pb2_grpc as rpc
 
 QUEUE_LIMIT = 1000
 CALL_DEADLINE = 2.0
+FETCH_DEADLINE = 3.0
+BLOCKS_DEADLINE = 10.0
 BACKOFF_MIN, BACKOFF_MAX = 0.05, 5.0
 STABLE_CALL = 10.0  # seconds a stream must last for its failure to restart the backoff
 
@@ -41,12 +47,29 @@ def channel_options(max_bytes: int) -> list[tuple[str, Any]]:
     ]
 
 
+class PeerCallError(Exception):
+    """A call to a peer failed: unreachable, timed out, refused, or answered with an error
+    (`code` is the gRPC status name, `detail` the peer's words)."""
+
+    def __init__(self, peer: str, code: str, detail: str) -> None:
+        super().__init__(f"{peer}: {code}: {detail}")
+        self.peer = peer
+        self.code = code
+        self.detail = detail
+
+
 class PeerLink:
     def __init__(
-        self, cfg: PeerConfig, max_bytes: int, log: NodeLog, on_sent: Callable[[], None]
+        self,
+        cfg: PeerConfig,
+        own_name: str,
+        max_bytes: int,
+        log: NodeLog,
+        on_sent: Callable[[], None],
     ) -> None:
         self.cfg = cfg
         self.name = cfg.name
+        self.own_name = own_name
         self.log = log
         self.channel = grpc.aio.insecure_channel(cfg.address, options=channel_options(max_bytes))
         self.peer = rpc.ConsensusPeerStub(self.channel)
@@ -62,19 +85,14 @@ class PeerLink:
         self.blocks_asked: float | None = None  # monotonic time of that answer
         self.dropped = 0
         self._on_sent = on_sent
-        self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._sender(), name=f"peer-{self.name}"),
-            asyncio.create_task(self._watch(), name=f"peer-watch-{self.name}"),
-        ]
+    async def run(self) -> None:
+        """The sender and the watcher, until cancelled (the caller's task group owns it)."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._sender(), name=f"peer-{self.name}")
+            tg.create_task(self._watch(), name=f"peer-watch-{self.name}")
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         await self.channel.close()
 
     async def _watch(self) -> None:
@@ -147,10 +165,40 @@ class PeerLink:
     async def call(
         self, fn: Callable[..., Awaitable[Any]], req: Any, timeout: float = CALL_DEADLINE
     ) -> Any:
-        """A unary call to this peer with a deadline (waiting for the connection within it)."""
-        out = await fn(req, timeout=timeout, wait_for_ready=True)
+        """A unary call to this peer with a deadline (waiting for the connection within
+        it); any failure is a `PeerCallError`."""
+        try:
+            out = await fn(req, timeout=timeout, wait_for_ready=True)
+        except grpc.aio.AioRpcError as e:
+            raise PeerCallError(self.name, e.code().name, e.details() or "") from None
         self.last_ok = time.time()
         return out
+
+    # -- the calls the host makes ------------------------------------------------------------
+    async def peer_auth(self, handshake: bytes) -> bytes:
+        """Our enclave's first handshake message to the peer's; its answer."""
+        req = pb.PeerAuthRequest(from_peer=self.own_name, handshake=handshake)
+        return bytes((await self.call(self.peer.PeerAuth, req)).handshake)
+
+    async def fetch_txs(self, tx_hashes: list[bytes]) -> bytes:
+        """Ask the peer's enclave for these txs over our session: the sealed batch."""
+        req = pb.FetchTxsRequest(from_peer=self.own_name, tx_hashes=tx_hashes)
+        return bytes((await self.call(self.peer.FetchTxs, req, FETCH_DEADLINE)).ciphertext)
+
+    async def propose_txs(self, ciphertext: bytes) -> None:
+        """Relay a sealed batch of txs to the peer's enclave."""
+        req = pb.EncryptedTxs(from_peer=self.own_name, ciphertext=ciphertext)
+        await self.call(self.peer.ProposeTxs, req)
+
+    async def num_blocks(self) -> int:
+        return int((await self.call(self.chain.GetLastBlockInfo, pb.Empty())).num_blocks)
+
+    async def get_blocks(self, offset: int, limit: int) -> list[bytes]:
+        """Up to `limit` encoded blocks from `offset` (fewer if the peer has fewer, or
+        they would not fit in one answer)."""
+        req = pb.GetBlocksRequest(offset=offset, limit=limit)
+        resp = await self.call(self.chain.GetBlocks, req, BLOCKS_DEADLINE)
+        return [bytes(raw) for raw in resp.blocks]
 
     def status(self) -> dict[str, Any]:
         return {

@@ -66,9 +66,6 @@ class PendingPool:
         self.remove(dropped)
         return dropped
 
-    def hashes(self) -> list[bytes]:
-        return list(self._txs)
-
 
 def combine_txs(
     values: Sequence[bytes],

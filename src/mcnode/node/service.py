@@ -1,8 +1,12 @@
-"""`mcnode run`: one validator process — gRPC servers, admin HTTP, the consensus driver.
+"""`mcnode run`: one validator process, assembled from its parts and run under one task group.
 
 Start-up order: config (already checked), keys, ledger (exclusive writer), enclave, peer
-links, servers, driver. Stops cleanly on SIGINT/SIGTERM, or when its own ledger becomes
-unusable (with one clear line, exit code 3)."""
+links, the consensus host, servers. Every long-lived task (the host's timers, catch-up,
+each peer link) runs under the `Supervisor`'s task group; gRPC and the admin server run
+their own handlers, which reach the node only through the narrow interfaces in `api.py`
+and `admin.py`. The node stops on SIGINT/SIGTERM (exit 0), when its own ledger becomes
+unusable (exit 3), or when a service task fails (exit 4), with one log line.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import grpc
 from aiohttp import web
@@ -22,22 +26,25 @@ from mcnode.keyfile import read_node_key
 from mcnode.ledger.db import LedgerDB
 from mcnode.node import admin
 from mcnode.node.api import BlockchainApi, ClientApi, PeerApi
-from mcnode.node.config import NodeConfig
-from mcnode.node.driver import ConsensusDriver
+from mcnode.node.config import NodeConfig, peer_uri
+from mcnode.node.host import ConsensusHost
 from mcnode.node.logs import NodeLog
 from mcnode.node.metrics import NodeMetrics
 from mcnode.node.peers import PeerLink, channel_options
+from mcnode.node.tasks import Supervisor
+from mcnode.scp import QuorumSet
+from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
 
 
 class Validator:
-    def __init__(self, cfg: NodeConfig) -> None:
+    def __init__(self, cfg: NodeConfig, trace_file: TextIO | None = None) -> None:
         self.cfg = cfg
         self.log = NodeLog(cfg.name)
         self.metrics = NodeMetrics()
+        self.tasks = Supervisor(self.log, self.metrics)
         self.signing_key = read_node_key(cfg.key_file)
         self.signing_public = ed25519_public(self.signing_key)
-        self.signers = {p.signing_key: p.name for p in cfg.peers}
         trusted = {self.signing_public} | {
             p.signing_key for p in cfg.peers if p.name in cfg.quorum_set.nodes()
         }
@@ -46,12 +53,24 @@ class Validator:
             EnclaveConfig(block_signing_key=self.signing_key, minimum_fee=cfg.min_fee),
             self.ledger,
         )
+        max_bytes = cfg.limits.max_message_bytes
         self.peers = {
-            p.name: PeerLink(p, cfg.limits.max_message_bytes, self.log, self.metrics.msgs_out.inc)
+            p.name: PeerLink(p, cfg.name, max_bytes, self.log, self.metrics.msgs_out.inc)
             for p in cfg.peers
         }
-        self.driver = ConsensusDriver(
-            cfg, self.signing_key, self.ledger, self.enclave, self.peers, self.metrics, self.log
+        self.host = ConsensusHost(
+            cfg,
+            self.signing_key,
+            self.ledger,
+            self.enclave,
+            self.peers,
+            self.metrics,
+            self.log,
+            clock=time.monotonic,
+            wall=time.time,
+            spawn=self.tasks.spawn,
+            fail=self.tasks.fail,
+            trace_file=trace_file,
         )
         self.started_at = time.time()
         self._servers: list[grpc.aio.Server] = []
@@ -59,56 +78,88 @@ class Validator:
         self.ports: dict[str, int] = {}
 
     # -- servers ------------------------------------------------------------------------------
-    async def start(self) -> None:
-        opts = channel_options(self.cfg.limits.max_message_bytes)
+    async def start_servers(self) -> None:
+        cfg, host = self.cfg, self.host
+        opts = channel_options(cfg.limits.max_message_bytes)
+        chain = BlockchainApi(self.ledger, cfg.min_fee, cfg.limits.max_message_bytes)
         peer_server = grpc.aio.server(options=opts)
-        rpc.add_ConsensusPeerServicer_to_server(PeerApi(self), peer_server)
-        rpc.add_BlockchainServicer_to_server(BlockchainApi(self), peer_server)
+        peer_api = PeerApi(host, host.txs, lambda name: name in self.peers)
+        rpc.add_ConsensusPeerServicer_to_server(peer_api, peer_server)
+        rpc.add_BlockchainServicer_to_server(chain, peer_server)
         client_server = grpc.aio.server(options=opts)
-        rpc.add_ConsensusClientServicer_to_server(ClientApi(self), client_server)
-        rpc.add_BlockchainServicer_to_server(BlockchainApi(self), client_server)
+        client_api = ClientApi(
+            self.enclave,
+            host.txs,
+            serving=lambda: host.catchup.serving,
+            pending=lambda: len(host.pool),
+            pending_limit=cfg.limits.pending_txs,
+            num_blocks=self.ledger.num_blocks,
+            node_config=pb.NodeConfigResponse(
+                name=cfg.name,
+                min_fee=cfg.min_fee,
+                block_version=1,
+                peers=[peer_uri(p.host, p.port, p.signing_key) for p in cfg.peers],
+                enclave_identity=self.enclave.identity_public_key,
+                signing_key=self.signing_public,
+            ),
+            metrics=self.metrics,
+        )
+        rpc.add_ConsensusClientServicer_to_server(client_api, client_server)
+        rpc.add_BlockchainServicer_to_server(chain, client_server)
         self.health = health.aio.HealthServicer()
         for s in (peer_server, client_server):
             health_pb2_grpc.add_HealthServicer_to_server(self.health, s)
-        self.ports["peer"] = peer_server.add_insecure_port(str(self.cfg.peer_listen))
-        self.ports["client"] = client_server.add_insecure_port(str(self.cfg.client_listen))
+        self.ports["peer"] = peer_server.add_insecure_port(str(cfg.peer_listen))
+        self.ports["client"] = client_server.add_insecure_port(str(cfg.client_listen))
         for s in (peer_server, client_server):
             await s.start()
         self._servers = [peer_server, client_server]
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
 
-        runner = web.AppRunner(admin.make_app(self), access_log=None)
+        app = admin.make_app(
+            cfg.name, self.status, host.scp_slot_state, self.metrics, self.log
+        )
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.cfg.admin_listen.host, self.cfg.admin_listen.port)
+        site = web.TCPSite(runner, cfg.admin_listen.host, cfg.admin_listen.port)
         await site.start()
         self._admin = runner
         sockets = getattr(site._server, "sockets", None) or []
         self.ports["admin"] = sockets[0].getsockname()[1] if sockets else 0
 
-        for p in self.peers.values():
-            p.start()
-        self.driver.start()
-        q = self.cfg.quorum_set
-        self.log.info(
-            "started",
-            blocks=self.ledger.num_blocks(),
-            slot=self.driver.scp.current_slot_index,
-            peer_port=self.ports["peer"],
-            client_port=self.ports["client"],
-            admin_port=self.ports["admin"],
-            quorum_threshold=q.threshold,
-            v_blocking_size=q.blocking_size(),
-            peers=len(self.peers),
-        )
+    async def run(self) -> int:
+        """Serve until stopped; returns the exit code. Everything started is stopped."""
+        try:
+            await self.start_servers()
+            q = self.cfg.quorum_set
+            self.log.info(
+                "started",
+                blocks=self.ledger.num_blocks(),
+                slot=self.host.scp.current_slot_index,
+                peer_port=self.ports["peer"],
+                client_port=self.ports["client"],
+                admin_port=self.ports["admin"],
+                quorum_threshold=q.threshold,
+                v_blocking_size=q.blocking_size(),
+                peers=len(self.peers),
+            )
+            services = {
+                "scp-timers": self.host.run_timers(),
+                "catch-up": self.host.catchup.run(),
+                **{f"peer-{n}": p.run() for n, p in self.peers.items()},
+            }
+            return await self.tasks.run(services)
+        finally:
+            await self._shutdown()
 
-    async def stop(self) -> None:
-        await self.driver.stop()
-        for p in self.peers.values():
-            await p.close()
+    async def _shutdown(self) -> None:
         for s in self._servers:
             await s.stop(grace=0.5)
         if self._admin is not None:
             await self._admin.cleanup()
+        for p in self.peers.values():
+            await p.close()
+        self.host.close()
         self.ledger.close()
         self.log.info("stopped")
 
@@ -116,7 +167,8 @@ class Validator:
     def status(self) -> dict[str, Any]:
         led = self.ledger
         last = led.last_block()
-        scp = self.driver.scp
+        host = self.host
+        scp = host.scp
         now = time.time()
         peers = []
         for p in self.peers.values():
@@ -131,8 +183,8 @@ class Validator:
             "slot_index": scp.current_slot_index,
             "phase": scp.phase(),
             "peers": peers,
-            "sync_state": self.driver.sync_state,
-            "pending_txs": len(self.driver.pool),
+            "sync_state": host.catchup.state.value,
+            "pending_txs": len(host.pool),
             "quorum_set": q.to_dict(),
             "v_blocking_size": q.blocking_size(),
             "quorum_intersection": self.quorum_intersection(),
@@ -145,10 +197,8 @@ class Validator:
     def quorum_intersection(self) -> bool | None:
         """Verdict over the quorum sets we know (ours and those peers sent us); None when
         some peer's set is still unknown."""
-        from mcnode.scp import QuorumSet
-
-        known: dict[str, QuorumSet] = dict(self.driver.peer_quorum_sets)
-        known.update(self.driver.scp.known_quorum_sets())
+        known: dict[str, QuorumSet] = dict(self.host.peer_quorum_sets)
+        known.update(self.host.scp.known_quorum_sets())
         known[self.cfg.name] = self.cfg.quorum_set
         if not self.cfg.quorum_set.nodes() <= set(known) | {self.cfg.name}:
             return None
@@ -163,20 +213,10 @@ class Validator:
             return None
 
 
-async def run_validator(cfg: NodeConfig) -> int:
-    v = Validator(cfg)
-    stop = asyncio.Event()
+async def run_validator(cfg: NodeConfig, trace_file: TextIO | None = None) -> int:
+    v = Validator(cfg, trace_file)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await v.start()
-    try:
-        while not stop.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=0.5)
-            if v.driver.fatal:
-                break
-    finally:
-        await v.stop()
-    return 3 if v.driver.fatal else 0
+            loop.add_signal_handler(sig, v.tasks.stop)
+    return await v.run()

@@ -1,0 +1,144 @@
+"""Block making: a decided slot becomes block k in the ledger, and the pool moves on.
+
+Rules of this file: called by the host after an SCP call returned (never inside one), with
+the slot SCP decided and its tx hashes. The enclave forms and signs the block from the txs
+it holds; the ledger appends it in one write transaction; the archive gets a copy. A
+storage failure that makes our own ledger unusable is `LedgerUnusable` (the node stops);
+any other failure to form or append is reported (`made` is False) and the host catches
+up from peers instead. Slot k of SCP decides block k (the origin block is block 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mcnode.enclave import EnclaveApi, EnclaveError
+from mcnode.ledger.archive import LocalDirectory, export_archive
+from mcnode.ledger.block import Block, BlockData
+from mcnode.ledger.errors import LedgerCorruptError, LedgerError
+from mcnode.node.logs import NodeLog
+from mcnode.node.metrics import NodeMetrics
+from mcnode.node.pending import PendingPool
+from mcnode.transaction.validation import WellFormedTxContext
+
+
+class LedgerUnusable(RuntimeError):
+    """Our own ledger cannot be written: the node stops with this message."""
+
+
+class LedgerPort(Protocol):
+    """The ledger as the host uses it (`ledger.LedgerDB`; a fake in tests)."""
+
+    def num_blocks(self) -> int: ...
+
+    def last_block(self) -> Block | None: ...
+
+    def get_block(self, index: int) -> Block: ...
+
+    def append_block(self, data: BlockData) -> None: ...
+
+    def append_blocks(self, blocks: Sequence[BlockData]) -> None: ...
+
+    def iter_block_data(self, start: int = 0, stop: int | None = None) -> Iterator[BlockData]: ...
+
+
+@dataclass(frozen=True)
+class Made:
+    """What became of a decided slot."""
+
+    made: bool
+    included: tuple[bytes, ...] = ()
+    dropped: int = 0
+
+
+class BlockMaker:
+    def __init__(
+        self,
+        ledger: LedgerPort,
+        enclave: EnclaveApi,
+        pool: PendingPool,
+        metrics: NodeMetrics,
+        log: NodeLog,
+        wall: Callable[[], float],
+        archive_export: Path | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.enclave = enclave
+        self.pool = pool
+        self.metrics = metrics
+        self.log = log
+        self.wall = wall
+        self.archive = None if archive_export is None else LocalDirectory(archive_export)
+
+    def make(self, slot: int, values: Sequence[bytes], elapsed: float) -> Made:
+        """Form, append and publish block `slot` from `values` (tx hashes, in order)."""
+        if self.ledger.num_blocks() != slot:
+            self.log.warning(
+                "externalized out of step with the ledger",
+                slot=slot,
+                blocks=self.ledger.num_blocks(),
+            )
+            return Made(False)
+        parent = self.ledger.last_block()
+        try:
+            if parent is None:
+                raise LedgerError("the ledger has no origin block")
+            formed = self.enclave.form_block(list(values), parent, int(self.wall()))
+            data = formed.block_data
+            if data is None:
+                raise EnclaveError("no transaction of the slot survived the block checks")
+            self.ledger.append_block(data)
+        except LedgerCorruptError as e:
+            raise LedgerUnusable(f"ledger unusable: {e}") from e
+        except (EnclaveError, LedgerError) as e:
+            self.metrics.errors.labels("form_block").inc()
+            self.log.error(
+                "could not form block; will catch up from peers", slot=slot, error=str(e)
+            )
+            return Made(False)
+        dropped = [h for h, _ in formed.dropped]
+        self.pool.remove(formed.included)
+        self.pool.remove(dropped)
+        self.enclave.forget([*formed.included, *dropped])
+        self.metrics.txs_committed.inc(len(formed.included))
+        self.log.info(
+            "block appended",
+            block=slot,
+            txs=len(formed.included),
+            dropped=len(dropped),
+            id=data.block.id,
+            ms=round(elapsed * 1000, 1),
+        )
+        return Made(True, tuple(formed.included), len(dropped))
+
+    def after_blocks(self) -> None:
+        """The ledger grew (a block made, or blocks caught up): drop pending txs that can
+        no longer go in a block, and publish the new blocks to the archive."""
+        n = self.ledger.num_blocks()
+        self.metrics.block_height.set(n)
+
+        def still_ok(ctx: WellFormedTxContext) -> bool:
+            try:
+                self.enclave.tx_is_well_formed(ctx.tx_hash, n)
+                return True
+            except EnclaveError:
+                return False
+
+        stale = self.pool.prune(n, still_ok)
+        if stale:
+            self.enclave.forget(stale)
+            self.metrics.txs_rejected.labels("STALE_AFTER_BLOCK").inc(len(stale))
+        self.metrics.pending.set(len(self.pool))
+        self._export()
+
+    def _export(self) -> None:
+        if self.archive is None:
+            return
+        try:
+            export_archive(self.ledger, self.archive)  # type: ignore[arg-type]
+        except Exception as e:  # an archive problem must not stop consensus
+            self.metrics.errors.labels("archive_export").inc()
+            self.log.error("archive export failed", error=str(e))

@@ -1,0 +1,357 @@
+"""The consensus host: the SCP node of one validator, fed from the network, its decisions
+turned into blocks.
+
+Rules of this file: it owns the `scp.Node` and is the only caller of it. Every call into
+SCP goes through `_step`, which then drains what SCP decided (blocks are made after the
+call returns, never inside it), broadcasts what SCP said, and records the trace. All time
+comes from the injected `clock` (monotonic) and `wall` (for signed block times and "last
+heard"); every timer is one of SCP's, a fetch retry, or the nomination pacer, and
+`next_due` / `run_due` are the whole timer interface (aioquic's `get_timer` /
+`handle_timer`): the service's one timer task waits for `next_due`, tests call `run_due`.
+It holds only `WellFormedTxContext`s and ciphertext; the enclave owns plaintext.
+
+Its collaborators, each in its own module: `Flooding` (who has which message), `Inbox`
+(messages SCP cannot judge yet), `NominationPacer`, `TxRelay` (enclave-to-enclave tx
+traffic), `BlockMaker`, `CatchUp`, `RestartState`, `SlotTimer`. Its ports: a ledger, an
+enclave, peer links, `spawn` for background work and `fail` to stop the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol, TextIO
+
+from mcnode.enclave import EnclaveApi
+from mcnode.node.blocks import BlockMaker, LedgerPort, LedgerUnusable
+from mcnode.node.catchup import CatchUp, PeerChainCalls
+from mcnode.node.config import NodeConfig
+from mcnode.node.flood import Flooding
+from mcnode.node.inbox import Inbox
+from mcnode.node.logs import NodeLog
+from mcnode.node.messages import BadConsensusMsg, CheckedMsg, check_msg, dedup_key, sign_msg
+from mcnode.node.metrics import NodeMetrics, SlotTimer
+from mcnode.node.pacing import NominationPacer
+from mcnode.node.pending import PendingPool, combine_txs
+from mcnode.node.state import RestartState
+from mcnode.node.tasks import EXIT_LEDGER
+from mcnode.node.txrelay import PeerTxCalls, TxRelay
+from mcnode.scp import Msg, Node, QuorumSet
+from mcnode.wire import consensus_pb2 as pb
+
+
+class PeerPort(PeerTxCalls, PeerChainCalls, Protocol):
+    """A peer link as the host uses it (`peers.PeerLink`; a fake in tests)."""
+
+    def send(self, msg: pb.ConsensusMsg) -> None: ...
+
+
+def msg_values(msg: Msg) -> set[bytes]:
+    """Every value a message names (what we must hold to judge it)."""
+    t = msg.topic
+    out: set[bytes] = set()
+    for name in ("voted", "accepted"):
+        out.update(getattr(t, name, ()) or ())
+    for name in ("ballot", "prepared", "prepared_prime", "commit"):
+        b = getattr(t, name, None)
+        if b is not None:
+            out.update(b.values)
+    return out
+
+
+class ConsensusHost:
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        signing_key: bytes,
+        ledger: LedgerPort,
+        enclave: EnclaveApi,
+        peers: Mapping[str, PeerPort],
+        metrics: NodeMetrics,
+        log: NodeLog,
+        *,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        spawn: Callable[[Coroutine[Any, Any, None], str], None],
+        fail: Callable[[int, str], None],
+        trace_file: TextIO | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.key = signing_key
+        self.ledger = ledger
+        self.peers = peers
+        self.metrics = metrics
+        self.log = log
+        self.clock = clock
+        self.wall = wall
+        self.spawn = spawn
+        self.fail = fail
+        self.signers = {p.signing_key: p.name for p in cfg.peers}
+        self.pool = PendingPool(cfg.limits.pending_txs)
+        self.flood = Flooding(peers)
+        self.inbox = Inbox()
+        self.pacer = NominationPacer(cfg.min_block_interval)
+        self.pacer.block_appended(clock())
+        self.restart = RestartState(cfg.state_dir, cfg.name)
+        self.timer = SlotTimer(metrics, clock)
+        self.blocks = BlockMaker(ledger, enclave, self.pool, metrics, log, wall, cfg.archive_export)
+        self.txs = TxRelay(enclave, peers, self.pool, metrics, log, spawn, self.nominate)
+        self.catchup = CatchUp(
+            ledger,
+            peers,
+            cfg.quorum_set,
+            cfg.archive_sources,
+            metrics,
+            log,
+            clock,
+            wall,
+            decided_ahead=lambda: self.scp.current_slot_index > ledger.num_blocks(),
+            rejoin=self.rejoin,
+        )
+        # Each signer's quorum set as its latest verified message stated it (any slot).
+        self.peer_quorum_sets: dict[str, QuorumSet] = {}
+        self.latest_wire: pb.ConsensusMsg | None = None  # our last signed message
+        self._trace_file = trace_file
+        self._block_ids: OrderedDict[int, bytes] = OrderedDict()  # block index -> id
+        self._wake = asyncio.Event()
+        self.scp = self._build_scp()
+        metrics.block_height.set(ledger.num_blocks())
+        self.timer.observe(self.scp.current_slot_index, self.scp.progress())
+
+    # -- the SCP node -----------------------------------------------------------------------
+    def _build_scp(self) -> Node:
+        """SCP on the first slot we have no block for, with our saved votes if we crashed
+        in the middle of that slot."""
+        slot = self.ledger.num_blocks()
+        saved = self.restart.saved_for(slot)
+        if saved is not None:
+            self.log.info("scp state restored", slot=slot, topic=type(saved.topic).__name__)
+        return self._new_scp(slot, saved)
+
+    def _new_scp(self, slot: int, saved: Msg | None = None) -> Node:
+        args = (self.cfg.name, self.cfg.quorum_set, self._valid, self._combine)
+        kwargs: dict[str, Any] = {"config": self.cfg.scp, "keep_trace": bool(self._trace_file)}
+        if saved is not None:
+            return Node.from_saved(*args, [saved], self.clock, **kwargs)
+        return Node(*args, slot, self.clock, **kwargs)
+
+    def _valid(self, tx_hash: bytes) -> bool:
+        ctx = self.pool.get(tx_hash)
+        return ctx is not None and ctx.tombstone_block > self.ledger.num_blocks()
+
+    def _combine(self, values: Sequence[bytes]) -> list[bytes]:
+        return combine_txs(values, self.pool.get, self.cfg.limits.max_txs_per_block)
+
+    def prev_block_id(self, slot: int) -> bytes:
+        """Id of block `slot - 1` (what slot `slot` builds on), or b"" if we lack it."""
+        if slot < 1 or slot > self.ledger.num_blocks():
+            return b""
+        cached = self._block_ids.get(slot - 1)
+        if cached is None:
+            cached = self._block_ids[slot - 1] = self.ledger.get_block(slot - 1).id
+            while len(self._block_ids) > 16:  # recent slots only: others are rare
+                self._block_ids.popitem(last=False)
+        return cached
+
+    def _step(self, call: Callable[[], Msg | list[Msg] | None]) -> None:
+        """One call into SCP, then what follows it: blocks for the slots it decided, our
+        messages out, trace and gauges; then the next slot's work if a block was made."""
+        try:
+            out = call()
+            decided = self.scp.take_externalized()
+            made = [self._make_block(d.slot_index, d.values) for d in decided]
+        except LedgerUnusable as e:
+            self.fail(EXIT_LEDGER, str(e))
+            return
+        for m in out if isinstance(out, list) else [out] if out is not None else []:
+            self._broadcast(m)
+        self._write_trace()
+        self.timer.observe(self.scp.current_slot_index, self.scp.progress())
+        self._wake.set()  # SCP may have armed or moved a timer
+        if any(made):
+            self._next_slot()
+
+    def _write_trace(self) -> None:
+        if self._trace_file is None:
+            return
+        for rec in self.scp.take_trace():
+            self._trace_file.write(json.dumps({"node": self.cfg.name, **rec}) + "\n")
+
+    # -- outgoing ---------------------------------------------------------------------------
+    def _broadcast(self, msg: Msg) -> None:
+        self.restart.before_send(msg, self.ledger.num_blocks())  # durable before it leaves
+        self.log.debug("scp out", slot=msg.slot_index, kind=type(msg.topic).__name__)
+        wire = sign_msg(msg, self.prev_block_id(msg.slot_index), self.key, self.cfg.name)
+        self.latest_wire = wire
+        self.flood.sent_by_us(dedup_key(wire))
+        for p in self.peers.values():
+            p.send(wire)
+
+    # -- incoming -----------------------------------------------------------------------------
+    def receive(self, wire: pb.ConsensusMsg) -> int:
+        """A consensus message as a peer sent it: checked, then handled at once (no task
+        per message). Returns the `PeerResult` code for the sender."""
+        key = dedup_key(wire)
+        if self.flood.is_known(key):  # a copy: note who has it, nothing else
+            self.flood.note_copy(key, wire.relayed_by)
+            self.metrics.msgs_duplicate.inc()
+            return pb.PEER_OK
+        try:
+            checked = check_msg(wire, self.signers, self.cfg.limits.max_message_bytes)
+        except BadConsensusMsg as e:
+            reason = pb.PeerResult.Name(e.code).removeprefix("PEER_").lower()
+            self.metrics.msgs_dropped.labels(reason).inc()
+            return e.code
+        relayer = wire.relayed_by if wire.relayed_by in self.peers else checked.peer
+        if self.flood.first_sight(key, relayer):
+            try:
+                self._on_new_msg(checked, key)
+            except Exception as e:  # a bug must not end the peer's stream; it is reported
+                self.metrics.errors.labels("consensus_msg").inc()
+                self.log.error("handling a consensus message failed", exc=True, error=repr(e))
+        return pb.PEER_OK
+
+    def _on_new_msg(self, checked: CheckedMsg, key: bytes) -> None:
+        msg = checked.msg
+        self.metrics.msgs_in.inc()
+        self.log.debug(
+            "scp in",
+            slot=msg.slot_index,
+            kind=type(msg.topic).__name__,
+            sender=msg.sender_id,
+            peer=checked.peer,
+        )
+        self.peer_quorum_sets[msg.sender_id] = msg.quorum_set
+        link = self.peers.get(checked.peer)
+        if link is not None:
+            link.last_heard = self.wall()
+            link.slot = max(link.slot, msg.slot_index)
+        targets = self.flood.relay_targets(key, msg.quorum_set.nodes())
+        if targets:
+            relay = pb.ConsensusMsg()
+            relay.CopyFrom(checked.wire)
+            relay.relayed_by = self.cfg.name
+            for name in targets:
+                self.peers[name].send(relay)
+        self.deliver(checked)
+
+    def deliver(self, checked: CheckedMsg, attempt: int = 0) -> None:
+        """Hand a peer's message to SCP once we can judge it: one for a later slot waits
+        in the inbox until we get there; txs it names that we lack are fetched first."""
+        msg = checked.msg
+        n = self.ledger.num_blocks()
+        if msg.slot_index <= n:
+            ours = self.prev_block_id(msg.slot_index)
+            if ours and checked.prev_block_id != ours:
+                self.metrics.msgs_dropped.labels("other_chain").inc()
+                self.log.warning(
+                    "message builds on another chain", peer=checked.peer, slot=msg.slot_index
+                )
+                return
+        if msg.slot_index > n + 1:
+            self.catchup.wake()
+        cur = self.scp.current_slot_index
+        if cur < msg.slot_index <= cur + self.cfg.scp.max_future_slots:
+            self.inbox.hold(checked)
+            return
+        if msg.slot_index == cur:
+            missing = [v for v in msg_values(msg) if v not in self.pool]
+            if missing:
+                self.spawn(self._fetch_then_deliver(checked, missing, attempt), "fetch-txs")
+                return
+        self._step(lambda: self.scp.handle_message(msg))
+
+    async def _fetch_then_deliver(
+        self, checked: CheckedMsg, missing: list[bytes], attempt: int
+    ) -> None:
+        cur = self.scp.current_slot_index
+        await self.txs.fetch(checked.peer, missing)
+        if self.scp.current_slot_index != cur:
+            return  # the slot is over: the message is of no use now
+        if any(v not in self.pool for v in missing) and self.inbox.retry_later(
+            checked, attempt + 1, self.clock()
+        ):
+            self._wake.set()
+            return
+        self._step(lambda: self.scp.handle_message(checked.msg))
+
+    # -- nomination ---------------------------------------------------------------------------
+    def nominate(self) -> None:
+        """Offer pending txs to SCP as soon as the pacer allows."""
+        self.pacer.request()
+        self._wake.set()
+
+    def _nominate_now(self) -> None:
+        if not self.catchup.serving or not len(self.pool):
+            return
+        self.timer.work_started()
+        self.pacer.nominated(self.clock())
+        self.log.debug("nominate", slot=self.scp.current_slot_index, pending=len(self.pool))
+        values = self.pool.oldest(self.cfg.limits.values_per_slot)
+        self._step(lambda: self.scp.propose_values(values))
+
+    # -- timers -------------------------------------------------------------------------------
+    def next_due(self) -> float | None:
+        """Clock time of the next timer (SCP's, a fetch retry, the pacer), or None."""
+        times = (self.scp.next_timeout(), self.inbox.next_due(), self.pacer.due_at())
+        due = [t for t in times if t is not None]
+        return min(due) if due else None
+
+    def run_due(self) -> None:
+        """Fire every timer due by now."""
+        now = self.clock()
+        for checked, attempt in self.inbox.take_due(now):
+            self.deliver(checked, attempt)
+        if self.pacer.take(now):
+            self._nominate_now()
+        due = self.scp.next_timeout()
+        if due is not None and due <= self.clock():
+            self._step(self.scp.process_timeouts)
+
+    async def run_timers(self) -> None:
+        """The service's timer task: wait for the next due time or a wake-up, fire."""
+        while True:
+            self._wake.clear()
+            due = self.next_due()
+            timeout = None if due is None else max(0.0, due - self.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self.run_due()
+
+    # -- blocks -------------------------------------------------------------------------------
+    def _make_block(self, slot: int, values: Sequence[bytes]) -> bool:
+        made = self.blocks.make(slot, values, self.timer.externalized())
+        if not made.made:
+            self.catchup.wake()
+        return made.made
+
+    def _next_slot(self) -> None:
+        """The ledger grew: prune, publish, and start the slot's work (what peers already
+        said about it, and our pending txs)."""
+        self.blocks.after_blocks()
+        self.timer.next_slot()
+        self.pacer.block_appended(self.clock())
+        for checked in self.inbox.release(self.scp.current_slot_index):
+            self.deliver(checked)
+        if len(self.pool):
+            self.nominate()
+
+    def rejoin(self, gained: int) -> None:
+        """Catch-up is done: SCP moves to the first slot we have no block for. Never back:
+        a node that restarted SCP on a slot it already spoke in would forget its votes."""
+        n = self.ledger.num_blocks()
+        if n > self.scp.current_slot_index:
+            self.scp = self._new_scp(n)
+        if gained:
+            self._next_slot()
+        self._wake.set()
+
+    def scp_slot_state(self, slot: int) -> dict[str, Any] | None:
+        """SCP's snapshot of a live or recent slot, with its trace (for /scp/<slot>)."""
+        return self.scp.slot_state(slot)
+
+    def close(self) -> None:
+        self.restart.close()

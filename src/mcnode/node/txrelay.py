@@ -1,0 +1,186 @@
+"""Transactions between validators: our enclave's sessions with each peer's enclave,
+client txs relayed to every peer, and txs fetched from a peer whose message names them.
+
+Rules of this file: the host side of enclave-to-enclave traffic. It holds only tx hashes,
+`WellFormedTxContext`s and ciphertext; the enclave opens and seals. It never touches SCP.
+
+Each pair of validators has two Noise sessions: the one we initiated ("out:<peer>": our
+relays to the peer, its answers to our fetches) and the one the peer initiated
+("in:<peer>": its relays to us, our answers to its fetches). Noise numbers its messages
+implicitly, so each session must see them in order: whoever initiated a session makes one
+call at a time on it (the per-peer lock), and the other side only answers. The enclave
+treats the labels as opaque names.
+
+Relays batch by themselves: a client's tx goes to each peer at once; txs that arrive while
+a relay call to that peer is in flight go together in the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol
+
+from mcnode.enclave import EnclaveApi, EnclaveError
+from mcnode.node.logs import NodeLog
+from mcnode.node.metrics import NodeMetrics
+from mcnode.node.peers import PeerCallError
+from mcnode.node.pending import PendingPool, PoolFull
+from mcnode.transaction.validation import WellFormedTxContext
+
+
+class PeerTxCalls(Protocol):
+    """What tx relay needs of a peer link (`peers.PeerLink`; a fake in tests). A failed
+    call raises `PeerCallError`."""
+
+    name: str
+
+    async def peer_auth(self, handshake: bytes) -> bytes: ...
+
+    async def fetch_txs(self, tx_hashes: list[bytes]) -> bytes: ...
+
+    async def propose_txs(self, ciphertext: bytes) -> None: ...
+
+
+def out_label(peer: str) -> str:
+    return f"out:{peer}"
+
+
+def in_label(peer: str) -> str:
+    return f"in:{peer}"
+
+
+class TxRelay:
+    def __init__(
+        self,
+        enclave: EnclaveApi,
+        peers: Mapping[str, PeerTxCalls],
+        pool: PendingPool,
+        metrics: NodeMetrics,
+        log: NodeLog,
+        spawn: Callable[[Coroutine[Any, Any, None], str], None],
+        on_new_txs: Callable[[], None],
+    ) -> None:
+        self.enclave = enclave
+        self.peers = peers
+        self.pool = pool
+        self.metrics = metrics
+        self.log = log
+        self.spawn = spawn
+        self.on_new_txs = on_new_txs
+        self._sessions: set[str] = set()  # peers we hold an "out" session with
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._to_relay: dict[str, list[bytes]] = {name: [] for name in peers}
+        self._relaying: set[str] = set()  # peers with a relay loop running
+
+    # -- client txs ---------------------------------------------------------------------
+    def add_client_tx(self, ctx: WellFormedTxContext) -> bool:
+        """A validated client tx: pool it, relay it to peers, nominate. Raises PoolFull."""
+        added = self.pool.add(ctx)
+        self.log.debug("client tx", tx=ctx.tx_hash[:8], new=added)
+        self.metrics.pending.set(len(self.pool))
+        if added:
+            self.metrics.txs_validated.labels("client").inc()
+            self.relay(ctx.tx_hash)
+            self.on_new_txs()
+        return added
+
+    def relay(self, tx_hash: bytes) -> None:
+        for name in self.peers:
+            self._to_relay[name].append(tx_hash)
+            if name not in self._relaying:
+                self._relaying.add(name)
+                self.spawn(self._relay_loop(name), f"relay-{name}")
+
+    async def _relay_loop(self, peer: str) -> None:
+        try:
+            while self._to_relay[peer]:
+                hashes, self._to_relay[peer] = self._to_relay[peer], []
+                await self._relay_to(peer, hashes)
+        finally:
+            self._relaying.discard(peer)
+
+    async def _relay_to(self, peer: str, hashes: list[bytes]) -> None:
+        link = self.peers[peer]
+        async with self._lock(peer):
+            try:
+                await self._ensure_session(link)
+                blob = self.enclave.txs_for_peer(out_label(peer), hashes)
+                if blob:
+                    await link.propose_txs(blob)
+            except (PeerCallError, EnclaveError) as e:  # the peer fetches by hash if need be
+                self._session_failed(peer, "relay", len(hashes), e)
+
+    # -- fetching what a peer's message names ---------------------------------------------
+    async def fetch(self, peer: str, hashes: Sequence[bytes]) -> None:
+        """Fetch txs we lack from `peer` (over our session with it); failures are logged
+        and counted, and leave the pool as it was."""
+        link = self.peers.get(peer)
+        if link is None:
+            return
+        async with self._lock(peer):
+            wanted = [h for h in hashes if h not in self.pool]  # maybe arrived meanwhile
+            if not wanted:
+                return
+            try:
+                await self._ensure_session(link)
+                blob = await link.fetch_txs(wanted)
+                if blob:
+                    self._accept(out_label(peer), blob)
+            except (PeerCallError, EnclaveError) as e:
+                self.metrics.errors.labels("fetch_txs").inc()
+                self._session_failed(peer, "fetch", len(wanted), e)
+
+    # -- sessions -------------------------------------------------------------------------
+    def _lock(self, peer: str) -> asyncio.Lock:
+        lock = self._locks.get(peer)
+        if lock is None:
+            lock = self._locks[peer] = asyncio.Lock()
+        return lock
+
+    async def _ensure_session(self, link: PeerTxCalls) -> None:
+        """Called with the peer's lock held."""
+        if link.name in self._sessions:
+            return
+        label = out_label(link.name)
+        reply = await link.peer_auth(self.enclave.peer_initiate(label))
+        self.enclave.peer_complete(label, reply)
+        self._sessions.add(link.name)
+
+    def _session_failed(self, peer: str, what: str, count: int, e: Exception) -> None:
+        self._sessions.discard(peer)  # the next call makes a new session
+        # A relay to a peer that is down fails for every client tx: a debug line. A failed
+        # fetch delays a slot: a warning.
+        say = self.log.debug if what == "relay" else self.log.warning
+        say(f"{what} txs failed", peer=peer, count=count, error=type(e).__name__, detail=str(e))
+
+    # -- what peers send us (the peer API) -------------------------------------------------
+    def accept_session(self, peer: str, handshake: bytes) -> bytes:
+        """A peer opens its session with our enclave: our answer. Raises EnclaveError."""
+        return self.enclave.peer_accept(in_label(peer), handshake)
+
+    def sealed_for(self, peer: str, tx_hashes: Sequence[bytes]) -> bytes:
+        """The txs a peer asks for, sealed over the session it opened. Raises EnclaveError."""
+        return self.enclave.txs_for_peer(in_label(peer), list(tx_hashes))
+
+    def accept_relayed(self, peer: str, ciphertext: bytes) -> tuple[int, int]:
+        """A peer relayed txs to us: (accepted, refused). Raises EnclaveError."""
+        ok, bad = self._accept(in_label(peer), ciphertext)
+        self.log.debug("relayed txs", peer=peer, accepted=ok, refused=bad)
+        if ok:
+            self.on_new_txs()
+        return ok, bad
+
+    def _accept(self, label: str, ciphertext: bytes) -> tuple[int, int]:
+        ok = bad = 0
+        for ctx in self.enclave.peer_tx_propose(label, ciphertext):
+            try:
+                if self.pool.add(ctx):
+                    self.metrics.txs_validated.labels("peer").inc()
+                ok += 1
+            except PoolFull:
+                bad += 1
+                self.metrics.txs_rejected.labels("OVER_CAPACITY").inc()
+        if ok:
+            self.metrics.pending.set(len(self.pool))
+        return ok, bad
