@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from mcnode.cli import main
+from mcnode.client.keys import read_account_key
 from mcnode.crypto import SeededRandom
 from mcnode.crypto.signing import ed25519_keypair
-from mcnode.keyfile import read_account_key
 from mcnode.ledger import ArchiveError, BlockData, LedgerDB
 from mcnode.ledger import errors as E
 from mcnode.ledger.archive import (

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
+from mcnode.client.keys import KeyFileError, read_account_key, write_account_key
 from mcnode.crypto import system_random
-from mcnode.keyfile import KeyFileError, read_account_key, write_account_key
 from mcnode.transaction import AccountKey
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
+from mcnode.client.keys import KeyFileError, read_account_key
 from mcnode.client.node_client import ClientError, NodeClient
 from mcnode.client.wallet import DEFAULT_FEE, Wallet
-from mcnode.keyfile import KeyFileError, read_account_key
 from mcnode.transaction.account import AccountKey, PublicAddress
 
 

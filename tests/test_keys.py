@@ -1,4 +1,5 @@
-"""Account key files: round trip, 0600, atomic replace, refusal of bad or exposed files."""
+"""Key files: an account's (client/keys.py) and a validator's node key (node/keys.py). Round
+trip, 0600, atomic replace, refusal of bad or exposed files."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from mcnode.cli import main
+from mcnode.client.keys import KeyFileError, read_account_key, write_account_key
 from mcnode.crypto import SeededRandom
-from mcnode.keyfile import KeyFileError, read_account_key, write_account_key
+from mcnode.crypto.signing import ed25519_keypair
+from mcnode.node.keys import NodeKeyError, read_node_key, write_node_key
 from mcnode.transaction import AccountKey, PublicAddress
 
 
@@ -47,6 +50,7 @@ def test_refuses_a_key_file_others_can_read(tmp_path: Path) -> None:
         b"",
         b"not json",
         b'{"format": "other", "version": 1}',
+        b'{"format": "mcnode-node-key", "version": 1, "ed25519_private": ""}',
         b"{}",
         b"x" * 5000,
         b'{"format": "mcnode-account-key", "version": 1, "view_private": "zz",'
@@ -64,6 +68,44 @@ def test_refuses_malformed_files(tmp_path: Path, content: bytes) -> None:
 def test_missing_file_is_a_key_file_error(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="cannot open"):
         read_account_key(tmp_path / "absent")
+
+
+def test_node_key_round_trip_with_mode_0600_seed_55(tmp_path: Path) -> None:
+    private, _ = ed25519_keypair(SeededRandom(55))
+    path = tmp_path / "node.key"
+    write_node_key(path, private)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_node_key(path) == private
+    assert os.listdir(tmp_path) == ["node.key"]
+    with pytest.raises(NodeKeyError, match="32 bytes"):
+        write_node_key(path, private[:31])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not json", "malformed"),
+        (b'{"format": "mcnode-account-key", "version": 1}', "not a version 1 mcnode-node-key"),
+        (b'{"format": "mcnode-node-key", "version": 1, "ed25519_private": "00"}', "not 32"),
+        (b'{"format": "mcnode-node-key", "version": 1}', "malformed"),
+    ],
+)
+def test_node_key_refuses_malformed_files(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "node.key"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    with pytest.raises(NodeKeyError, match=message):
+        read_node_key(path)
+
+
+def test_node_key_refuses_a_file_others_can_read(tmp_path: Path) -> None:
+    path = tmp_path / "node.key"
+    write_node_key(path, ed25519_keypair(SeededRandom(56))[0])
+    path.chmod(0o640)
+    with pytest.raises(NodeKeyError, match="chmod 600"):
+        read_node_key(path)
+    with pytest.raises(NodeKeyError, match="cannot open"):
+        read_node_key(tmp_path / "absent")
 
 
 def test_wallet_cli_new_then_address(tmp_path: Path) -> None:
