@@ -108,19 +108,24 @@ def test_node_key_refuses_a_file_others_can_read(tmp_path: Path) -> None:
         read_node_key(tmp_path / "absent")
 
 
-def test_wallet_cli_new_then_address(tmp_path: Path) -> None:
+def test_client_new_then_address(tmp_path: Path) -> None:
     path = tmp_path / "w.key"
     runner = CliRunner()
-    made = runner.invoke(main, ["wallet", "new", str(path)])
+    made = runner.invoke(main, ["client", "new", str(path)])
     assert made.exit_code == 0, made.output
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    shown = runner.invoke(main, ["wallet", "address", str(path)])
+    shown = runner.invoke(main, ["client", "address", "--keys", str(path)])
     assert shown.output == made.output
     assert PublicAddress.from_string(shown.output.strip()) == read_account_key(path).default_address
-    again = runner.invoke(main, ["wallet", "new", str(path)])
+    again = runner.invoke(main, ["client", "new", str(path)])
     assert again.exit_code != 0 and "exists" in again.output
-    change = runner.invoke(main, ["wallet", "address", str(path), "--subaddress", "1"])
-    assert change.output != made.output
+    replaced = runner.invoke(main, ["client", "new", "--force", str(path)])
+    assert replaced.exit_code == 0 and replaced.output != made.output
+    change = runner.invoke(main, ["client", "address", "--keys", str(path), "--subaddress", "1"])
+    assert change.exit_code == 0 and change.output != replaced.output
+    assert PublicAddress.from_string(change.output.strip()) == read_account_key(path).subaddress(1)
     path.chmod(0o644)
-    refused = runner.invoke(main, ["wallet", "address", str(path)])
+    refused = runner.invoke(main, ["client", "address", "--keys", str(path)])
     assert refused.exit_code == 1 and "chmod 600" in refused.output
+    unwritable = runner.invoke(main, ["client", "new", str(tmp_path / "absent" / "k")])
+    assert unwritable.exit_code == 1 and "cannot write" in unwritable.output

@@ -23,9 +23,6 @@ main.add_command(fbas)
 from mcnode.sim.cli import sim as _sim  # noqa: E402
 
 main.add_command(_sim)
-from mcnode.wallet_cli import wallet as _wallet  # noqa: E402
-
-main.add_command(_wallet)
 from mcnode.ledger.cli import ledger as _ledger  # noqa: E402
 
 main.add_command(_ledger)
