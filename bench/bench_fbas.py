@@ -22,7 +22,7 @@ from mcnode.fbas import Fbas, Node, QSet, check_intersection, from_json, minimal
 from mcnode.fbas.splitting import minimal_splitting_set
 from mcnode.fbas.toptier import top_tier
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fbas"
+DATA = Path(__file__).resolve().parents[1] / "examples" / "networks"
 PUBNET = DATA / "stellar_pubnet_2025-07-20.json"
 
 
@@ -68,25 +68,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     n = ap.parse_args().repeat
-    if PUBNET.exists():
-        t = time.perf_counter()
-        pubnet = from_json(json.loads(PUBNET.read_text()))
-        print(
-            f"{'pubnet 2025 (637 nodes): read + parse':<52} once {time.perf_counter() - t:7.3f} s"
-        )
-        timed("pubnet 2025: intersection", lambda: check_intersection(pubnet), n)
-        timed("pubnet 2025: minimal blocking set", lambda: minimal_blocking_sets(pubnet), n)
-        timed(
-            "pubnet 2025: minimal blocking set (ihs method)",
-            lambda: minimal_blocking_sets(pubnet, method="ihs"),
-            n,
-        )
-        timed("pubnet 2025: minimal splitting set", lambda: minimal_splitting_set(pubnet), n)
-        timed("pubnet 2025: top tier", lambda: top_tier(pubnet), n)
-        cli("CLI: mcnode fbas check pubnet", ["check", str(PUBNET)])
-        cli("CLI: mcnode fbas blocking pubnet", ["blocking", str(PUBNET)])
-    else:
-        print(f"pubnet snapshot not found at {PUBNET}: skipped")
+    t = time.perf_counter()
+    pubnet = from_json(json.loads(PUBNET.read_text()))
+    print(f"{'pubnet 2025 (637 nodes): read + parse':<52} once {time.perf_counter() - t:7.3f} s")
+    timed("pubnet 2025: intersection", lambda: check_intersection(pubnet), n)
+    timed("pubnet 2025: minimal blocking set", lambda: minimal_blocking_sets(pubnet), n)
+    timed(
+        "pubnet 2025: minimal blocking set (ihs method)",
+        lambda: minimal_blocking_sets(pubnet, method="ihs"),
+        n,
+    )
+    timed("pubnet 2025: minimal splitting set", lambda: minimal_splitting_set(pubnet), n)
+    timed("pubnet 2025: top tier", lambda: top_tier(pubnet), n)
+    cli("CLI: mcnode fbas check pubnet", ["check", str(PUBNET)])
+    cli("CLI: mcnode fbas blocking pubnet", ["blocking", str(PUBNET)])
     sym = symmetric(20, 3, 14, 2)
     timed(
         "symmetric 20 orgs x 3 (14 of 20, 2 of 3): intersection", lambda: check_intersection(sym), n

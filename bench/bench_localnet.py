@@ -24,10 +24,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mcnode.client.keys import read_account_key
 from mcnode.client.node_client import NodeClient
 from mcnode.client.wallet import Wallet
 from mcnode.crypto import SeededRandom
-from mcnode.keyfile import read_account_key
 from mcnode.ledger.db import LedgerDB
 from mcnode.localnet.init import init_network
 from mcnode.localnet.procs import Cluster

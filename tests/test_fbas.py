@@ -30,11 +30,7 @@ from mcnode.fbas import (
 from mcnode.fbas.splitting import is_split_witness, minimal_splitting_set
 from mcnode.fbas.toptier import top_tier
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fbas"
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir(),
-    reason=f"shared FBAS data not found at {DATA} (CI copies shared/ beside main/)",
-)
+DATA = Path(__file__).resolve().parents[1] / "examples" / "networks"
 
 # -- brute force: deliberately shares nothing with mcnode.fbas but the input values ----------
 
@@ -149,20 +145,17 @@ def load(name: str) -> Fbas:
     return from_json(json.loads((DATA / name).read_text()))
 
 
-@needs_data
 def test_every_data_file_is_covered() -> None:
     names = {p.name for p in DATA.glob("*.json")} - {"stellarbeat_organizations_2019-09-17.json"}
     assert names == set(EXPECTED) | set(MALFORMED)
 
 
-@needs_data
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_malformed_file_is_rejected_with_reason(name: str) -> None:
     with pytest.raises(FbasInputError, match=MALFORMED[name]):
         load(name)
 
 
-@needs_data
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_data_file_verdicts_and_certificates(name: str) -> None:
     fbas = load(name)
@@ -202,7 +195,6 @@ def test_data_file_verdicts_and_certificates(name: str) -> None:
         assert brute_min_splitting(fbas) == splitting
 
 
-@needs_data
 def test_pubnet_skips_watchers_without_quorum_sets() -> None:
     fbas = load("stellar_pubnet_2025-07-20.json")
     assert len(fbas.nodes) == 637
@@ -210,7 +202,6 @@ def test_pubnet_skips_watchers_without_quorum_sets() -> None:
     assert len(fbas.skipped) == 533
 
 
-@needs_data
 def test_crawler_unknown_quorum_sets_are_unsatisfiable() -> None:
     fbas = load("stellarbeat_nodes_2019-09-17.json")
     kinds = [s.kind for s in fbas.skipped]
@@ -218,7 +209,6 @@ def test_crawler_unknown_quorum_sets_are_unsatisfiable() -> None:
     assert kinds.count("unknown-validator") == 6
 
 
-@needs_data
 def test_organizations_file_groups_nodes() -> None:
     nodes = json.loads((DATA / "stellarbeat_nodes_2019-09-17.json").read_text())
     orgs = json.loads((DATA / "stellarbeat_organizations_2019-09-17.json").read_text())
@@ -228,7 +218,6 @@ def test_organizations_file_groups_nodes() -> None:
     assert len(groups["Stellar Development Foundation"]) == 3
 
 
-@needs_data
 def test_all_minimal_blocking_sets_on_mobilecoin_match_brute_force() -> None:
     fbas = load("mobilecoin_nodes_2021-10-22.json")
     r = minimal_blocking_sets(fbas, all_up_to=4)

@@ -11,11 +11,7 @@ from click.testing import CliRunner
 
 from mcnode.cli import main
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fbas"
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir(),
-    reason=f"shared FBAS data not found at {DATA} (CI copies shared/ beside main/)",
-)
+DATA = Path(__file__).resolve().parents[1] / "examples" / "networks"
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -23,7 +19,6 @@ def run(*args: str) -> tuple[int, str, str]:
     return r.exit_code, r.stdout, r.stderr
 
 
-@needs_data
 @pytest.mark.parametrize(
     ("name", "code"),
     [
@@ -43,7 +38,6 @@ def test_check_exit_codes(name: str, code: int) -> None:
         assert out == "" and len(err.strip().splitlines()) == 1
 
 
-@needs_data
 def test_check_json_shape_with_certificate() -> None:
     code, out, _ = run("check", "--json", str(DATA / "broken.json"))
     assert code == 1
@@ -54,7 +48,6 @@ def test_check_json_shape_with_certificate() -> None:
     assert all({"node", "kind", "reason"} <= set(s) for s in doc["skipped"])
 
 
-@needs_data
 def test_blocking_splitting_top_tier_json() -> None:
     f = str(DATA / "stellar_pubnet_2025-07-20.json")
     code, out, _ = run("blocking", "--json", f)
@@ -65,7 +58,6 @@ def test_blocking_splitting_top_tier_json() -> None:
     assert code == 0 and json.loads(out)["size"] == 21
 
 
-@needs_data
 def test_text_output_groups_by_organization() -> None:
     code, out, _ = run(
         "top-tier",
@@ -77,7 +69,6 @@ def test_text_output_groups_by_organization() -> None:
     assert "Stellar Development Foundation (3): SDF 3, SDF 1, SDF 2" in out  # input order
 
 
-@needs_data
 def test_graph_svg_and_png(tmp_path: Path) -> None:
     svg, png = tmp_path / "t.svg", tmp_path / "t.png"
     assert run("graph", str(DATA / "pf_conflicted.json"), "--out", str(svg))[0] == 0

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from mcnode.cli import main
+from mcnode.client.keys import read_account_key
 from mcnode.crypto import SeededRandom
 from mcnode.crypto.signing import ed25519_keypair
-from mcnode.keyfile import read_account_key
 from mcnode.ledger import ArchiveError, BlockData, LedgerDB
 from mcnode.ledger import errors as E
 from mcnode.ledger.archive import (
@@ -73,6 +74,21 @@ def test_export_import_round_trip_is_incremental(tmp_path: Path) -> None:
         assert import_archive(dest, db) == 100
         assert db.last_block() == more[-1].block
 
+
+def test_local_directory_put_replaces_whole_files_and_reports_failures(tmp_path: Path) -> None:
+    dest = LocalDirectory(tmp_path / "a")  # fsync on, as `mcnode ledger export` uses it
+    dest.put("x/y/obj", b"first")
+    dest.put("x/y/obj", b"second")
+    assert dest.get("x/y/obj") == b"second"
+    assert sorted(dest.list()) == ["x/y/obj"]
+    assert os.listdir(tmp_path / "a" / "x" / "y") == ["obj"]  # no temp file left
+    (tmp_path / "a" / "file").write_bytes(b"")
+    with pytest.raises(ArchiveError, match="cannot write"):
+        dest.put("file/obj", b"data")  # a file where a directory must go
+    (tmp_path / "a" / "dir").mkdir()
+    with pytest.raises(ArchiveError, match="cannot write"):
+        dest.put("dir", b"data")  # the rename onto a directory fails
+    assert set(os.listdir(tmp_path / "a")) == {"x", "file", "dir"}  # no temp file left
 
 def test_import_refuses_unexpected_signer_keeping_good_blocks(tmp_path: Path) -> None:
     builder = ChainBuilder(SK)

@@ -9,8 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+from mcnode.client.keys import read_account_key
 from mcnode.crypto import SeededRandom
-from mcnode.keyfile import read_account_key
 from mcnode.ledger.db import LedgerDB
 from mcnode.transaction.builder import TransactionBuilder
 from netutil import block_ids, make_net, submit, wallets

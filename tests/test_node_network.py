@@ -12,8 +12,8 @@ import pytest
 
 from mcnode.crypto import SeededRandom
 from mcnode.crypto.signing import ed25519_keypair
-from mcnode.keyfile import write_node_key
 from mcnode.localnet.procs import Cluster, http_json
+from mcnode.node.keys import write_node_key
 from netutil import block_ids, build_txs, key_images_in, make_net, submit
 
 

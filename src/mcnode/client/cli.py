@@ -1,9 +1,12 @@
-"""`mcnode client`: an account's address, balance and payments, against one validator.
+"""`mcnode client`: an account's key file, its address, balance and payments.
 
-`balance` scans the node's blocks with the account's view key. `send` keeps a local copy
-of the ledger (synced from the node, every block verified against the signing keys the
-node names), draws the ring from it, submits over the enclave's encrypted session, waits
-for the block and prints the result or the exact rejection."""
+`new` makes a key file (keys from the operating system's CSPRNG, `crypto.rng.system_random`;
+the file is `client.keys`'), `address` prints its address or a subaddress. `balance` scans
+a validator's blocks with the account's view key. `send` keeps a local copy of the ledger
+(synced from the node, every block verified against the signing keys the node names),
+draws the ring from it, submits over the enclave's encrypted session, waits for the block
+and prints the result or the exact rejection. The gRPC client is imported only by the
+commands that talk to a node."""
 
 from __future__ import annotations
 
@@ -11,16 +14,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from mcnode.client.node_client import ClientError, NodeClient
+from mcnode.client.keys import KeyFileError, read_account_key, write_account_key
 from mcnode.client.wallet import DEFAULT_FEE, Wallet
-from mcnode.keyfile import KeyFileError, read_account_key
 from mcnode.transaction.account import AccountKey, PublicAddress
 
+if TYPE_CHECKING:
+    from mcnode.client.node_client import NodeClient
+    from mcnode.ledger.db import LedgerDB
 
-def _account(path: str) -> AccountKey:
+
+def _account(path: str | Path) -> AccountKey:
     try:
         return read_account_key(path)
     except KeyFileError as e:
@@ -29,17 +36,42 @@ def _account(path: str) -> AccountKey:
 
 @click.group("client")
 def client() -> None:
-    """Use an account against a validator: address, balance, send."""
+    """An account's key file, address, balance and payments."""
+
+
+@client.command("new")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace an existing key file.")
+def new(path: Path, force: bool) -> None:
+    """Create a new account key file at PATH (mode 0600) and print its address."""
+    from mcnode.crypto.rng import system_random
+
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; pass --force to replace it")
+    account = AccountKey.random(system_random)
+    try:
+        write_account_key(path, account)
+    except OSError as e:
+        raise click.ClickException(f"{path}: cannot write: {e.strerror or e}") from None
+    click.echo(account.default_address.to_string())
 
 
 @client.command("address")
 @click.option("--keys", required=True, type=click.Path(dir_okay=False, exists=True))
-def address(keys: str) -> None:
-    """Print the account's public address."""
-    click.echo(_account(keys).default_address.to_string())
+@click.option(
+    "--subaddress",
+    "index",
+    type=click.IntRange(0, 2**64 - 1),
+    default=0,
+    show_default=True,
+    help="Subaddress index (1 receives change).",
+)
+def address(keys: str, index: int) -> None:
+    """Print the account's public address (or one of its subaddresses)."""
+    click.echo(_account(keys).subaddress(index).to_string())
 
 
-def _synced_ledger(node: NodeClient, cache: Path):  # type: ignore[no-untyped-def]
+def _synced_ledger(node: NodeClient, cache: Path) -> LedgerDB:
     from mcnode.ledger.db import LedgerDB
     from mcnode.node.config import parse_peer_uri
 
@@ -60,6 +92,7 @@ def _synced_ledger(node: NodeClient, cache: Path):  # type: ignore[no-untyped-de
 @click.option("--node", "uri", required=True, help="The validator's client address.")
 def balance(keys: str, uri: str) -> None:
     """Scan the node's blocks for the account's outputs; print the unspent total."""
+    from mcnode.client.node_client import ClientError, NodeClient
     from mcnode.transaction.mlsag import key_image
     from mcnode.transaction.txout import Scanner
 
@@ -105,6 +138,7 @@ def send(
     keys: str, to: str, amount: int, fee: int, uri: str, ledger_cache: str | None, wait: float
 ) -> None:
     """Pay AMOUNT to an address; wait for the block; print the outcome."""
+    from mcnode.client.node_client import ClientError, NodeClient
     from mcnode.crypto.rng import system_random
     from mcnode.transaction.builder import InsufficientFunds
 

@@ -6,13 +6,16 @@ input, with one line naming the problem on stderr.
 
 FILE is the explorer JSON (a list of nodes), stellar-core's compact JSON (`{"nodes": ...}`),
 or a directory of mcnode node configs (`*.toml`, read in name order).
+
+Only what reading a network and `check` need is imported here; each other command imports
+its own analysis (MaxSAT for splitting, the renderer for graph) when it runs, so that
+`mcnode fbas check` starts fast.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -20,13 +23,9 @@ from typing import NoReturn
 
 import click
 
-from mcnode.fbas.blocking import minimal_blocking_sets
-from mcnode.fbas.graph import render_png, render_svg
 from mcnode.fbas.intersection import check_intersection
 from mcnode.fbas.model import Fbas, FbasError, NodeId
 from mcnode.fbas.parse import from_json, from_node_configs
-from mcnode.fbas.splitting import minimal_splitting_set
-from mcnode.fbas.toptier import top_tier
 
 EXIT_BAD_INPUT = 2
 
@@ -50,6 +49,8 @@ def load(path: Path, orgs: Path | None) -> Fbas:
     """Read FILE (and an organizations file) into an `Fbas`; exit 2 on bad input."""
     try:
         if path.is_dir():
+            import tomllib
+
             if orgs is not None:
                 _fail("--orgs applies to the explorer JSON form; node configs name their own")
             configs = []
@@ -151,6 +152,8 @@ def blocking(
     file: Path, orgs: Path | None, as_json: bool, verbose: bool, all_up_to: int | None
 ) -> None:
     """Smallest sets of nodes whose failure leaves the others without a quorum."""
+    from mcnode.fbas.blocking import minimal_blocking_sets
+
     net = load(file, orgs)
     result = minimal_blocking_sets(net, all_up_to)
     if as_json:
@@ -169,6 +172,8 @@ def blocking(
 @_command
 def splitting(file: Path, orgs: Path | None, as_json: bool, verbose: bool) -> None:
     """Smallest sets of nodes that, if Byzantine, let two quorums of the rest disagree."""
+    from mcnode.fbas.splitting import minimal_splitting_set
+
     net = load(file, orgs)
     result = minimal_splitting_set(net)
     if as_json:
@@ -193,6 +198,8 @@ def splitting(file: Path, orgs: Path | None, as_json: bool, verbose: bool) -> No
 @_command
 def top_tier_cmd(file: Path, orgs: Path | None, as_json: bool, verbose: bool) -> None:
     """The union of all minimal quorums."""
+    from mcnode.fbas.toptier import top_tier
+
     net = load(file, orgs)
     result = top_tier(net)
     if as_json:
@@ -218,6 +225,8 @@ def top_tier_cmd(file: Path, orgs: Path | None, as_json: bool, verbose: bool) ->
 def graph(file: Path, orgs: Path | None, out: Path) -> None:
     """Draw the trust graph: organizations clustered, top tier highlighted, a disjoint-quorum
     certificate coloured when one exists."""
+    from mcnode.fbas.graph import render_png, render_svg
+
     suffix = out.suffix.lower()
     if suffix not in (".svg", ".png"):
         _fail(f"{out}: --out must end in .svg or .png")

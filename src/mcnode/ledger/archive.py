@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcnode.files import write_atomic
 from mcnode.ledger.block import BlockData
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import ArchiveError, InvalidBlock
@@ -78,18 +79,13 @@ class LocalDirectory(ArchiveDestination):
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # 0o666 under the umask, as open() makes files: archives are served as they are.
+            # With fsync, the rename (the directory entry) is synced too, not only the bytes.
+            write_atomic(path, data, mode=0o666, fsync=self.fsync)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise ArchiveError(f"{path}: cannot write: {e.strerror}") from e
+            raise ArchiveError(f"{path}: cannot write: {e.strerror or e}") from e
 
     def get(self, key: str) -> bytes | None:
         path = self._path(key)

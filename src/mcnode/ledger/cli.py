@@ -17,9 +17,9 @@ from typing import NoReturn
 
 import click
 
+from mcnode.client.keys import write_account_key
 from mcnode.crypto import SeededRandom, system_random
 from mcnode.crypto.rng import RandomSource
-from mcnode.keyfile import write_account_key
 from mcnode.ledger.archive import LocalDirectory, export_archive, import_archive, read_block
 from mcnode.ledger.block import Block
 from mcnode.ledger.db import LedgerDB

@@ -1,4 +1,7 @@
-"""`mcnode localnet [init|up]` and `mcnode load`."""
+"""`mcnode localnet [init|up]` and `mcnode load`.
+
+The network's machinery (ledger, keys, processes, the live view) is imported by the command
+that runs, so that `--help` and option errors come back at once."""
 
 from __future__ import annotations
 
@@ -9,9 +12,6 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
-
-from mcnode.localnet.init import LocalnetError, init_network
 
 
 def _topology_args(topology: str) -> dict[str, object]:
@@ -26,6 +26,8 @@ def _topology_args(topology: str) -> dict[str, object]:
 
 
 def _init(d: Path, nodes: int, topology: str, min_block_interval: float, force: bool) -> None:
+    from mcnode.localnet.init import LocalnetError, init_network
+
     try:
         init_network(
             d,
@@ -98,6 +100,8 @@ def localnet(
     --duration or Ctrl-C, stop everything and print a summary."""
     if ctx.invoked_subcommand is not None:
         return
+    from rich.console import Console
+
     from mcnode.localnet.procs import Cluster
     from mcnode.localnet.run import RunOptions, print_summary, run
 

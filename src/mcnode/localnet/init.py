@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mcnode.client.keys import write_account_key
 from mcnode.crypto.rng import RandomSource, system_random
 from mcnode.crypto.signing import ed25519_keypair
-from mcnode.keyfile import write_account_key, write_node_key
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.origin import origin_block, sample_accounts
 from mcnode.node.config import peer_uri
+from mcnode.node.keys import write_node_key
 from mcnode.scp import QuorumSet
 
 

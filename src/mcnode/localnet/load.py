@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mcnode.client.keys import read_account_key
 from mcnode.client.node_client import ClientError, NodeClient
 from mcnode.client.wallet import Wallet
 from mcnode.crypto.rng import system_random
-from mcnode.keyfile import read_account_key
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import LedgerError
 from mcnode.transaction.builder import InsufficientFunds

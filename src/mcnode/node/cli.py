@@ -27,7 +27,7 @@ def keygen(out_dir: str, host: str, port: int, force: bool) -> None:
     """Create a validator's message-signing key and print its peer URI."""
     from mcnode.crypto.rng import system_random
     from mcnode.crypto.signing import ed25519_keypair
-    from mcnode.keyfile import write_node_key
+    from mcnode.node.keys import write_node_key
 
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)

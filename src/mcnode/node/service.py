@@ -22,12 +22,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mcnode.crypto.signing import ed25519_public
 from mcnode.enclave import Enclave, EnclaveConfig
-from mcnode.keyfile import read_node_key
 from mcnode.ledger.db import LedgerDB
 from mcnode.node import admin
 from mcnode.node.api import BlockchainApi, ClientApi, PeerApi
 from mcnode.node.config import NodeConfig, peer_uri
 from mcnode.node.host import ConsensusHost
+from mcnode.node.keys import read_node_key
 from mcnode.node.logs import NodeLog
 from mcnode.node.metrics import NodeMetrics
 from mcnode.node.peers import PeerLink, channel_options

@@ -8,7 +8,7 @@ the spend key `b` (spends them). As in MobileCoin, subaddress i has
 
 and its public address is (C_i, D_i). Index 0 is the default address, index 1 receives
 change. A printable address is base58 of (version, C, D, 4-byte SHA-256d checksum).
-No files here: key files are `mcnode.keyfile`.
+No files here: key files are `mcnode.client.keys`.
 """
 
 from __future__ import annotations
