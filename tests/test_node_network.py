@@ -224,7 +224,8 @@ def test_admin_endpoints_and_archive_export(tmp_path: Path) -> None:
     import urllib.error
     import urllib.request
 
-    cluster = make_net(tmp_path)
+    make_net(tmp_path)
+    cluster = Cluster(tmp_path, scp_trace=True)
     with open(tmp_path / "node0" / "node.toml", "a") as f:
         f.write('\n[archive]\nexport = "../archive"\n')
     op = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -262,6 +263,17 @@ def test_admin_endpoints_and_archive_export(tmp_path: Path) -> None:
         slot = st["block_height"] - 1
         snap = http_json(f"http://{admin}/scp/{slot}")
         assert snap["phase"] == "EXTERNALIZE" and snap["externalized"]
+        assert any(e["event"] == "confirm commit" for e in snap["events"])
+        # The trace file tells the same story, each step with the set that moved it.
+        trace = [_json.loads(line) for line in (tmp_path / "node0" / "scp-trace.jsonl").open()]
+        steps = [r for r in trace if r["slot"] == slot]
+        confirm = next(r for r in steps if r["event"] == "confirm commit")
+        assert confirm["node"] == "node0" and confirm["by"] == "quorum"
+        assert "node0" in confirm["nodes"] and len(confirm["nodes"]) >= 3
+        for bad in ("%D9%A3", "1_000", "%205", "-1"):  # only ASCII digits name a slot
+            with pytest.raises(urllib.error.HTTPError) as e:
+                op.open(f"http://{admin}/scp/{bad}", timeout=3)
+            assert e.value.code == 400, bad
         metrics = _metrics(cluster, "node0")
         for name in (
             "mcnode_scp_slot_index",
@@ -339,3 +351,21 @@ def test_bad_messages_on_a_consensus_stream_are_dropped_one_by_one(
         assert _sample(after, name) - _sample(before, name) >= 1, reason
     assert submit(cluster, "node0", txs[0]).ok
     wait_committed(d, cluster, all_images(txs), timeout=60)
+
+
+def test_run_refuses_a_key_file_others_can_read_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    make_net(tmp_path, nodes=4)
+    key = tmp_path / "node0" / "node.key"
+    key.chmod(0o644)
+    r = subprocess.run(
+        [sys.executable, "-m", "mcnode", "run", "--config", str(tmp_path / "node0" / "node.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "key_file" in lines[0] and "chmod 600" in lines[0], r.stderr

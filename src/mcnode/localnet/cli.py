@@ -82,6 +82,11 @@ def _apply(opts: list, f):  # type: ignore[no-untyped-def]
 )
 @click.option("--seed", type=int, default=None, help="Seed the load's choices.")
 @click.option("--no-live", is_flag=True, help="No live view (for logs and CI).")
+@click.option(
+    "--scp-trace",
+    is_flag=True,
+    help="Each validator appends its SCP trace to D/<node>/scp-trace.jsonl.",
+)
 @click.pass_context
 def localnet(
     ctx: click.Context,
@@ -92,6 +97,7 @@ def localnet(
     kill_random: float | None,
     seed: int | None,
     no_live: bool,
+    scp_trace: bool,
     **kw: object,
 ) -> None:
     """A whole network on this machine: validators, real payments, a live view.
@@ -123,7 +129,7 @@ def localnet(
         console = Console(stderr=True)
         console.print(f"[bold]mcnode localnet[/] in {d}")
         summary = run(
-            Cluster(d),
+            Cluster(d, scp_trace=scp_trace),
             RunOptions(
                 directory=d,
                 tx_rate=tx_rate,
@@ -167,11 +173,16 @@ init_cmd.params.extend(p for o in _common for p in o(lambda: None).__click_param
 
 @localnet.command("up")
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, exists=True))
-def up_cmd(directory: str) -> None:
+@click.option(
+    "--scp-trace",
+    is_flag=True,
+    help="Each validator appends its SCP trace to D/<node>/scp-trace.jsonl.",
+)
+def up_cmd(directory: str, scp_trace: bool) -> None:
     """Start every validator of D and keep them running until Ctrl-C."""
     from mcnode.localnet.procs import Cluster
 
-    cluster = Cluster(Path(directory))
+    cluster = Cluster(Path(directory), scp_trace=scp_trace)
     try:
         cluster.start()
         for n in cluster.nodes:

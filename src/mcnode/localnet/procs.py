@@ -47,8 +47,11 @@ def http_json(url: str, timeout: float = 2.0) -> Any:
         return json.loads(r.read())
 
 
+TRACE_FILE = "scp-trace.jsonl"
+
+
 class NodeProcess:
-    def __init__(self, node_dir: Path, log_level: str = "info") -> None:
+    def __init__(self, node_dir: Path, log_level: str = "info", scp_trace: bool = False) -> None:
         self.dir = Path(node_dir)
         self.config = self.dir / "node.toml"
         cfg = tomllib.loads(self.config.read_text())
@@ -57,6 +60,7 @@ class NodeProcess:
         self.client = cfg["listen"]["client"]
         self.log_path = self.dir / "node.log"
         self.log_level = log_level
+        self.trace_path = self.dir / TRACE_FILE if scp_trace else None
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -74,6 +78,7 @@ class NodeProcess:
                 str(self.config),
                 "--log-level",
                 self.log_level,
+                *(["--scp-trace", str(self.trace_path)] if self.trace_path else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -134,11 +139,11 @@ class NodeProcess:
 class Cluster:
     """Every validator of a localnet directory."""
 
-    def __init__(self, directory: Path, log_level: str = "info") -> None:
+    def __init__(self, directory: Path, log_level: str = "info", scp_trace: bool = False) -> None:
         self.dir = Path(directory)
         net = json.loads((self.dir / "network.json").read_text())
         self.network = net
-        self.nodes = [NodeProcess(self.dir / n["id"], log_level) for n in net["nodes"]]
+        self.nodes = [NodeProcess(self.dir / n["id"], log_level, scp_trace) for n in net["nodes"]]
 
     def __enter__(self) -> Cluster:
         return self

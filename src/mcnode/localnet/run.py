@@ -218,8 +218,10 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         ("committed tx/s", f"{summary['tx_per_s']:.2f}"),
         ("commit latency p50 / p99", f"{lat['p50']} / {lat['p99']} ms"),
         ("rejected", json.dumps(summary["rejected_txs"]) if summary["rejected_txs"] else "0"),
-        ("failed submissions",
-         json.dumps(summary["failed_submissions"]) if summary["failed_submissions"] else "0"),
+        (
+            "failed submissions",
+            json.dumps(summary["failed_submissions"]) if summary["failed_submissions"] else "0",
+        ),
         ("blocks", str(summary["blocks"])),
         ("validators killed (chaos)", str(summary["kills"])),
         ("supply conserved", str(summary["supply_conserved"])),

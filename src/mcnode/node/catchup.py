@@ -53,7 +53,6 @@ TRANSITIONS: dict[tuple[SyncState, str], SyncState] = {
     (S.IMPORTING, "imported"): S.CATCHING_UP,
     (S.IMPORTING, "archives_dry"): S.REJOINING,  # what we got, if anything, is kept
     (S.CATCHING_UP, "failed"): S.REJOINING,  # an unexpected error: keep what we got
-    (S.IMPORTING, "failed"): S.REJOINING,
     (S.REJOINING, "rejoined"): S.SERVING,
 }
 

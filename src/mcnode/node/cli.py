@@ -75,6 +75,7 @@ def run(config_path: str, log_level: str, force: bool, trace_path: str | None) -
         click.echo(f"mcnode run: refusing to start: {problem}", err=True)
         sys.exit(2)
     from mcnode.ledger.errors import LedgerError
+    from mcnode.node.keys import NodeKeyError
     from mcnode.node.logs import setup
     from mcnode.node.service import run_validator
 
@@ -93,6 +94,9 @@ def run(config_path: str, log_level: str, force: bool, trace_path: str | None) -
         sys.exit(2)
     try:
         code = asyncio.run(run_validator(cfg, trace))
+    except NodeKeyError as e:
+        click.echo(f"mcnode run: config error: key_file: {e}", err=True)
+        sys.exit(2)
     except LedgerError as e:
         click.echo(f"mcnode run: ledger error: {e}", err=True)
         sys.exit(3)

@@ -13,6 +13,7 @@ import struct
 import zlib
 from pathlib import Path
 
+from mcnode.files import fsync_dir
 from mcnode.scp import Msg
 from mcnode.scp.codec import MAX_MSG_BYTES
 from mcnode.scp.msg import Externalize, Nominate, NominatePrepare
@@ -30,11 +31,7 @@ class ScpState:
         new = not self.path.exists()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         if new:
-            dfd = os.open(self.dir, os.O_RDONLY)
-            try:
-                os.fsync(dfd)  # the file itself must survive a power cut
-            finally:
-                os.close(dfd)
+            fsync_dir(self.dir)  # the file itself must survive a power cut
         self._seq = max((seq for seq, _ in self._slots()), default=0)
 
     def close(self) -> None:

@@ -1,0 +1,460 @@
+"""The consensus host through its ports: a fake ledger, enclave and peer links, and a clock
+the test moves (`host_fakes.py`). No sockets, no threads, no sleeping: each scenario is
+one `asyncio.run`, and time passes only when the test says so.
+
+Covered: our messages out (signed, saved when they must be, sent to every peer), the
+relay rules, dropped and duplicate messages, held messages and fetch-before-deliver with
+its retries, nomination pacing, SCP's timers, block making and its failures, every
+catch-up transition, restart state and rejoining, and the SCP trace file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from host_fakes import CHAIN, KEYS, FakeLedger, Rig, qset_of, tx
+from mcnode.ledger.archive import LocalDirectory, export_archive
+from mcnode.node.catchup import TRANSITIONS, InvalidTransition, SyncState
+from mcnode.node.inbox import FETCH_RETRIES
+from mcnode.node.messages import sign_msg
+from mcnode.node.state import RestartState
+from mcnode.node.tasks import EXIT_LEDGER
+from mcnode.scp import Ballot, Externalize, Nominate, NominatePrepare, Prepare, QuorumSet
+from mcnode.wire import consensus_pb2 as pb
+
+X, Y, Z = tx(7), tx(8), tx(9)
+LEADER_SLOT = 3  # n0 leads nomination rounds 1 and 2 of slot 3: it nominates its own txs
+
+
+def run(coro: Coroutine[Any, Any, object]) -> None:
+    asyncio.run(coro)
+
+
+def nominate(rig: Rig, sender: str, *values: bytes, slot: int = 1, **kw: Any) -> pb.ConsensusMsg:
+    return rig.wire(sender, rig.msg(sender, slot, Nominate(frozenset(values), frozenset()), **kw))
+
+
+def externalize(rig: Rig, sender: str, *values: bytes, slot: int = 1) -> pb.ConsensusMsg:
+    return rig.wire(sender, rig.msg(sender, slot, Externalize(Ballot(1, values), 1)))
+
+
+def holding(rig: Rig, *txs: Any) -> None:
+    """The enclave and the pool hold these txs (as after a client proposed them)."""
+    for t in txs:
+        rig.enclave.txs[t.tx_hash] = t
+        rig.host.pool.add(t)
+
+
+# -- our own messages ------------------------------------------------------------------------
+def test_a_client_tx_is_relayed_to_every_peer_nominated_and_sent_unsaved(tmp_path: Path) -> None:
+    async def go() -> None:
+        rig = Rig(tmp_path, blocks=LEADER_SLOT)
+        rig.enclave.txs[X.tx_hash] = X
+        assert rig.host.txs.add_client_tx(X)
+        assert await rig.spawned.drain() == 3  # one relay task per peer
+        assert all(p.proposed == [X.tx_hash] for p in rig.peers.values())
+        assert rig.host.next_due() == 0.0  # the nomination is due at once
+        rig.advance(0.0)
+        for name in ("n1", "n2", "n3"):
+            (m,) = rig.sent_to(name)
+            assert m.sender_id == "n0" and m.topic == Nominate(frozenset({X.tx_hash}), frozenset())
+        # Nomination-only statements never contradict each other: no fdatasync for them.
+        assert rig.host.restart.store.load() is None
+
+    run(go())
+
+
+def test_txs_arriving_together_share_one_nomination_and_spacing_holds(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, blocks=LEADER_SLOT)
+    holding(rig, X, Y)
+    rig.host.nominate()
+    rig.host.nominate()
+    rig.advance(0.0)
+    (m,) = rig.sent_to("n1")
+    assert m.topic.voted == {X.tx_hash, Y.tx_hash}  # type: ignore[union-attr]
+    holding(rig, Z)
+    rig.host.nominate()
+    rig.advance(0.001)  # within 3 ms of the last nomination: nothing yet
+    assert len(rig.sent_to("n1")) == 1
+    rig.advance(0.002)
+    assert len(rig.sent_to("n1")) == 2
+
+
+def test_scp_timers_fire_through_run_due(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    holding(rig, X)
+    rig.host.nominate()
+    rig.advance(0.0)
+    assert rig.host.scp.progress()[1] == 1
+    due = rig.host.next_due()
+    assert due is not None and due == rig.cfg.scp.nomination_timeout
+    rig.advance(due)
+    assert rig.host.scp.progress()[1] == 2  # round 2
+
+
+# -- messages in --------------------------------------------------------------------------------
+def test_a_full_mesh_relays_nothing(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    holding(rig, X)
+    assert rig.host.receive(nominate(rig, "n1", X.tx_hash)) == pb.PEER_OK
+    assert rig.metric("mcnode_consensus_msgs_in_total") == 1
+    assert all(
+        not p.sent or all(w.signer == KEYS["n0"][1] for w in p.sent) for p in rig.peers.values()
+    )
+
+
+def test_a_message_is_relayed_once_only_to_peers_its_signer_does_not_know(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    holding(rig, X)
+    knows_n2 = QuorumSet(2, ["n0", "n2"])  # n1 sends to n0 and n2 only
+    wire = nominate(rig, "n1", X.tx_hash, qset=knows_n2)
+    rig.host.receive(wire)
+    relayed = [w for w in rig.peers["n3"].sent if w.signer == KEYS["n1"][1]]
+    assert len(relayed) == 1 and relayed[0].relayed_by == "n0"
+    assert not [w for w in rig.peers["n2"].sent if w.signer == KEYS["n1"][1]]
+    # A copy from n3 (which has it now) is a duplicate: counted, not relayed again.
+    copy = pb.ConsensusMsg()
+    copy.CopyFrom(wire)
+    copy.relayed_by = "n3"
+    assert rig.host.receive(copy) == pb.PEER_OK
+    assert rig.metric("mcnode_consensus_msgs_duplicate_total") == 1
+    assert len([w for w in rig.peers["n3"].sent if w.signer == KEYS["n1"][1]]) == 1
+
+
+def test_unsigned_relayed_by_text_is_never_stored(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    holding(rig, X)
+    wire = nominate(rig, "n1", X.tx_hash)
+    rig.host.receive(wire)
+    for i in range(50):
+        copy = pb.ConsensusMsg()
+        copy.CopyFrom(wire)
+        copy.relayed_by = f"stranger-{i}-" + "x" * 10_000
+        rig.host.receive(copy)
+    holders = {h for key in list(rig.host.flood._holders) for h in rig.host.flood.holders(key)}
+    assert holders <= {"n1", "n2", "n3"}
+    assert rig.metric("mcnode_consensus_msgs_duplicate_total") == 50
+
+
+def test_forged_and_unknown_signers_are_dropped_and_counted(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    holding(rig, X)
+    forged = nominate(rig, "n1", X.tx_hash)
+    forged.signature = bytes(64)
+    assert rig.host.receive(forged) == pb.PEER_BAD_SIGNATURE
+    stranger = sign_msg(
+        rig.msg("n1", 1, Nominate(frozenset({X.tx_hash}), frozenset())),
+        CHAIN[0].block.id,
+        bytes(range(32)),
+    )
+    assert rig.host.receive(stranger) == pb.PEER_UNKNOWN_SIGNER
+    assert rig.metric("mcnode_consensus_msgs_dropped_total", reason="bad_signature") == 1
+    assert rig.metric("mcnode_consensus_msgs_dropped_total", reason="unknown_signer") == 1
+    assert rig.host.scp.stats["msgs_received"] == 0
+
+
+def test_a_message_on_another_chain_is_dropped(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, blocks=3)
+    msg = rig.msg("n1", 2, Nominate(frozenset({X.tx_hash}), frozenset()))
+    wire = sign_msg(msg, b"\x99" * 32, KEYS["n1"][0], "n1")  # builds on a block we lack
+    rig.host.receive(wire)
+    assert rig.metric("mcnode_consensus_msgs_dropped_total", reason="other_chain") == 1
+
+
+def test_a_message_for_the_next_slot_waits_until_we_get_there(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    holding(rig, X, Y)
+    rig.host.receive(nominate(rig, "n1", Y.tx_hash, slot=2))
+    assert rig.host.inbox.held() == 1 and rig.host.scp.stats["msgs_received"] == 0
+    rig.host.receive(externalize(rig, "n2", X.tx_hash))
+    rig.host.receive(externalize(rig, "n3", X.tx_hash))
+    assert rig.ledger.num_blocks() == 2 and rig.host.scp.current_slot_index == 2
+    # Delivered on reaching slot 2, after the two EXTERNALIZEs of slot 1.
+    assert rig.host.inbox.held() == 0
+    assert rig.host.scp.stats["msgs_received"] == 3
+    assert rig.host.scp.slot_state(2)["latest"]["n1"]["nominate"]["voted"] == 1  # type: ignore[index]
+
+
+def test_txs_a_message_names_are_fetched_before_scp_sees_it(tmp_path: Path) -> None:
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        rig.peers["n1"].has = {Y.tx_hash}
+        rig.host.receive(nominate(rig, "n1", Y.tx_hash))
+        assert rig.host.scp.stats["msgs_received"] == 0
+        await rig.spawned.drain()
+        assert Y.tx_hash in rig.host.pool
+        assert rig.host.scp.stats["msgs_processed"] == 1
+        assert rig.metric("mcnode_txs_validated_total", source="peer") == 1
+
+    run(go())
+
+
+def test_a_failed_fetch_is_retried_then_scp_judges_what_we_have(tmp_path: Path) -> None:
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        rig.peers["n1"].down = True
+        rig.host.receive(nominate(rig, "n1", Y.tx_hash))
+        for attempt in range(1, FETCH_RETRIES + 1):
+            await rig.spawned.drain()
+            assert rig.host.scp.stats["msgs_received"] == 0
+            assert rig.host.next_due() == pytest.approx(rig.t[0] + 0.1 * attempt)
+            rig.advance(0.1 * attempt)
+        await rig.spawned.drain()
+        assert rig.host.scp.stats["msgs_invalid_value"] == 1  # judged without Y
+        assert rig.metric("mcnode_errors_total", where="fetch_txs") == FETCH_RETRIES + 1
+
+    run(go())
+
+
+# -- blocks ---------------------------------------------------------------------------------
+def test_a_decided_slot_becomes_a_block_before_our_externalize_goes_out(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    holding(rig, X, Y)
+    rig.host.receive(externalize(rig, "n1", X.tx_hash))
+    out = rig.host.receive(externalize(rig, "n2", X.tx_hash))
+    assert out == pb.PEER_OK
+    assert rig.ledger.num_blocks() == 2 and rig.enclave.formed == [1]
+    assert X.tx_hash not in rig.host.pool and X.tx_hash in rig.enclave.forgotten
+    assert rig.metric("mcnode_txs_committed_total") == 1
+    ext = [m for m in rig.sent_to("n3") if isinstance(m.topic, Externalize)]
+    assert len(ext) == 1 and ext[0].slot_index == 1
+    # Its block was in the ledger before it was sent: no fdatasync for it.
+    assert rig.host.restart.store.load() is None
+    # Y is still pending: the next slot's nomination starts at once.
+    assert rig.host.scp.progress() == ("NOMINATE", 0, 0)
+    rig.advance(0.0)
+    assert rig.host.scp.progress() == ("NOMINATE", 1, 0)
+
+
+def test_a_block_the_enclave_cannot_form_wakes_catch_up(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    holding(rig, X)
+    rig.enclave.refuse_form = True
+    rig.host.receive(externalize(rig, "n1", X.tx_hash))
+    rig.host.receive(externalize(rig, "n2", X.tx_hash))
+    assert rig.ledger.num_blocks() == 1 and rig.host.scp.current_slot_index == 2
+    assert rig.metric("mcnode_errors_total", where="form_block") == 1
+    assert rig.host.catchup._wake.is_set() and rig.host.catchup.behind()
+    assert not rig.failed
+
+
+def test_a_damaged_own_ledger_stops_the_node_with_exit_3(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    holding(rig, X)
+    rig.ledger.corrupt = True
+    rig.host.receive(externalize(rig, "n1", X.tx_hash))
+    rig.host.receive(externalize(rig, "n2", X.tx_hash))
+    assert rig.failed and rig.failed[0][0] == EXIT_LEDGER
+    assert "ledger unusable" in rig.failed[0][1]
+
+
+# -- catch-up ---------------------------------------------------------------------------------
+class Transitions:
+    """Records every (state, event) a catch-up goes through."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.seen: list[tuple[SyncState, str]] = []
+        cu = rig.host.catchup
+        fire = cu.fire
+
+        def spy(event: str, **why: object) -> None:
+            self.seen.append((cu.state, event))
+            fire(event, **why)
+
+        cu.fire = spy  # type: ignore[method-assign]
+
+
+async def _fetch_from_peers(tmp: Path) -> list[tuple[SyncState, str]]:
+    rig = Rig(tmp)
+    tr = Transitions(rig)
+    for name in ("n1", "n2"):
+        rig.peers[name].height, rig.peers[name].slot = 150, 150
+    assert rig.host.catchup.behind()
+    assert await rig.host.catchup.catch_up() == len(CHAIN) - 1
+    S = SyncState
+    assert tr.seen == [
+        (S.SERVING, "behind"),
+        (S.CATCHING_UP, "fetched"),
+        (S.CATCHING_UP, "peers_dry"),  # the chain ends short of what they claimed
+        (S.IMPORTING, "archives_dry"),
+        (S.REJOINING, "rejoined"),
+    ]
+    assert rig.host.catchup.state is S.SERVING
+    assert rig.host.scp.current_slot_index == rig.ledger.num_blocks() == len(CHAIN)
+    assert rig.metric("mcnode_blocks_caught_up_total") == len(CHAIN) - 1
+    return tr.seen
+
+
+def test_behind_a_blocking_set_fetch_from_peers_then_rejoin(tmp_path: Path) -> None:
+    run(_fetch_from_peers(tmp_path))
+
+
+async def _in_step(tmp: Path) -> list[tuple[SyncState, str]]:
+    rig = Rig(tmp)
+    tr = Transitions(rig)
+    for name in ("n1", "n2", "n3"):
+        rig.peers[name].height, rig.peers[name].slot = 12, 12
+    assert await rig.host.catchup.catch_up() == 11
+    assert tr.seen[-2:] == [
+        (SyncState.CATCHING_UP, "in_step"),
+        (SyncState.REJOINING, "rejoined"),
+    ]
+    assert rig.host.scp.current_slot_index == 12
+    return tr.seen
+
+
+def test_in_step_after_fetching_then_rejoin(tmp_path: Path) -> None:
+    run(_in_step(tmp_path))
+
+
+async def _from_archive(tmp: Path) -> list[tuple[SyncState, str]]:
+    archive = tmp / "archive"
+    export_archive(FakeLedger(20), LocalDirectory(archive))  # type: ignore[arg-type]
+    rig = Rig(tmp, archive=f'sources = ["{archive}"]')
+    tr = Transitions(rig)
+    for p in rig.peers.values():
+        p.down, p.slot = True, 30
+    assert await rig.host.catchup.catch_up() == 19
+    S = SyncState
+    assert tr.seen == [
+        (S.SERVING, "behind"),
+        (S.CATCHING_UP, "peers_dry"),
+        (S.IMPORTING, "imported"),
+        (S.CATCHING_UP, "peers_dry"),
+        (S.IMPORTING, "archives_dry"),
+        (S.REJOINING, "rejoined"),
+    ]
+    assert rig.ledger.num_blocks() == 20
+    return tr.seen
+
+
+def test_no_peer_answers_so_blocks_come_from_an_archive(tmp_path: Path) -> None:
+    run(_from_archive(tmp_path))
+
+
+async def _unexpected_failure(tmp: Path) -> list[tuple[SyncState, str]]:
+    rig = Rig(tmp)
+    tr = Transitions(rig)
+    for name in ("n1", "n2"):
+        rig.peers[name].height, rig.peers[name].slot = 30, 30
+    rig.ledger.explode = RuntimeError("disk on fire")
+    assert await rig.host.catchup.catch_up() == 0
+    assert (SyncState.CATCHING_UP, "failed") in tr.seen
+    assert rig.host.catchup.state is SyncState.SERVING and not rig.failed
+    assert rig.metric("mcnode_errors_total", where="catch_up") == 1
+    return tr.seen
+
+
+def test_an_unexpected_failure_keeps_what_was_fetched_and_rejoins(tmp_path: Path) -> None:
+    run(_unexpected_failure(tmp_path))
+
+
+def test_the_catch_up_scenarios_walk_every_transition_in_the_table(tmp_path: Path) -> None:
+    seen: set[tuple[SyncState, str]] = set()
+    for i, scenario in enumerate((_fetch_from_peers, _in_step, _from_archive, _unexpected_failure)):
+        (tmp_path / str(i)).mkdir()
+        seen |= set(asyncio.run(scenario(tmp_path / str(i))))
+    assert seen == set(TRANSITIONS)
+
+
+def test_an_event_the_table_does_not_allow_is_a_bug(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    with pytest.raises(InvalidTransition):
+        rig.host.catchup.fire("rejoined")
+    assert rig.host.catchup.state is SyncState.SERVING
+
+
+def test_quiet_peers_are_asked_their_height_and_a_blocking_set_ahead_starts_catch_up(
+    tmp_path: Path,
+) -> None:
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        for name in ("n2", "n3"):
+            rig.peers[name].height = 9
+        task = asyncio.create_task(rig.host.catchup.run())
+        for _ in range(1000):
+            if rig.ledger.num_blocks() == 9 and rig.host.catchup.serving:
+                break
+            await asyncio.sleep(0)
+        task.cancel()
+        assert rig.ledger.num_blocks() == 9 and rig.host.scp.current_slot_index == 9
+        assert all(p.blocks_asked == 0.0 for p in rig.peers.values())
+        # Asked again only once they have been quiet for HEIGHT_POLL seconds.
+        assert rig.host.catchup.next_poll() == 5.0
+
+    run(go())
+
+
+def test_a_message_two_slots_ahead_wakes_catch_up(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, blocks=3)
+    rig.host.receive(nominate(rig, "n1", X.tx_hash, slot=5))
+    assert rig.host.catchup._wake.is_set()
+    assert rig.peers["n1"].slot == 5
+
+
+# -- restart --------------------------------------------------------------------------------
+def test_a_restarted_node_resumes_its_saved_ballot_and_never_contradicts_it(tmp_path: Path) -> None:
+    saved = Rig(tmp_path).msg(
+        "n0", 1, Prepare(Ballot(3, (X.tx_hash,)), None, None, 0, 0), qset_of("n0")
+    )
+    state = RestartState(tmp_path / "state", "n0")
+    state.store.save(saved)
+    state.close()
+    rig = Rig(tmp_path)
+    assert rig.host.scp.latest_msg(1) == saved
+    assert rig.host.scp.progress() == ("PREPARE", rig.host.scp.progress()[1], 3)
+
+
+def test_a_saved_ballot_for_a_slot_we_have_a_block_for_is_ignored(tmp_path: Path) -> None:
+    saved = Rig(tmp_path).msg(
+        "n0", 1, Prepare(Ballot(3, (X.tx_hash,)), None, None, 0, 0), qset_of("n0")
+    )
+    state = RestartState(tmp_path / "state", "n0")
+    state.store.save(saved)
+    state.close()
+    rig = Rig(tmp_path, blocks=4)
+    assert rig.host.scp.current_slot_index == 4 and rig.host.scp.latest_msg(4) is None
+
+
+def test_a_new_ballot_statement_is_durable_before_it_is_sent(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    holding(rig, X)
+    for name in ("n1", "n2"):  # a v-blocking set accepted X, and with us they are a quorum
+        accepted = Nominate(frozenset(), frozenset({X.tx_hash}))
+        rig.host.receive(rig.wire(name, rig.msg(name, 1, accepted)))
+    sent = rig.sent_to("n1")[-1]
+    assert isinstance(sent.topic, NominatePrepare) and sent.topic.ballot == Ballot(1, (X.tx_hash,))
+    assert rig.host.restart.store.load() == sent
+
+
+def test_rejoin_never_moves_scp_back_to_a_slot_it_spoke_in(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    holding(rig, X)
+    rig.enclave.refuse_form = True
+    rig.host.receive(externalize(rig, "n1", X.tx_hash))
+    rig.host.receive(externalize(rig, "n2", X.tx_hash))
+    assert rig.host.scp.current_slot_index == 2 and rig.ledger.num_blocks() == 1
+    rig.host.rejoin(0)
+    assert rig.host.scp.current_slot_index == 2
+
+
+# -- trace -----------------------------------------------------------------------------------
+def test_the_trace_file_explains_each_step_with_its_quorum(tmp_path: Path) -> None:
+    out = io.StringIO()
+    rig = Rig(tmp_path, trace_file=out)
+    holding(rig, X)
+    rig.host.receive(externalize(rig, "n1", X.tx_hash))
+    rig.host.receive(externalize(rig, "n2", X.tx_hash))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines and all(r["node"] == "n0" and r["slot"] == 1 for r in lines)
+    confirm = next(r for r in lines if r["event"] == "confirm commit")
+    assert confirm["by"] == "quorum" and set(confirm["nodes"]) == {"n0", "n1", "n2"}
+    accept = next(r for r in lines if r["event"] == "accept commit")
+    assert accept["by"] == "v-blocking" and set(accept["nodes"]) <= {"n1", "n2"}
