@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcnode.client.rings import input_credentials
 from mcnode.crypto import SeededRandom
 from mcnode.crypto.signing import ed25519_keypair
 from mcnode.ledger import (
@@ -449,7 +450,7 @@ def test_real_transaction_validates_against_the_ledger(tmp_path: Path) -> None:
         owned = Scanner(accounts[0]).scan(db.get_tx_outs(0, db.num_tx_outs()))
         assert len(owned) == 4
         builder = TransactionBuilder(accounts[0], fee=DEFAULT_MINIMUM_FEE, tombstone_block=10)
-        builder.add_input(db.input_credentials(owned[0], rng))
+        builder.add_input(input_credentials(db, owned[0], rng))
         builder.add_output(accounts[1].default_address, 10**11)
         tx = builder.build(rng)
         for tx_in in tx.prefix.inputs:
@@ -466,22 +467,6 @@ def test_real_transaction_validates_against_the_ledger(tmp_path: Path) -> None:
         with pytest.raises(OutputPublicKeyExists):
             check_output_public_keys_new(tx, db)
         assert len(Scanner(accounts[1]).scan(db.get_block_contents(1).outputs)) == 1
-
-
-def test_sample_ring_is_sorted_distinct_and_proven(db: LedgerDB) -> None:
-    db.append_blocks(ChainBuilder(SK).chain(10, outputs=3))
-    rng = SeededRandom(5)
-    for real in (0, 7, 29):
-        ring = db.sample_ring(real, rng)
-        keys = [t.public_key for t, _ in ring]
-        assert len(ring) == 11 and keys == sorted(set(keys))
-        assert db.get_tx_out(real) in [t for t, _ in ring]
-        root = db.merkle_root()
-        assert all(proof.verify(t, root) for t, proof in ring)
-    with pytest.raises(NotInLedger):
-        db.sample_ring(30, rng)
-    with pytest.raises(NotInLedger):
-        db.sample_ring(0, rng, ring_size=31)
 
 
 def test_key_images_helper_is_deterministic() -> None:

@@ -14,6 +14,8 @@ order is numeric order):
     merkle            level (1 byte) || index -> node hash, levels >= 1 (leaves are hashed
                       from tx_outs on demand)
 
+Choosing rings for a spender is wallet logic (`client.rings`), not the ledger's.
+
 Rules: one LMDB write transaction per `append_block` (a crash leaves the old or the new
 block, never a mix), `sync=True`; a second writer is refused by an exclusive `flock` on
 `writer.lock` (LMDB alone would make it wait); readers open read-only and may run beside
@@ -34,7 +36,6 @@ from typing import ParamSpec, TypeVar
 
 import lmdb
 
-from mcnode.crypto import RandomSource
 from mcnode.ledger import merkle
 from mcnode.ledger.block import (
     _NO_OUTPUTS,
@@ -56,15 +57,13 @@ from mcnode.ledger.errors import (
     MerkleRootMismatch,
     NotInLedger,
 )
-from mcnode.transaction.builder import InputCredentials
 from mcnode.transaction.errors import DecodeError
 from mcnode.transaction.membership import (
     MembershipProof,
     MerkleRoot,
     leaf_hash,
 )
-from mcnode.transaction.tx import RING_SIZE
-from mcnode.transaction.txout import OwnedOutput, TxOut
+from mcnode.transaction.txout import TxOut
 
 FORMAT = b"mcnode-ledger 1"
 DATA_FILE = "data.mdb"
@@ -503,39 +502,6 @@ class LedgerDB:
                 return [merkle.membership_proof(get, i, size) for i in indices]
             except IndexError as e:
                 raise NotInLedger(str(e)) from e
-
-    @_edge
-    def sample_ring(
-        self, real_index: int, rng: RandomSource, ring_size: int = RING_SIZE
-    ) -> list[tuple[TxOut, MembershipProof]]:
-        """A ring around TxOut `real_index`: `ring_size - 1` distinct decoys drawn uniformly
-        from the ledger, each member with its proof against the current root, sorted by
-        public key as validation requires."""
-        with self._begin() as txn:
-            size, get = self._num_tx_outs(txn), self._getter(txn)
-            if not 0 <= real_index < size:
-                raise NotInLedger(f"no TxOut {real_index} (the ledger has {size})")
-            if size < ring_size:
-                raise NotInLedger(f"the ledger has {size} TxOuts, a ring needs {ring_size}")
-            chosen = {real_index}
-            while len(chosen) < ring_size:
-                chosen.add(int.from_bytes(rng(8), "little") % size)
-            ring = [
-                (
-                    TxOut.from_bytes(self._must(txn, "tx_outs", _u64(i), f"TxOut {i}")),
-                    merkle.membership_proof(get, i, size),
-                )
-                for i in chosen
-            ]
-        return sorted(ring, key=lambda member: member[0].public_key)
-
-    def input_credentials(
-        self, owned: OwnedOutput, rng: RandomSource, ring_size: int = RING_SIZE
-    ) -> InputCredentials:
-        """What `TransactionBuilder.add_input` takes to spend `owned` (same as FakeLedger)."""
-        real = self.get_tx_out_index_by_public_key(owned.tx_out.public_key)
-        ring = self.sample_ring(real, rng, ring_size)
-        return InputCredentials(owned, tuple(m[0] for m in ring), tuple(m[1] for m in ring))
 
     @_edge
     def next_block(self, contents: BlockContents) -> Block:
