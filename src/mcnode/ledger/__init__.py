@@ -1,7 +1,7 @@
 """mcnode.ledger: the validator's ledger of blocks, its LMDB store, Merkle proofs, archives.
 
-- `block`: Block, BlockContents, BlockSignature, BlockData, their encoding and the rules a
-  block must meet given its parent (`check_block_data`), `sign_block`.
+- `block`: Block, BlockContents, BlockSignature, BlockData, their encoding, `sign_block`.
+- `rules`: the rules a block must meet given its parent (`check_block_data`).
 - `merkle`: the TxOut tree kept incrementally (same hashing as `transaction.membership`).
 - `db`: `LedgerDB`, the LMDB store (implements `transaction.validation.LedgerView`).
 - `verify`: re-check a whole ledger from its blocks.
@@ -9,9 +9,9 @@
 - `origin`: the origin block of a sample ledger.
 - `cli`: `mcnode ledger ...`.
 
-Rules: `block` and `merkle` are pure (no files, no clock); only `db`, `archive` and `cli`
-touch files, and only `cli` reads the wall clock. Imports point down to `transaction/` and
-`crypto/`, never up to `node/` or `enclave/`.
+Rules: `block`, `rules` and `merkle` are pure (no files, no clock); only `db`, `archive`
+and `cli` touch files, and only `cli` reads the wall clock. Imports point down to
+`transaction/` and `crypto/`, never up to `node/`, `enclave/` or `client/`.
 """
 
 from mcnode.ledger.block import (
@@ -20,7 +20,6 @@ from mcnode.ledger.block import (
     BlockContents,
     BlockData,
     BlockSignature,
-    check_block_data,
     sign_block,
 )
 from mcnode.ledger.db import LedgerDB
@@ -33,6 +32,7 @@ from mcnode.ledger.errors import (
     LedgerNotFoundError,
     NotInLedger,
 )
+from mcnode.ledger.rules import check_block_data
 
 __all__ = [
     "BLOCK_VERSION",

@@ -38,14 +38,13 @@ import lmdb
 
 from mcnode.ledger import merkle
 from mcnode.ledger.block import (
-    _NO_OUTPUTS,
+    NO_OUTPUTS,
     Block,
     BlockContents,
     BlockData,
     BlockSignature,
-    _check_block_data,
-    _contents_hash,
-    _images_part,
+    contents_hash_of,
+    key_images_part,
 )
 from mcnode.ledger.errors import (
     DuplicateOutputKey,
@@ -57,6 +56,7 @@ from mcnode.ledger.errors import (
     MerkleRootMismatch,
     NotInLedger,
 )
+from mcnode.ledger.rules import check_block_data
 from mcnode.transaction.errors import DecodeError
 from mcnode.transaction.membership import (
     MembershipProof,
@@ -567,9 +567,9 @@ class LedgerDB:
         # the contents encoding is the contents record; the header the block id is checked
         # against is the block record.
         encoded = list(map(_encode, outputs))
-        images_part = _images_part(images)
-        record = _check_block_data(
-            data, parent, self.expected_signers, _contents_hash(images_part, encoded)
+        images_part = key_images_part(images)
+        record = check_block_data(
+            data, parent, self.expected_signers, contents_hash_of(images_part, encoded)
         )
         index_key = _u64(block.index)
         db = self._db
@@ -609,7 +609,7 @@ class LedgerDB:
         txn.cursor(db=db["tx_outs"]).putmulti(zip(keys, encoded, strict=True), append=True)
         txn.cursor(db=db["merkle"]).putmulti(zip(node_keys, node_hashes, strict=True))
         txn.put(index_key, record, db=db["blocks"], append=True)
-        txn.put(index_key, images_part + _NO_OUTPUTS, db=db["contents"])  # no outputs
+        txn.put(index_key, images_part + NO_OUTPUTS, db=db["contents"])  # no outputs
         if signature is not None:
             txn.put(index_key, signature.to_bytes(), db=db["signatures"])
         return after
