@@ -44,8 +44,9 @@ from mcnode.crypto import SeededRandom
 from mcnode.crypto.signing import ed25519_keypair
 from mcnode.ledger import BlockContents, BlockData, LedgerDB
 from mcnode.ledger.archive import LocalDirectory, export_archive, import_archive
-from mcnode.ledger.db import _TABLES, _node_key, _u64
 from mcnode.ledger.merkle import extend_tree
+from mcnode.ledger.merkle_store import node_key
+from mcnode.ledger.store import TABLES, int_key
 from mcnode.ledger.synthetic import ChainBuilder
 from mcnode.transaction.membership import leaf_hash
 
@@ -75,13 +76,13 @@ def records(blocks: list[BlockData]) -> list[Puts]:
     tree: dict[tuple[int, int], bytes] = {}
     size, out = 0, []
     for data in blocks:
-        c, idx = data.contents, _u64(data.block.index)
-        keys = [_u64(size + i) for i in range(len(c.outputs))]
+        c, idx = data.contents, int_key(data.block.index)
+        keys = [int_key(size + i) for i in range(len(c.outputs))]
         leaves = [leaf_hash(o) for o in c.outputs]
         changed, _ = extend_tree(lambda lv, i: tree[(lv, i)], size, leaves)
         tree.update(changed)
         size += len(c.outputs)
-        nodes = sorted((_node_key(lv, i), h) for (lv, i), h in changed.items() if lv > 0)
+        nodes = sorted((node_key(lv, i), h) for (lv, i), h in changed.items() if lv > 0)
         puts: Puts = [
             ("key_images", [(k, idx) for k in c.key_images], False),
             (
@@ -105,12 +106,12 @@ def raw_floor(path: Path, per_block: list[Puts]) -> float:
     env = lmdb.open(
         str(path),
         map_size=1 << 32,
-        max_dbs=len(_TABLES) + 1,
+        max_dbs=len(TABLES) + 1,
         sync=True,
         metasync=True,
         readahead=False,
     )
-    dbs = {name: env.open_db(name.encode()) for name in _TABLES}
+    dbs = {name: env.open_db(name.encode()) for name in TABLES}
     start = time.perf_counter()
     for puts in per_block:
         with env.begin(write=True) as txn:

@@ -27,6 +27,7 @@ from mcnode.ledger import errors as E
 from mcnode.ledger.block import DST_BLOCK_ID, DST_CONTENTS, BlockSignature
 from mcnode.ledger.merkle import MerkleFrontier, extend_tree, membership_proof
 from mcnode.ledger.origin import origin_block, sample_accounts
+from mcnode.ledger.reads import Snapshot
 from mcnode.ledger.synthetic import ChainBuilder, fake_key_image, fake_tx_out
 from mcnode.transaction import Scanner, TransactionBuilder, validate_tx
 from mcnode.transaction.encoding import Reader, Writer, domain_hash
@@ -265,8 +266,8 @@ def test_ledger_records_are_the_canonical_encodings(db: LedgerDB) -> None:
 
 
 def _table(db: LedgerDB, name: str) -> list[tuple[bytes, bytes]]:
-    with db._env.begin() as txn:
-        return list(txn.cursor(db=db._db[name]))
+    with db.store.begin() as txn:
+        return list(txn.cursor(db=db.store.tables[name]))
 
 
 # -- append and read ---------------------------------------------------------------------
@@ -318,6 +319,16 @@ def test_empty_ledger_reads(db: LedgerDB) -> None:
     assert db.num_blocks() == 0 and db.last_block() is None
     assert db.merkle_root() == tree_root([])
     assert list(db.iter_block_data()) == []
+
+
+def test_a_closed_ledger_says_so(tmp_path: Path) -> None:
+    db = LedgerDB(tmp_path / "closed", create=True)
+    db.close()
+    db.close()  # closing twice is harmless
+    with pytest.raises(LedgerError, match=r"closed: ledger is closed$"):
+        db.get_tx_outs(0, 1)
+    with pytest.raises(LedgerError, match="ledger is closed"):
+        db.append_blocks(ChainBuilder(SK).chain(1))
 
 
 def test_map_grows_when_full(tmp_path: Path) -> None:
@@ -433,8 +444,8 @@ def test_the_writers_remembered_tip_is_what_readers_see(db: LedgerDB) -> None:
             db.append_block(data)
         else:
             db.append_blocks([data])
-        with db._begin() as txn:
-            stored_count, stored_last = db._num_blocks(txn), db._last_block(txn)
+        with Snapshot.read(db.store) as stored:
+            stored_count, stored_last = stored.num_blocks(), stored.last_block()
         assert db.num_blocks() == stored_count == i + 1
         assert db.last_block() == stored_last == data.block
 
