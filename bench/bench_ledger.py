@@ -18,7 +18,7 @@ In temporary directories on the same disk, with fsync on (LMDB sync=True, metasy
 2. Membership proofs at N TxOuts (default 1M): the ledger is built once with batched
    appends (50 blocks of 1000 outputs per write transaction; build time reported), then
    proofs generated per second (`LedgerDB.membership_proof`, random indices) and verified
-   per second (`MembershipProof.verify`), plus `sample_ring` per second.
+   per second (`MembershipProof.verify`), plus `client.rings.sample_ring` per second.
 3. Import from an archive: blocks per second into an empty ledger (bundles of 100/1000).
 
 The last line printed is one JSON object.
@@ -39,12 +39,14 @@ from pathlib import Path
 
 import lmdb
 
+from mcnode.client.rings import sample_ring
 from mcnode.crypto import SeededRandom
 from mcnode.crypto.signing import ed25519_keypair
 from mcnode.ledger import BlockContents, BlockData, LedgerDB
 from mcnode.ledger.archive import LocalDirectory, export_archive, import_archive
-from mcnode.ledger.db import _TABLES, _node_key, _u64
 from mcnode.ledger.merkle import extend_tree
+from mcnode.ledger.merkle_store import node_key
+from mcnode.ledger.store import TABLES, int_key
 from mcnode.ledger.synthetic import ChainBuilder
 from mcnode.transaction.membership import leaf_hash
 
@@ -74,13 +76,13 @@ def records(blocks: list[BlockData]) -> list[Puts]:
     tree: dict[tuple[int, int], bytes] = {}
     size, out = 0, []
     for data in blocks:
-        c, idx = data.contents, _u64(data.block.index)
-        keys = [_u64(size + i) for i in range(len(c.outputs))]
+        c, idx = data.contents, int_key(data.block.index)
+        keys = [int_key(size + i) for i in range(len(c.outputs))]
         leaves = [leaf_hash(o) for o in c.outputs]
         changed, _ = extend_tree(lambda lv, i: tree[(lv, i)], size, leaves)
         tree.update(changed)
         size += len(c.outputs)
-        nodes = sorted((_node_key(lv, i), h) for (lv, i), h in changed.items() if lv > 0)
+        nodes = sorted((node_key(lv, i), h) for (lv, i), h in changed.items() if lv > 0)
         puts: Puts = [
             ("key_images", [(k, idx) for k in c.key_images], False),
             (
@@ -104,12 +106,12 @@ def raw_floor(path: Path, per_block: list[Puts]) -> float:
     env = lmdb.open(
         str(path),
         map_size=1 << 32,
-        max_dbs=len(_TABLES) + 1,
+        max_dbs=len(TABLES) + 1,
         sync=True,
         metasync=True,
         readahead=False,
     )
-    dbs = {name: env.open_db(name.encode()) for name in _TABLES}
+    dbs = {name: env.open_db(name.encode()) for name in TABLES}
     start = time.perf_counter()
     for puts in per_block:
         with env.begin(write=True) as txn:
@@ -211,7 +213,7 @@ def main() -> None:
             seeded = SeededRandom(9)
             start = time.perf_counter()
             for i in indices[:1000]:
-                db.sample_ring(i, seeded)
+                sample_ring(db, i, seeded)
             figures["sample_ring_11_per_s"] = round(1000 / (time.perf_counter() - start))
         print({k: v for k, v in figures.items() if "proof" in k or "build" in k}, flush=True)
 

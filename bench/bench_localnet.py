@@ -26,6 +26,7 @@ from pathlib import Path
 
 from mcnode.client.keys import read_account_key
 from mcnode.client.node_client import NodeClient
+from mcnode.client.rings import input_credentials
 from mcnode.client.wallet import Wallet
 from mcnode.crypto import SeededRandom
 from mcnode.ledger.db import LedgerDB
@@ -50,7 +51,7 @@ def prebuild(d: Path, count: int) -> list[Tx]:
                 if len(txs) >= count:
                     return txs
                 b = TransactionBuilder(w.account, fee=400, tombstone_block=10_000)
-                b.add_input(led.input_credentials(coin, rng))
+                b.add_input(input_credentials(led, coin, rng))
                 b.add_output(to, coin.value // 2)
                 txs.append(b.build(rng))
     return txs

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mcnode.client.keys import read_account_key
 from mcnode.client.node_client import NodeClient, ProposeResult
+from mcnode.client.rings import input_credentials
 from mcnode.client.wallet import Wallet
 from mcnode.crypto import SeededRandom
 from mcnode.ledger.db import LedgerDB
@@ -40,7 +41,7 @@ def build_txs(tmp: Path, count: int, seed: int = 7, ledger_node: str = "node0") 
                 if len(txs) >= count:
                     return txs
                 b = TransactionBuilder(w.account, fee=400, tombstone_block=led.num_blocks() + 2000)
-                b.add_input(led.input_credentials(coin, rng))
+                b.add_input(input_credentials(led, coin, rng))
                 b.add_output(to, 1000 + len(txs))
                 txs.append(b.build(rng))
     if len(txs) < count:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mcnode.client.rings import input_credentials
 from mcnode.crypto import PEDERSEN_H, Scalar, SeededRandom, commit
 from mcnode.crypto.signing import ed25519_keypair, x25519_keypair
 from mcnode.enclave import (
@@ -66,7 +67,7 @@ class World:
         return Enclave(cfg, self.ledger)
 
     def creds(self, i: int) -> InputCredentials:
-        return self.ledger.input_credentials(self.owned[i], self.rng)
+        return input_credentials(self.ledger, self.owned[i], self.rng)
 
     def pay(
         self,

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcnode.client.rings import input_credentials
 from mcnode.crypto import SeededRandom
 from mcnode.crypto.signing import ed25519_keypair
 from mcnode.ledger import (
@@ -26,6 +27,7 @@ from mcnode.ledger import errors as E
 from mcnode.ledger.block import DST_BLOCK_ID, DST_CONTENTS, BlockSignature
 from mcnode.ledger.merkle import MerkleFrontier, extend_tree, membership_proof
 from mcnode.ledger.origin import origin_block, sample_accounts
+from mcnode.ledger.reads import Snapshot
 from mcnode.ledger.synthetic import ChainBuilder, fake_key_image, fake_tx_out
 from mcnode.transaction import Scanner, TransactionBuilder, validate_tx
 from mcnode.transaction.encoding import Reader, Writer, domain_hash
@@ -264,8 +266,8 @@ def test_ledger_records_are_the_canonical_encodings(db: LedgerDB) -> None:
 
 
 def _table(db: LedgerDB, name: str) -> list[tuple[bytes, bytes]]:
-    with db._env.begin() as txn:
-        return list(txn.cursor(db=db._db[name]))
+    with db.store.begin() as txn:
+        return list(txn.cursor(db=db.store.tables[name]))
 
 
 # -- append and read ---------------------------------------------------------------------
@@ -317,6 +319,16 @@ def test_empty_ledger_reads(db: LedgerDB) -> None:
     assert db.num_blocks() == 0 and db.last_block() is None
     assert db.merkle_root() == tree_root([])
     assert list(db.iter_block_data()) == []
+
+
+def test_a_closed_ledger_says_so(tmp_path: Path) -> None:
+    db = LedgerDB(tmp_path / "closed", create=True)
+    db.close()
+    db.close()  # closing twice is harmless
+    with pytest.raises(LedgerError, match=r"closed: ledger is closed$"):
+        db.get_tx_outs(0, 1)
+    with pytest.raises(LedgerError, match="ledger is closed"):
+        db.append_blocks(ChainBuilder(SK).chain(1))
 
 
 def test_map_grows_when_full(tmp_path: Path) -> None:
@@ -432,8 +444,8 @@ def test_the_writers_remembered_tip_is_what_readers_see(db: LedgerDB) -> None:
             db.append_block(data)
         else:
             db.append_blocks([data])
-        with db._begin() as txn:
-            stored_count, stored_last = db._num_blocks(txn), db._last_block(txn)
+        with Snapshot.read(db.store) as stored:
+            stored_count, stored_last = stored.num_blocks(), stored.last_block()
         assert db.num_blocks() == stored_count == i + 1
         assert db.last_block() == stored_last == data.block
 
@@ -449,7 +461,7 @@ def test_real_transaction_validates_against_the_ledger(tmp_path: Path) -> None:
         owned = Scanner(accounts[0]).scan(db.get_tx_outs(0, db.num_tx_outs()))
         assert len(owned) == 4
         builder = TransactionBuilder(accounts[0], fee=DEFAULT_MINIMUM_FEE, tombstone_block=10)
-        builder.add_input(db.input_credentials(owned[0], rng))
+        builder.add_input(input_credentials(db, owned[0], rng))
         builder.add_output(accounts[1].default_address, 10**11)
         tx = builder.build(rng)
         for tx_in in tx.prefix.inputs:
@@ -466,22 +478,6 @@ def test_real_transaction_validates_against_the_ledger(tmp_path: Path) -> None:
         with pytest.raises(OutputPublicKeyExists):
             check_output_public_keys_new(tx, db)
         assert len(Scanner(accounts[1]).scan(db.get_block_contents(1).outputs)) == 1
-
-
-def test_sample_ring_is_sorted_distinct_and_proven(db: LedgerDB) -> None:
-    db.append_blocks(ChainBuilder(SK).chain(10, outputs=3))
-    rng = SeededRandom(5)
-    for real in (0, 7, 29):
-        ring = db.sample_ring(real, rng)
-        keys = [t.public_key for t, _ in ring]
-        assert len(ring) == 11 and keys == sorted(set(keys))
-        assert db.get_tx_out(real) in [t for t, _ in ring]
-        root = db.merkle_root()
-        assert all(proof.verify(t, root) for t, proof in ring)
-    with pytest.raises(NotInLedger):
-        db.sample_ring(30, rng)
-    with pytest.raises(NotInLedger):
-        db.sample_ring(0, rng, ring_size=31)
 
 
 def test_key_images_helper_is_deterministic() -> None:

@@ -15,7 +15,6 @@ from mcnode import _native
 from mcnode.crypto import SeededRandom
 from mcnode.crypto.signing import ed25519_keypair
 from mcnode.ledger import LedgerDB
-from mcnode.ledger.db import _node_key, _u64
 from mcnode.ledger.merkle import (
     NodeGetter,
     append_encoded,
@@ -23,6 +22,8 @@ from mcnode.ledger.merkle import (
     frontier_of,
     membership_proof,
 )
+from mcnode.ledger.merkle_store import node_key
+from mcnode.ledger.store import int_key
 from mcnode.ledger.synthetic import ChainBuilder
 from mcnode.transaction.membership import (
     MAX_DEPTH,
@@ -46,9 +47,9 @@ def check_against_reference(get: NodeGetter, size: int, encodings: Sequence[byte
     leaves = [leaf_hash_of_encoding(e) for e in encodings]
     changed, root = extend_tree(get, size, leaves)
     assert got.leaves == leaves
-    assert got.keys == [_u64(size + i) for i in range(len(encodings))]
+    assert got.keys == [int_key(size + i) for i in range(len(encodings))]
     nodes = list(zip(got.node_keys, got.node_hashes, strict=True))
-    assert nodes == sorted((_node_key(lv, i), h) for (lv, i), h in changed.items() if lv)
+    assert nodes == sorted((node_key(lv, i), h) for (lv, i), h in changed.items() if lv)
     assert got.root == root
 
     def after(level: int, index: int) -> bytes:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from mcnode.client.keys import read_account_key
+from mcnode.client.rings import input_credentials
 from mcnode.crypto import SeededRandom
 from mcnode.ledger.db import LedgerDB
 from mcnode.transaction.builder import TransactionBuilder
@@ -97,7 +98,7 @@ def test_double_spend_to_two_nodes_commits_exactly_once(tmp_path: Path) -> None:
             txs = []
             for to in (ws[1], ws[2]):
                 b = TransactionBuilder(ws[0].account, fee=400, tombstone_block=50)
-                b.add_input(led.input_credentials(coin, rng))
+                b.add_input(input_credentials(led, coin, rng))
                 b.add_output(to.account.default_address, 1000)
                 txs.append(b.build(rng))
         assert txs[0].key_images == txs[1].key_images

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mcnode.client.rings import input_credentials
 from mcnode.crypto.rng import RandomSource
 from mcnode.ledger.db import LedgerDB
 from mcnode.transaction.account import AccountKey, PublicAddress
@@ -77,7 +78,7 @@ class Wallet:
             self.account, fee=fee, tombstone_block=ledger.num_blocks() + TOMBSTONE_WINDOW
         )
         for o in chosen:
-            b.add_input(ledger.input_credentials(o, rng))
+            b.add_input(input_credentials(ledger, o, rng))
         b.add_output(to, amount)
         return b.build(rng), chosen
 

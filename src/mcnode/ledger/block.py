@@ -12,29 +12,20 @@
     contents hash  = domain_hash("mcnode block contents v1", contents encoding)
 
 Encodings use `transaction.encoding` (fixed-width little-endian, bounded counts, exact
-consumption); TxOuts use their own canonical encoding. `check_block_data` holds the rules
-a block must meet given only its parent; the ledger adds the rules that need the store
-(spent key images, existing output keys, the Merkle root). Pure: no files, no clock; the
-signed-at time comes from the caller.
+consumption); TxOuts use their own canonical encoding. The contents encoding is also built
+in parts (`key_images_part`, `contents_hash_of`, `NO_OUTPUTS`) so that the ledger's writer
+hashes and stores the same bytes without encoding anything twice. What a block must
+satisfy is not here but in `rules` (given its parent) and the writer (given the store).
+Pure: no files, no clock; the signed-at time comes from the caller.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mcnode.crypto.signing import ed25519_public, ed25519_sign, ed25519_verify
-from mcnode.ledger.errors import (
-    BlockIdMismatch,
-    ContentsHashMismatch,
-    EmptyBlock,
-    InvalidBlockSignature,
-    TxOutCountMismatch,
-    UnknownBlockVersion,
-    WrongBlockIndex,
-    WrongParent,
-)
 from mcnode.transaction.encoding import Reader, Writer, domain_hash
 from mcnode.transaction.errors import DecodeError
 from mcnode.transaction.membership import MerkleRoot
@@ -51,7 +42,10 @@ DST_BLOCK_ID = b"mcnode block id v1"
 DST_CONTENTS = b"mcnode block contents v1"
 DST_BLOCK_SIGNATURE = b"mcnode block signature v1"
 BLOCK_DATA_FORMAT = 1
-_NO_OUTPUTS = bytes(8)  # an output count of 0
+#: The output count 0 that ends the contents encoding of a block without outputs:
+#: `key_images_part(images) + NO_OUTPUTS` is `BlockContents(images, ()).to_bytes()`, the
+#: ledger's record of a block's key images (its outputs are stored one by one).
+NO_OUTPUTS = bytes(8)
 
 
 def _count(w: Writer, n: int, limit: int) -> None:
@@ -60,7 +54,7 @@ def _count(w: Writer, n: int, limit: int) -> None:
     w.u64(n)
 
 
-def _images_part(key_images: Sequence[bytes]) -> bytes:
+def key_images_part(key_images: Sequence[bytes]) -> bytes:
     """count || images: how the contents encoding starts (the ledger hashes and stores it
     for every block, so it is built without the `Writer`; same bytes, same errors)."""
     if len(key_images) > MAX_BLOCK_KEY_IMAGES:
@@ -101,7 +95,7 @@ class BlockContents:
 
     def to_bytes(self) -> bytes:
         if not self.outputs:  # the ledger's record of a block's key images
-            return _images_part(self.key_images) + _NO_OUTPUTS
+            return key_images_part(self.key_images) + NO_OUTPUTS
         w = Writer()
         self.encode(w)
         return w.getvalue()
@@ -114,20 +108,18 @@ class BlockContents:
         return contents
 
     def hash(self) -> bytes:
-        return contents_hash_of(self.key_images, [o.to_bytes() for o in self.outputs])
+        return contents_hash_of(
+            key_images_part(self.key_images), [o.to_bytes() for o in self.outputs]
+        )
 
 
-def contents_hash_of(key_images: Sequence[bytes], encoded_outputs: Sequence[bytes]) -> bytes:
-    """`BlockContents.hash` from the outputs' canonical encodings (encode each TxOut once)."""
-    return _contents_hash(_images_part(key_images), encoded_outputs)
-
-
-def _contents_hash(images: bytes, encoded_outputs: Sequence[bytes]) -> bytes:
-    """`contents_hash_of` from `_images_part` (the ledger stores those bytes too)."""
+def contents_hash_of(images_part: bytes, encoded_outputs: Sequence[bytes]) -> bytes:
+    """`BlockContents.hash` from its parts: `key_images_part` and the outputs' canonical
+    encodings (the ledger's writer has both in hand, and stores them too)."""
     if len(encoded_outputs) > MAX_BLOCK_OUTPUTS:
         raise ValueError(f"list of {len(encoded_outputs)} is over its limit of {MAX_BLOCK_OUTPUTS}")
     count = len(encoded_outputs).to_bytes(8, "little")
-    return domain_hash(DST_CONTENTS, b"".join((images, count, *encoded_outputs)))  # one copy
+    return domain_hash(DST_CONTENTS, b"".join((images_part, count, *encoded_outputs)))  # one copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,75 +328,3 @@ class BlockData:
         signature = BlockSignature.decode(r) if flag else None
         r.finish()
         return cls(block, contents, signature)
-
-
-def check_block_data(
-    data: BlockData,
-    parent: Block | None,
-    expected_signers: Collection[bytes] | None = None,
-    contents_hash: bytes | None = None,
-) -> None:
-    """The rules a block must meet given only its parent (None: it must be the origin).
-
-    Raises the first `InvalidBlock`. Not checked here (the ledger checks them): key images
-    and output keys against the ledger, and the Merkle root. The origin block is unsigned
-    by rule; every other block carries a valid signature, by one of `expected_signers`
-    when that is given. `contents_hash` saves recomputing it when the caller has it.
-    """
-    _check_block_data(data, parent, expected_signers, contents_hash)
-
-
-def _check_block_data(
-    data: BlockData,
-    parent: Block | None,
-    expected_signers: Collection[bytes] | None,
-    contents_hash: bytes | None,
-) -> bytes:
-    """`check_block_data`, returning the block's encoding (the id it was checked to be the
-    hash of, then the header that was hashed): the ledger stores exactly those bytes."""
-    block, contents = data.block, data.contents
-    if block.version != BLOCK_VERSION:
-        raise UnknownBlockVersion(f"block {block.index}: unknown version {block.version}")
-    want_index = 0 if parent is None else parent.index + 1
-    if block.index != want_index:
-        raise WrongBlockIndex(f"block index {block.index}, expected {want_index}")
-    want_parent = ORIGIN_PARENT_ID if parent is None else parent.id
-    if block.parent_id != want_parent:
-        raise WrongParent(
-            f"block {block.index}: parent {block.parent_id.hex()} is not {want_parent.hex()}"
-        )
-    if block.contents_hash != (contents.hash() if contents_hash is None else contents_hash):
-        raise ContentsHashMismatch(f"block {block.index}: contents hash does not match")
-    prev = 0 if parent is None else parent.cumulative_txo_count
-    if block.cumulative_txo_count != prev + len(contents.outputs):
-        raise TxOutCountMismatch(
-            f"block {block.index}: cumulative TxOut count {block.cumulative_txo_count}, "
-            f"expected {prev + len(contents.outputs)}"
-        )
-    if block.root_element.size != block.cumulative_txo_count:
-        raise TxOutCountMismatch(
-            f"block {block.index}: root element is for {block.root_element.size} TxOuts"
-        )
-    header = block.header()
-    if block.id != domain_hash(DST_BLOCK_ID, header):  # `Block.expected_id`
-        raise BlockIdMismatch(f"block {block.index}: id is not the hash of its fields")
-    if not contents.outputs:
-        raise EmptyBlock(f"block {block.index} has no outputs")
-    if parent is None:
-        if contents.key_images:
-            raise EmptyBlock("the origin block spends nothing, yet has key images")
-        if data.signature is not None:
-            raise InvalidBlockSignature("the origin block is unsigned by rule, yet has a signature")
-        return block.id + header
-    if not contents.key_images:
-        raise EmptyBlock(f"block {block.index} has no key images")
-    sig = data.signature
-    if sig is None:
-        raise InvalidBlockSignature(f"block {block.index} is not signed")
-    if expected_signers is not None and sig.signer not in expected_signers:
-        raise InvalidBlockSignature(
-            f"block {block.index}: signer {sig.signer.hex()} is not an expected signer"
-        )
-    if not sig.verify(block.id):
-        raise InvalidBlockSignature(f"block {block.index}: signature does not verify")
-    return block.id + header

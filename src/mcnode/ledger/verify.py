@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from mcnode.ledger.block import Block, check_block_data
+from mcnode.ledger.block import Block
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import (
     DuplicateOutputKey,
@@ -26,6 +26,7 @@ from mcnode.ledger.errors import (
     WrongParent,
 )
 from mcnode.ledger.merkle import MerkleFrontier
+from mcnode.ledger.rules import check_block_data
 from mcnode.transaction.membership import leaf_hash
 
 
