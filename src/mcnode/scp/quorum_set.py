@@ -35,6 +35,8 @@ class QuorumSet:
     _direct: frozenset[NodeID] = field(default=frozenset(), init=False, repr=False, compare=False)
     _inner: tuple[QuorumSet, ...] = field(default=(), init=False, repr=False, compare=False)
     _hash: int = field(default=0, init=False, repr=False, compare=False)
+    # Every message a node sends carries its quorum set: encoded once, on first use.
+    _encoding: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __init__(self, threshold: int, members: Sequence[Member] = ()) -> None:
         members = tuple(members)
@@ -47,6 +49,7 @@ class QuorumSet:
         except TypeError:  # unhashable junk members: validate() will refuse them
             h = id(self)
         object.__setattr__(self, "_hash", h)
+        object.__setattr__(self, "_encoding", None)
 
     def __hash__(self) -> int:
         return self._hash
@@ -178,11 +181,14 @@ class QuorumSet:
         return QuorumSet(max(threshold, 0), [*sorted(nodes), *inner])
 
     def to_bytes(self) -> bytes:
-        from mcnode.scp.codec import Writer
+        """The canonical encoding (`codec.py`); raises ValueError past the codec's limits."""
+        encoding = self._encoding
+        if encoding is None:
+            from mcnode.scp.codec import encode_qset
 
-        w = Writer()
-        w.qset(self)
-        return w.getvalue()
+            encoding = encode_qset(self)
+            object.__setattr__(self, "_encoding", encoding)
+        return encoding
 
     def digest(self) -> bytes:
         """Stable 32-byte hash of the normalized set (equivalent sets share it)."""
