@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcnode.node.config import ConfigError, load_config, parse_config, peer_uri
+from mcnode.scp import QuorumSet
 
 KEY = "ab" * 32
 
@@ -101,6 +102,25 @@ def test_good_config_uses_every_key(tmp_path: Path) -> None:
             "listen.peer: port 99999 out of range",
         ),
         ({"head": 'key_file = "node.key"\n'}, "name: missing"),
+        (
+            {
+                "qset": 'quorum_set = { threshold = 2, members = ["b", { threshold = "x", '
+                'members = ["c", "d"] }] }\n'
+            },
+            "quorum_set.members[1].threshold: expected a non-negative integer, got 'x'",
+        ),
+        (
+            {
+                "qset": 'quorum_set = { threshold = 2, members = ["b", { threshold = 3, '
+                'members = ["c", "d"] }] }\n'
+            },
+            "quorum_set.members[1]: threshold 3 exceeds the 2 members",
+        ),
+        ({"qset": "quorum_set = { threshold = 2 }\n"}, "quorum_set.members: missing"),
+        (
+            {"qset": 'quorum_set = { threshold = 2, members = ["b", "c"], t = 1 }\n'},
+            "quorum_set.t: unknown quorum set key",
+        ),
     ],
 )
 def test_bad_config_one_line_naming_the_field(
@@ -111,6 +131,16 @@ def test_bad_config_one_line_naming_the_field(
     msg = str(e.value)
     assert needle in msg, msg
     assert "\n" not in msg
+
+
+def test_quorum_set_members_in_mobilecoin_form(tmp_path: Path) -> None:
+    """The one quorum-set parser also reads MobileCoin's tagged members."""
+    qset = (
+        'quorum_set = { threshold = 2, members = [{ type = "Node", args = "b" }, '
+        '{ type = "InnerSet", args = { threshold = 2, members = ["c", "d"] } }] }\n'
+    )
+    cfg = load_config(write(tmp_path, base(qset=qset)))
+    assert cfg.quorum_set == QuorumSet(2, ["b", QuorumSet(2, ["c", "d"])])
 
 
 def test_unsafe_threshold_allowed_when_asked(tmp_path: Path) -> None:

@@ -16,9 +16,10 @@ is one line naming the field. Relative paths are relative to the config file's d
     client = "127.0.0.1:7101"
     admin = "127.0.0.1:7201"           # default: 127.0.0.1, port 7201
 
-    [quorum_set]                       # by peer name; nested sets allowed
-    threshold = 2
-    members = ["bob", "carol", { threshold = 1, members = ["dave", "erin"] }]
+    [quorum_set]                       # by peer name; nested sets allowed, and members
+    threshold = 2                      # in MobileCoin's form: { type = "Node", args = "bob" },
+    members = ["bob", "carol", { threshold = 2, members = ["dave", "erin"] }]
+                                       # { type = "InnerSet", args = { threshold, members } }
 
     [[peers]]
     name = "bob"
@@ -207,24 +208,6 @@ def _positive(v: float, where: str, allow_zero: bool = False) -> None:
         raise ConfigError(f"{where}: must be {'zero or more' if allow_zero else 'positive'}")
 
 
-def _qset(d: Any, where: str, depth: int = 0) -> QuorumSet:
-    if not isinstance(d, Mapping):
-        raise ConfigError(f"{where}: expected a table {{threshold, members}}")
-    r = _Reader(d, f"{where}.")
-    t = r.get("threshold", int, required=True)
-    members = r.get("members", list, required=True)
-    r.finish()
-    out: list[str | QuorumSet] = []
-    for i, m in enumerate(members):
-        if isinstance(m, str):
-            out.append(m)
-        elif isinstance(m, Mapping):
-            out.append(_qset(m, f"{where}.members[{i}]", depth + 1))
-        else:
-            raise ConfigError(f"{where}.members[{i}]: expected a peer name or a nested set")
-    return QuorumSet(t, out)
-
-
 def _majority_problem(q: QuorumSet, where: str) -> str | None:
     if q.threshold * 2 <= len(q.members):
         return (
@@ -291,11 +274,10 @@ def parse_config(text: str, path: Path) -> NodeConfig:
     r.used.add("quorum_set")
     if "quorum_set" not in doc:
         raise ConfigError("quorum_set: missing")
-    qset = _qset(doc["quorum_set"], "quorum_set")
     try:
-        qset.validate()
-    except QuorumSetError as e:
-        raise ConfigError(f"quorum_set: {e}") from None
+        qset = QuorumSet.from_dict(doc["quorum_set"], "quorum_set")
+    except QuorumSetError as e:  # already one line naming the field
+        raise ConfigError(str(e)) from None
     for node in sorted(qset.nodes()):
         if node != name and node not in seen:
             raise ConfigError(f"quorum_set: {node!r} is not one of the [[peers]]")
