@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mcnode.client.wallet import DEFAULT_FEE
 from mcnode.node.config import ConfigError, load_config, parse_config, peer_uri
 from mcnode.scp import QuorumSet
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
 KEY = "ab" * 32
 
@@ -131,6 +133,13 @@ def test_bad_config_one_line_naming_the_field(
     msg = str(e.value)
     assert needle in msg, msg
     assert "\n" not in msg
+
+
+def test_min_fee_defaults_to_the_one_minimum_fee(tmp_path: Path) -> None:
+    """One value, one place: the consensus rule's default, which the wallet pays too."""
+    assert DEFAULT_MINIMUM_FEE == 400_000_000  # MobileCoin's 400 µMOB, in picoMOB
+    assert load_config(write(tmp_path, base())).min_fee == DEFAULT_MINIMUM_FEE
+    assert DEFAULT_FEE == DEFAULT_MINIMUM_FEE
 
 
 def test_quorum_set_members_in_mobilecoin_form(tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ is one line naming the field. Relative paths are relative to the config file's d
 
     [block]
     min_interval = 0.0                 # seconds between blocks, at least
-    min_fee = 400
+    min_fee = 400000000                # smallest units (picoMOB); the default is
+                                       # transaction.validation.DEFAULT_MINIMUM_FEE
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from mcnode.scp import QuorumSet, QuorumSetError, ScpConfig
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
 
 class ConfigError(ValueError):
@@ -108,7 +110,7 @@ class NodeConfig:
     limits: Limits = field(default_factory=Limits)
     scp: ScpConfig = field(default_factory=ScpConfig)
     min_block_interval: float = 0.0
-    min_fee: int = 400
+    min_fee: int = DEFAULT_MINIMUM_FEE
     allow_unsafe_quorum: bool = False
     network_file: Path | None = None
 
@@ -324,7 +326,7 @@ def parse_config(text: str, path: Path) -> NodeConfig:
 
     blk = r.table("block")
     min_interval = blk.get("min_interval", float, 0.0)
-    min_fee = blk.get("min_fee", int, 400)
+    min_fee = blk.get("min_fee", int, DEFAULT_MINIMUM_FEE)
     blk.finish()
     _positive(min_interval, "block.min_interval", allow_zero=True)
     _positive(min_fee, "block.min_fee", allow_zero=True)

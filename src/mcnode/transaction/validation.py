@@ -42,7 +42,9 @@ from mcnode.transaction.errors import (
 from mcnode.transaction.membership import MerkleRoot
 from mcnode.transaction.tx import MAX_INPUTS, MAX_OUTPUTS, RING_SIZE, Tx, signing_message
 
-#: Default minimum fee, in the smallest unit of the token.
+#: The minimum fee, in the token's smallest unit: MobileCoin's 400 µMOB, in picoMOB (amounts
+#: are u64 picoMOB, as in MobileCoin). The one default: node config's `[block] min_fee`, the
+#: enclave, the wallet's and the load generator's fee all read it (README, "minimum fee").
 DEFAULT_MINIMUM_FEE = 400_000_000
 #: A tombstone block may be at most this far past the current block (about two weeks).
 MAX_TOMBSTONE_BLOCKS = 20160
