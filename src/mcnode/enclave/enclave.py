@@ -13,7 +13,9 @@ would lock everyone out). Peer sessions and cached txs are refused past their bo
 
 No wall clock: block signing times come from the caller. Randomness (session ids, a
 generated identity key) comes from `config.rng`. Every public call holds one lock, so the
-host may call from worker threads. Nothing here logs plaintext: logs are host-side.
+host may call from worker threads; a new tx's ring signatures are checked on the enclave's
+own worker thread beside its range proof (`worker.py`: the enclave's choice, not the
+transaction rules'). Nothing here logs plaintext: logs are host-side.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from mcnode.enclave.noise import (
     Handshake,
     Transport,
 )
+from mcnode.enclave.worker import run_beside
 from mcnode.ledger.block import BLOCK_VERSION, Block, BlockData, sign_block
 from mcnode.transaction.errors import DecodeError
 from mcnode.transaction.tx import MAX_TX_BYTES, Tx
@@ -130,6 +133,7 @@ class Enclave(EnclaveApi):
         self._peer_expected: dict[str, bytes] = {}
         self._txs: dict[bytes, _Cached] = {}
         self._lock = threading.RLock()
+        self._beside = run_beside()  # ring signatures on the worker, if there is a free CPU
 
     def __repr__(self) -> str:
         return (
@@ -192,6 +196,7 @@ class Enclave(EnclaveApi):
                 block_index=block_index,
                 minimum_fee=fee,
                 range_proof_checked=range_proof_checked,
+                beside=self._beside,
             )
         )
         context = WellFormedTxContext.from_tx(tx)
