@@ -138,8 +138,6 @@ def test_ballot_order_and_compatibility() -> None:
     assert not A(2).less_and_compatible(A(1))
     assert A(1).less_and_incompatible(B(1))
     assert not B(1).less_and_incompatible(A(1))
-    assert A(1).compatible(A(7)) and not A(1).compatible(B(1))
-    assert A(1).with_n(5) == A(5)
     assert NominatePrepare(frozenset({X}), frozenset(), A(2), A(1), None, 0, 1).prepare == (
         Prepare(A(2), A(1), None, 0, 1)
     )

@@ -95,7 +95,6 @@ class Limits:
 
 @dataclass(frozen=True)
 class NodeConfig:
-    path: Path
     name: str
     key_file: Path
     ledger_dir: Path
@@ -111,7 +110,6 @@ class NodeConfig:
     scp: ScpConfig = field(default_factory=ScpConfig)
     min_block_interval: float = 0.0
     min_fee: int = DEFAULT_MINIMUM_FEE
-    allow_unsafe_quorum: bool = False
     network_file: Path | None = None
 
     def peer(self, name: str) -> PeerConfig | None:
@@ -335,7 +333,6 @@ def parse_config(text: str, path: Path) -> NodeConfig:
     if not key_file.exists():
         raise ConfigError(f"key_file: {key_file} does not exist (create it with mcnode keygen)")
     return NodeConfig(
-        path=path,
         name=name,
         key_file=key_file,
         ledger_dir=ledger_dir,
@@ -351,7 +348,6 @@ def parse_config(text: str, path: Path) -> NodeConfig:
         scp=scp,
         min_block_interval=min_interval,
         min_fee=min_fee,
-        allow_unsafe_quorum=allow_unsafe,
         network_file=base / network_file if network_file else None,
     )
 

@@ -49,18 +49,11 @@ class Ballot:
     def __hash__(self) -> int:  # ballots live in sets and dict keys on the hot path
         return self._hash
 
-    def compatible(self, other: Ballot) -> bool:
-        """Same value (draft: ballots with the same x are compatible)."""
-        return self.values == other.values
-
     def less_and_compatible(self, other: Ballot) -> bool:
         return self <= other and self.values == other.values
 
     def less_and_incompatible(self, other: Ballot) -> bool:
         return self <= other and self.values != other.values
-
-    def with_n(self, n: int) -> Ballot:
-        return Ballot(n, self.values)
 
     def __repr__(self) -> str:
         vals = ",".join(v[:4].hex() for v in self.values[:3])
