@@ -95,7 +95,7 @@ class Writer:
             self._parts.append(_NO_ITEMS)
             return
         sizes = list(map(len, items))
-        if sizes and max(sizes) > item_limit:
+        if max(sizes) > item_limit:
             raise ValueError(f"an item of {max(sizes)} bytes exceeds the limit of {item_limit}")
         # Lengths and items interleaved by slice assignment: no Python loop per item (the
         # value sets of SCP messages come through here).
