@@ -34,6 +34,7 @@ from mcnode.localnet.init import init_network
 from mcnode.localnet.procs import Cluster
 from mcnode.transaction.builder import TransactionBuilder
 from mcnode.transaction.tx import Tx
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
 _OP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -50,7 +51,7 @@ def prebuild(d: Path, count: int) -> list[Tx]:
             for coin in w.unspent(led):
                 if len(txs) >= count:
                     return txs
-                b = TransactionBuilder(w.account, fee=400, tombstone_block=10_000)
+                b = TransactionBuilder(w.account, fee=DEFAULT_MINIMUM_FEE, tombstone_block=10_000)
                 b.add_input(input_credentials(led, coin, rng))
                 b.add_output(to, coin.value // 2)
                 txs.append(b.build(rng))

@@ -7,8 +7,9 @@ building (sign + prove) and full `validate_tx` for 1-input/2-output and 16-input
 transactions, with decode, membership, MLSAG, balance and range-proof verification
 reported separately, plus 100 range proofs verified one after another and in batches of
 4, 8, 16 and 100 (`verify_range_batch`, what a validator does with a peer's relayed
-batch). Pinned to one CPU, `validate_tx`'s range-proof worker thread shares that CPU, so
-these are CPU costs. The last line printed is one JSON object.
+batch). Pinned to one CPU, and `validate_tx` given no `beside` (the enclave's worker
+thread), every rule runs on the calling thread: these are CPU costs. The last line printed
+is one JSON object.
 """
 
 from __future__ import annotations

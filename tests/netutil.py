@@ -14,6 +14,7 @@ from mcnode.localnet.init import init_network
 from mcnode.localnet.procs import Cluster
 from mcnode.transaction.builder import TransactionBuilder
 from mcnode.transaction.tx import Tx
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
 
 def make_net(tmp: Path, nodes: int = 4, seed: int = 1, accounts: int = 8, **kw: object) -> Cluster:
@@ -40,7 +41,8 @@ def build_txs(tmp: Path, count: int, seed: int = 7, ledger_node: str = "node0") 
             for coin in w.unspent(led):
                 if len(txs) >= count:
                     return txs
-                b = TransactionBuilder(w.account, fee=400, tombstone_block=led.num_blocks() + 2000)
+                tomb = led.num_blocks() + 2000
+                b = TransactionBuilder(w.account, fee=DEFAULT_MINIMUM_FEE, tombstone_block=tomb)
                 b.add_input(input_credentials(led, coin, rng))
                 b.add_output(to, 1000 + len(txs))
                 txs.append(b.build(rng))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -29,13 +30,14 @@ from mcnode.enclave import (
     SessionId,
     StaleParent,
     UnknownTx,
+    worker,
 )
 from mcnode.enclave.enclave import encode_batch
 from mcnode.enclave.errors import VALIDATION_CODES
 from mcnode.ledger import Block, BlockContents, BlockData, LedgerDB, check_block_data
 from mcnode.transaction import AccountKey, OwnedOutput, Scanner, TransactionBuilder, Tx, validation
 from mcnode.transaction.builder import InputCredentials, assemble_tx
-from mcnode.transaction.errors import TxValidationError
+from mcnode.transaction.errors import FeeTooLow, TxValidationError
 from mcnode.transaction.membership import leaf_hash, tree_root
 from mcnode.transaction.txout import create_output
 from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE, WellFormedTxContext
@@ -411,6 +413,32 @@ def test_each_rejection_carries_its_code(spent_world: World, code: ProposeTxResu
     assert err.value.code is code
     assert str(err.value).startswith(code.name + ": ")
     assert err.value.__cause__ is None and err.value.__context__ is None
+
+
+@pytest.mark.parametrize(("cpus", "threaded"), [({0}, False), ({0, 1}, True)])
+def test_the_enclave_runs_checks_beside_only_with_a_second_cpu(
+    monkeypatch: pytest.MonkeyPatch, cpus: set[int], threaded: bool
+) -> None:
+    """The worker thread is the enclave's (transaction/ starts none): with one usable CPU
+    it would only add hand-offs, so there is none; with two, checks run on it and its
+    errors come back to the caller."""
+    monkeypatch.setattr(worker.os, "sched_getaffinity", lambda _pid: cpus, raising=False)
+    worker._pool.cache_clear()
+    try:
+        beside = worker.run_beside()
+        assert (beside is not None) is threaded
+        if beside is not None:
+            seen: list[int] = []
+            beside(lambda: seen.append(threading.get_ident()))()
+            assert seen and seen[0] != threading.get_ident()
+
+            def refuse() -> None:
+                raise FeeTooLow("refused on the worker")
+
+            with pytest.raises(FeeTooLow, match="on the worker"):
+                beside(refuse)()
+    finally:
+        worker._pool.cache_clear()
 
 
 def test_proofs_from_a_tree_the_ledger_never_had_are_invalid(spent_world: World) -> None:

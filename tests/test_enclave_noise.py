@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from mcnode.binary import DecodeError
 from mcnode.crypto import SeededRandom
 from mcnode.crypto.signing import x25519_keypair
 from mcnode.enclave import EnclaveConfig, MessageDecodeError, SessionError
-from mcnode.enclave.enclave import decode_batch, encode_batch
+from mcnode.enclave.enclave import MAX_PEER_BATCH_TXS, decode_batch, encode_batch
 from mcnode.enclave.noise import (
     CLIENT_PROLOGUE,
     CLIENT_PROTOCOL,
@@ -19,6 +20,7 @@ from mcnode.enclave.noise import (
     Transport,
     sealed_size,
 )
+from mcnode.transaction.tx import MAX_TX_BYTES
 
 SERVER_SK, SERVER_PK = x25519_keypair(SeededRandom(1))
 PEER_SK, PEER_PK = x25519_keypair(SeededRandom(2))
@@ -122,7 +124,15 @@ def test_batches_round_trip_and_refuse_bad_shapes() -> None:
     assert decode_batch(encode_batch([])) == []
     good = encode_batch(txs)
     for bad in (b"", good[:-1], good + b"\0", b"\x05\0\0\0", (1).to_bytes(4, "little") * 2):
-        assert decode_batch(bad) is None
+        with pytest.raises(DecodeError):
+            decode_batch(bad)
+    # Hard limits: a count or a length over its limit is refused before anything is read.
+    with pytest.raises(DecodeError, match="limit"):
+        decode_batch((MAX_PEER_BATCH_TXS + 1).to_bytes(4, "little"))
+    with pytest.raises(DecodeError, match="limit"):
+        decode_batch((1).to_bytes(4, "little") + (MAX_TX_BYTES + 1).to_bytes(4, "little"))
+    with pytest.raises(ValueError, match="limit"):
+        encode_batch([bytes(MAX_TX_BYTES + 1)])
 
 
 def test_keys_stay_out_of_reprs() -> None:

@@ -360,6 +360,41 @@ def test_node_configs_in_both_member_styles() -> None:
         from_node_configs([("x.toml", {"quorum_set": {"threshold": 1, "members": []}})])
 
 
+def test_node_configs_bad_shape_names_the_field_and_bad_thresholds_are_reported() -> None:
+    """mcnode's form goes through scp's one quorum-set parser: a malformed shape is an
+    error naming the field, an unusable threshold is only reported (fbas stays lenient)."""
+    with pytest.raises(FbasInputError) as e:
+        from_node_configs(
+            [
+                (
+                    "a.toml",
+                    {
+                        "node_id": "a",
+                        "quorum_set": {
+                            "threshold": 1,
+                            "members": ["b", {"threshold": "2", "members": ["c"]}],
+                        },
+                    },
+                )
+            ]
+        )
+    assert str(e.value).startswith(
+        "a.toml: quorum_set.members[1].threshold: expected a non-negative integer"
+    ), str(e.value)
+    fbas = from_node_configs(
+        [
+            ("a", {"node_id": "a", "quorum_set": {"threshold": 0, "members": ["b"]}}),
+            ("b", {"node_id": "b", "quorum_set": {"threshold": 3, "members": ["a", "a"]}}),
+        ]
+    )
+    assert fbas.qset("a") == QSet(0, ("b",)) and fbas.qset("b") == QSet(3, ("a",))
+    assert [(s.node, s.kind) for s in fbas.skipped] == [
+        ("a", "unsatisfiable"),
+        ("b", "duplicate-validator"),
+        ("b", "unsatisfiable"),
+    ]
+
+
 def test_node_view_from_scp_quorum_set_dicts() -> None:
     fbas = from_quorum_sets(
         {

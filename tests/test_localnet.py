@@ -14,6 +14,7 @@ from mcnode.client.rings import input_credentials
 from mcnode.crypto import SeededRandom
 from mcnode.ledger.db import LedgerDB
 from mcnode.transaction.builder import TransactionBuilder
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 from netutil import block_ids, make_net, submit, wallets
 
 EXPECTED_REJECTIONS = {"OVER_CAPACITY", "NOT_SERVING"}
@@ -97,7 +98,7 @@ def test_double_spend_to_two_nodes_commits_exactly_once(tmp_path: Path) -> None:
             coin = ws[0].unspent(led)[0]
             txs = []
             for to in (ws[1], ws[2]):
-                b = TransactionBuilder(ws[0].account, fee=400, tombstone_block=50)
+                b = TransactionBuilder(ws[0].account, fee=DEFAULT_MINIMUM_FEE, tombstone_block=50)
                 b.add_input(input_credentials(led, coin, rng))
                 b.add_output(to.account.default_address, 1000)
                 txs.append(b.build(rng))

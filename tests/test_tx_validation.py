@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import pytest
@@ -28,7 +30,9 @@ from mcnode.transaction.txout import create_output
 from mcnode.transaction.validation import (
     DEFAULT_MINIMUM_FEE,
     MAX_TOMBSTONE_BLOCKS,
+    RunBeside,
     check_inputs_sorted,
+    check_ring_signatures,
     range_proofs_hold,
 )
 
@@ -48,7 +52,7 @@ class World:
     def creds(self, i: int) -> InputCredentials:
         return self.ledger.input_credentials(self.owned[i], self.rng)
 
-    def validate(self, tx: Tx, **kw: int | bool) -> None:
+    def validate(self, tx: Tx, **kw: object) -> None:
         args = {"current_block": CURRENT, "root": self.ledger.root(), **kw}
         validate_tx(tx, **args)  # type: ignore[arg-type]
 
@@ -224,17 +228,53 @@ def test_rule_range_proof_stops_a_negative_output(world: World) -> None:
         world.validate(_negative_output_tx(world))
 
 
-def test_rules_fail_in_order_though_checked_side_by_side(world: World) -> None:
-    # Ring signatures and the range proof are checked on two threads; the error raised is
-    # still the first rule's: balance comes before the range proof...
-    with pytest.raises(E.UnbalancedTx):
-        world.validate(_negative_output_tx(world, extra=1))
-    # ...and ring signatures before both.
-    tx = _negative_output_tx(world, extra=1)
-    [sig] = tx.signature.ring_signatures
-    flipped = replace(sig, responses=(Scalar(1).to_bytes(), *sig.responses[1:]))
-    with pytest.raises(E.InvalidRingSignature):
-        world.validate(_with_sig(tx, ring_signatures=(flipped,)))
+def _on_a_thread() -> Iterator[RunBeside]:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield lambda check: pool.submit(check).result
+
+
+def _when_joined() -> Iterator[RunBeside]:
+    # The latest a `beside` may run its check: only when its result is asked for.
+    yield lambda check: check
+
+
+def _inline() -> Iterator[None]:
+    yield None
+
+
+@pytest.mark.parametrize("besides", [_inline, _on_a_thread, _when_joined])
+def test_rules_fail_in_order_though_checked_side_by_side(
+    world: World, besides: Callable[[], Iterator[RunBeside | None]]
+) -> None:
+    # With a `beside`, ring signatures and the range proof are checked side by side; the
+    # error raised is still the first rule's: balance comes before the range proof...
+    for beside in besides():
+        with pytest.raises(E.UnbalancedTx):
+            world.validate(_negative_output_tx(world, extra=1), beside=beside)
+        # ...and ring signatures before both.
+        tx = _negative_output_tx(world, extra=1)
+        [sig] = tx.signature.ring_signatures
+        flipped = replace(sig, responses=(Scalar(1).to_bytes(), *sig.responses[1:]))
+        with pytest.raises(E.InvalidRingSignature):
+            world.validate(_with_sig(tx, ring_signatures=(flipped,)), beside=beside)
+        # A bad range proof alone is still found, and a good tx passes.
+        with pytest.raises(E.InvalidRangeProof):
+            world.validate(_negative_output_tx(world), beside=beside)
+        world.validate(world.pay(VALUE // 5), beside=beside)
+
+
+def test_the_ring_signatures_are_what_runs_beside(world: World, tx: Tx) -> None:
+    ran: list[object] = []
+
+    def beside(check: Callable[[], None]) -> Callable[[], object]:
+        ran.append(check)
+        return check
+
+    world.validate(tx, beside=beside)
+    assert len(ran) == 1
+    assert getattr(ran[0], "func", None) is check_ring_signatures
+    world.validate(tx, beside=beside, range_proof_checked=True)  # nothing to overlap then
+    assert len(ran) == 1
 
 
 def test_a_range_proof_checked_in_a_batch_is_not_checked_again(world: World, tx: Tx) -> None:

@@ -15,8 +15,9 @@ from mcnode.transaction.builder import InsufficientFunds, TransactionBuilder
 from mcnode.transaction.mlsag import key_image
 from mcnode.transaction.tx import Tx
 from mcnode.transaction.txout import OwnedOutput, Scanner
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
-DEFAULT_FEE = 400
+DEFAULT_FEE = DEFAULT_MINIMUM_FEE  # what every validator accepts unless configured higher
 TOMBSTONE_WINDOW = 100
 
 

@@ -28,6 +28,7 @@ from mcnode.transaction.errors import (
 from mcnode.transaction.membership import MerkleRoot
 from mcnode.transaction.tx import Tx
 from mcnode.transaction.validation import (
+    RunBeside,
     check_key_images_unspent,
     check_output_public_keys_new,
     check_tombstone,
@@ -57,16 +58,18 @@ def check_new_tx(
     block_index: int,
     minimum_fee: int,
     range_proof_checked: bool = False,
+    beside: RunBeside | None = None,
 ) -> None:
     """Every rule, in `validate_tx`'s order, then the ledger lookups. `block_index` is the
     index of the block the tx would go into (the ledger's block count);
-    `range_proof_checked` as `validate_tx` takes it."""
+    `range_proof_checked` and `beside` as `validate_tx` takes them."""
     validate_tx(
         tx,
         current_block=block_index,
         root=proofs_root(tx, ledger),
         minimum_fee=minimum_fee,
         range_proof_checked=range_proof_checked,
+        beside=beside,
     )
     check_key_images_unspent(tx, ledger)
     check_output_public_keys_new(tx, ledger)

@@ -13,6 +13,11 @@ Malformed input (wrong JSON shape, a threshold that is not a non-negative intege
 or non-string id, a stellar-core id that is not a valid strkey, nesting deeper than
 `MAX_DEPTH`) raises `FbasInputError` with one line naming the problem.
 
+mcnode's own `{threshold, members}` form (node configs, network files, what a node knows of
+its peers) is read by scp's `parse_quorum_set`, the one parser of that shape, whose errors
+name the path of the bad field; it is then judged by the rules above like any other input.
+The explorer and stellar-core forms are other shapes and are read here.
+
 This module reads no files: callers pass `json.load` / `tomllib.load` results.
 """
 
@@ -22,8 +27,12 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mcnode.fbas.model import Fbas, FbasInputError, Node, NodeId, QSet, Skipped
+
+if TYPE_CHECKING:
+    from mcnode.scp.quorum_set import QuorumSet
 
 MAX_DEPTH = 16
 
@@ -267,30 +276,28 @@ def from_stellar_core(data: object) -> Fbas:
 # -- mcnode node configs ---------------------------------------------------------------------
 
 
-def _config_qset(b: _Builder, owner: NodeId, raw: object, where: str, depth: int) -> QSet:
-    if depth > MAX_DEPTH:
-        raise FbasInputError(f"{where}: quorum sets nested deeper than {MAX_DEPTH}")
-    if not isinstance(raw, Mapping) or "threshold" not in raw:
-        raise FbasInputError(f"{where}: quorum_set needs threshold and members")
-    t = _int_threshold(raw["threshold"], where)
-    members = raw.get("members") or []
-    if not isinstance(members, list):
-        raise FbasInputError(f"{where}: quorum_set members must be a list")
-    ids: list[NodeId] = []
-    subs: list[QSet] = []
-    for m in members:
-        if isinstance(m, Mapping) and "type" in m:  # MobileCoin's {type = "Node", args = ...}
-            if m["type"] == "Node":
-                ids.append(_check_id(m.get("args"), where))
-            elif m["type"] == "InnerSet":
-                subs.append(_config_qset(b, owner, m.get("args"), where, depth + 1))
-            else:
-                raise FbasInputError(f"{where}: unknown quorum_set member type {m['type']!r}")
-        elif isinstance(m, Mapping):
-            subs.append(_config_qset(b, owner, m, where, depth + 1))
-        else:
-            ids.append(_check_id(m, where))
-    return _make_qset(b, owner, t, ids, subs, depth)
+def _config_qset(b: _Builder, owner: NodeId, raw: object, where: str) -> QSet:
+    """mcnode's own `{threshold, members}` form, read by the one parser of that shape
+    (`scp.parse_quorum_set`, strict about shape), then judged here like every other input:
+    an out-of-range threshold is reported as unsatisfiable, not refused."""
+    # Imported here: the explorer and stellar-core forms, `mcnode fbas`'s usual input, do
+    # not need the SCP package loaded (the CLI's start-up time is benchmarked).
+    from mcnode.scp.quorum_set import QuorumSetError, parse_quorum_set
+
+    try:
+        q = parse_quorum_set(raw, f"{where}: quorum_set", max_depth=MAX_DEPTH)
+    except QuorumSetError as e:
+        raise FbasInputError(str(e)) from None
+    return _analysis_qset(b, owner, q, 0)
+
+
+def _analysis_qset(b: _Builder, owner: NodeId, q: QuorumSet, depth: int) -> QSet:
+    """The one place a `QSet` (the analyses' form: validators and inner sets apart,
+    duplicates counted once, the threshold kept as given) is built from an scp
+    `QuorumSet`; what it sets aside is reported like any other input's."""
+    validators = [m for m in q.members if isinstance(m, str)]
+    inner = [_analysis_qset(b, owner, m, depth + 1) for m in q.members if not isinstance(m, str)]
+    return _make_qset(b, owner, q.threshold, validators, inner, depth)
 
 
 def from_node_configs(configs: Sequence[tuple[str, Mapping[str, object]]]) -> Fbas:
@@ -307,7 +314,7 @@ def from_node_configs(configs: Sequence[tuple[str, Mapping[str, object]]]) -> Fb
             raise FbasInputError(f"{source}: expected a table")
         nid = _check_id(cfg.get("node_id", cfg.get("name")), f"{source}: node_id")
         qraw = cfg.get("quorum_set")
-        qset = None if qraw is None else _config_qset(b, nid, qraw, source, 0)
+        qset = None if qraw is None else _config_qset(b, nid, qraw, source)
         name = cfg.get("name")
         org = cfg.get("organization")
         b.add(

@@ -9,7 +9,8 @@ archives, with our own canonical `BlockData` encoding instead of protobuf):
     merged-1000/00/00/00/00/00/00/00/0000000000000000.mcblocks  blocks 0..999
     HEAD                                                  {"num_blocks", "last_block_id"}
 
-A bundle is u64 count, then per block u64 length and the `BlockData` bytes (little-endian).
+A bundle is a u64 count, then per block a u64 length and the `BlockData` bytes
+(`mcnode.binary`: little-endian, both bounded).
 HEAD is written last, so an interrupted export is simply resumed: `export_archive` starts
 at HEAD's count after checking that HEAD's last block is the ledger's (an archive of
 another chain is refused). `import_archive` reads bundles where it can, single files
@@ -34,6 +35,7 @@ from mcnode.files import write_atomic
 from mcnode.ledger.block import BlockData
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import ArchiveError, InvalidBlock
+from mcnode.transaction.encoding import Reader, Writer
 from mcnode.transaction.errors import DecodeError
 
 BLOCK_EXT = ".mcblock"
@@ -43,6 +45,7 @@ HEAD_KEY = "HEAD"
 HEAD_FORMAT = "mcnode-archive"
 #: Largest block file or bundle we will read.
 MAX_OBJECT_BYTES = 1 << 31
+MAX_BUNDLE_BLOCKS = max(BUNDLE_SIZES)
 
 
 class ArchiveDestination(ABC):
@@ -126,25 +129,20 @@ def bundle_key(size: int, first: int) -> str:
 
 
 def encode_bundle(blocks: list[BlockData]) -> bytes:
-    out = [len(blocks).to_bytes(8, "little")]
+    w = Writer()
+    w.count(len(blocks), MAX_BUNDLE_BLOCKS, width=8, what="blocks")
     for data in blocks:
-        raw = data.to_bytes()
-        out += [len(raw).to_bytes(8, "little"), raw]
-    return b"".join(out)
+        w.var(data.to_bytes(), MAX_OBJECT_BYTES, width=8, what="block")
+    return w.getvalue()
 
 
 def decode_bundle(data: bytes) -> list[BlockData]:
-    if len(data) < 8:
-        raise DecodeError("truncated bundle")
-    count, pos, blocks = int.from_bytes(data[:8], "little"), 8, []
-    for _ in range(count):
-        n = int.from_bytes(data[pos : pos + 8], "little")
-        if pos + 8 + n > len(data):
-            raise DecodeError("truncated bundle")
-        blocks.append(BlockData.from_bytes(data[pos + 8 : pos + 8 + n]))
-        pos += 8 + n
-    if pos != len(data):
-        raise DecodeError("trailing bytes after the bundle")
+    r = Reader(data)
+    count = r.count(MAX_BUNDLE_BLOCKS, width=8, what="blocks")
+    blocks = [
+        BlockData.from_bytes(r.var(MAX_OBJECT_BYTES, width=8, what="block")) for _ in range(count)
+    ]
+    r.finish()
     return blocks
 
 

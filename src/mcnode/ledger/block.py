@@ -11,12 +11,12 @@
     block id       = domain_hash("mcnode block id v1", header encoding without the id)
     contents hash  = domain_hash("mcnode block contents v1", contents encoding)
 
-Encodings use `transaction.encoding` (fixed-width little-endian, bounded counts, exact
-consumption); TxOuts use their own canonical encoding. The contents encoding is also built
-in parts (`key_images_part`, `contents_hash_of`, `NO_OUTPUTS`) so that the ledger's writer
-hashes and stores the same bytes without encoding anything twice. What a block must
-satisfy is not here but in `rules` (given its parent) and the writer (given the store).
-Pure: no files, no clock; the signed-at time comes from the caller.
+Encodings use `transaction.encoding` (`mcnode.binary`: fixed-width little-endian, bounded
+counts, exact consumption); TxOuts use their own canonical encoding. The contents encoding
+is also built in parts (`key_images_part`, `contents_hash_of`, `NO_OUTPUTS`) so that the
+ledger's writer hashes and stores the same bytes without encoding anything twice. What a
+block must satisfy is not here but in `rules` (given its parent) and the writer (given
+the store). Pure: no files, no clock; the signed-at time comes from the caller.
 """
 
 from __future__ import annotations
@@ -48,28 +48,15 @@ BLOCK_DATA_FORMAT = 1
 NO_OUTPUTS = bytes(8)
 
 
-def _count(w: Writer, n: int, limit: int) -> None:
-    if n > limit:
-        raise ValueError(f"list of {n} is over its limit of {limit}")
-    w.u64(n)
-
-
 def key_images_part(key_images: Sequence[bytes]) -> bytes:
     """count || images: how the contents encoding starts (the ledger hashes and stores it
     for every block, so it is built without the `Writer`; same bytes, same errors)."""
     if len(key_images) > MAX_BLOCK_KEY_IMAGES:
-        raise ValueError(f"list of {len(key_images)} is over its limit of {MAX_BLOCK_KEY_IMAGES}")
+        raise ValueError(f"{len(key_images)} key images exceed the limit of {MAX_BLOCK_KEY_IMAGES}")
     for image in key_images:
         if len(image) != 32:
             raise ValueError(f"field must be 32 bytes, got {len(image)}")
     return len(key_images).to_bytes(8, "little") + b"".join(key_images)
-
-
-def _read_count(r: Reader, limit: int) -> int:
-    n = r.u64()
-    if n > limit:
-        raise DecodeError(f"list of {n} is over its limit of {limit}")
-    return n
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +67,19 @@ class BlockContents:
     outputs: tuple[TxOut, ...]
 
     def encode(self, w: Writer) -> None:
-        _count(w, len(self.key_images), MAX_BLOCK_KEY_IMAGES)
+        w.count(len(self.key_images), MAX_BLOCK_KEY_IMAGES, width=8, what="key images")
         for image in self.key_images:
             w.fixed(image, 32)
-        _count(w, len(self.outputs), MAX_BLOCK_OUTPUTS)
+        w.count(len(self.outputs), MAX_BLOCK_OUTPUTS, width=8, what="outputs")
         for tx_out in self.outputs:
             tx_out.encode(w)
 
     @classmethod
     def decode(cls, r: Reader) -> BlockContents:
-        images = tuple(r.fixed(32) for _ in range(_read_count(r, MAX_BLOCK_KEY_IMAGES)))
-        outputs = tuple(TxOut.decode(r) for _ in range(_read_count(r, MAX_BLOCK_OUTPUTS)))
+        n_images = r.count(MAX_BLOCK_KEY_IMAGES, width=8, what="key images")
+        images = tuple(r.fixed(32) for _ in range(n_images))
+        n_outputs = r.count(MAX_BLOCK_OUTPUTS, width=8, what="outputs")
+        outputs = tuple(TxOut.decode(r) for _ in range(n_outputs))
         return cls(images, outputs)
 
     def to_bytes(self) -> bytes:
@@ -117,7 +106,7 @@ def contents_hash_of(images_part: bytes, encoded_outputs: Sequence[bytes]) -> by
     """`BlockContents.hash` from its parts: `key_images_part` and the outputs' canonical
     encodings (the ledger's writer has both in hand, and stores them too)."""
     if len(encoded_outputs) > MAX_BLOCK_OUTPUTS:
-        raise ValueError(f"list of {len(encoded_outputs)} is over its limit of {MAX_BLOCK_OUTPUTS}")
+        raise ValueError(f"{len(encoded_outputs)} outputs exceed the limit of {MAX_BLOCK_OUTPUTS}")
     count = len(encoded_outputs).to_bytes(8, "little")
     return domain_hash(DST_CONTENTS, b"".join((images_part, count, *encoded_outputs)))  # one copy
 

@@ -26,6 +26,7 @@ from mcnode.ledger.origin import origin_block, sample_accounts
 from mcnode.node.config import peer_uri
 from mcnode.node.keys import write_node_key
 from mcnode.scp import QuorumSet
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
 
 class LocalnetError(ValueError):
@@ -128,7 +129,7 @@ def node_toml(
         "",
         "[block]",
         f"min_interval = {min_block_interval}",
-        "min_fee = 400",
+        f"min_fee = {DEFAULT_MINIMUM_FEE}",
         "",
         "[scp]",
         "nomination_timeout = 0.25",
@@ -158,7 +159,7 @@ def init_network(
     topology_file: Path | None = None,
     accounts: int = 20,
     outputs_per_account: int = 10,
-    amount: int = 1_000_000_000,
+    amount: int = 10**12,  # 1 MOB in picoMOB: 2,500 minimum fees per output
     min_block_interval: float = 0.0,
     rng: RandomSource = system_random,
     force: bool = False,

@@ -22,8 +22,9 @@ from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import LedgerError
 from mcnode.transaction.builder import InsufficientFunds
 from mcnode.transaction.tx import Tx
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
-FEE = 400
+FEE = DEFAULT_MINIMUM_FEE
 SYNC_EVERY = 0.01
 
 

@@ -16,9 +16,10 @@ is one line naming the field. Relative paths are relative to the config file's d
     client = "127.0.0.1:7101"
     admin = "127.0.0.1:7201"           # default: 127.0.0.1, port 7201
 
-    [quorum_set]                       # by peer name; nested sets allowed
-    threshold = 2
-    members = ["bob", "carol", { threshold = 1, members = ["dave", "erin"] }]
+    [quorum_set]                       # by peer name; nested sets allowed, and members
+    threshold = 2                      # in MobileCoin's form: { type = "Node", args = "bob" },
+    members = ["bob", "carol", { threshold = 2, members = ["dave", "erin"] }]
+                                       # { type = "InnerSet", args = { threshold, members } }
 
     [[peers]]
     name = "bob"
@@ -42,7 +43,8 @@ is one line naming the field. Relative paths are relative to the config file's d
 
     [block]
     min_interval = 0.0                 # seconds between blocks, at least
-    min_fee = 400
+    min_fee = 400000000                # smallest units (picoMOB); the default is
+                                       # transaction.validation.DEFAULT_MINIMUM_FEE
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from mcnode.scp import QuorumSet, QuorumSetError, ScpConfig
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
 
 class ConfigError(ValueError):
@@ -92,7 +95,6 @@ class Limits:
 
 @dataclass(frozen=True)
 class NodeConfig:
-    path: Path
     name: str
     key_file: Path
     ledger_dir: Path
@@ -107,8 +109,7 @@ class NodeConfig:
     limits: Limits = field(default_factory=Limits)
     scp: ScpConfig = field(default_factory=ScpConfig)
     min_block_interval: float = 0.0
-    min_fee: int = 400
-    allow_unsafe_quorum: bool = False
+    min_fee: int = DEFAULT_MINIMUM_FEE
     network_file: Path | None = None
 
     def peer(self, name: str) -> PeerConfig | None:
@@ -207,24 +208,6 @@ def _positive(v: float, where: str, allow_zero: bool = False) -> None:
         raise ConfigError(f"{where}: must be {'zero or more' if allow_zero else 'positive'}")
 
 
-def _qset(d: Any, where: str, depth: int = 0) -> QuorumSet:
-    if not isinstance(d, Mapping):
-        raise ConfigError(f"{where}: expected a table {{threshold, members}}")
-    r = _Reader(d, f"{where}.")
-    t = r.get("threshold", int, required=True)
-    members = r.get("members", list, required=True)
-    r.finish()
-    out: list[str | QuorumSet] = []
-    for i, m in enumerate(members):
-        if isinstance(m, str):
-            out.append(m)
-        elif isinstance(m, Mapping):
-            out.append(_qset(m, f"{where}.members[{i}]", depth + 1))
-        else:
-            raise ConfigError(f"{where}.members[{i}]: expected a peer name or a nested set")
-    return QuorumSet(t, out)
-
-
 def _majority_problem(q: QuorumSet, where: str) -> str | None:
     if q.threshold * 2 <= len(q.members):
         return (
@@ -291,11 +274,10 @@ def parse_config(text: str, path: Path) -> NodeConfig:
     r.used.add("quorum_set")
     if "quorum_set" not in doc:
         raise ConfigError("quorum_set: missing")
-    qset = _qset(doc["quorum_set"], "quorum_set")
     try:
-        qset.validate()
-    except QuorumSetError as e:
-        raise ConfigError(f"quorum_set: {e}") from None
+        qset = QuorumSet.from_dict(doc["quorum_set"], "quorum_set")
+    except QuorumSetError as e:  # already one line naming the field
+        raise ConfigError(str(e)) from None
     for node in sorted(qset.nodes()):
         if node != name and node not in seen:
             raise ConfigError(f"quorum_set: {node!r} is not one of the [[peers]]")
@@ -342,7 +324,7 @@ def parse_config(text: str, path: Path) -> NodeConfig:
 
     blk = r.table("block")
     min_interval = blk.get("min_interval", float, 0.0)
-    min_fee = blk.get("min_fee", int, 400)
+    min_fee = blk.get("min_fee", int, DEFAULT_MINIMUM_FEE)
     blk.finish()
     _positive(min_interval, "block.min_interval", allow_zero=True)
     _positive(min_fee, "block.min_fee", allow_zero=True)
@@ -351,7 +333,6 @@ def parse_config(text: str, path: Path) -> NodeConfig:
     if not key_file.exists():
         raise ConfigError(f"key_file: {key_file} does not exist (create it with mcnode keygen)")
     return NodeConfig(
-        path=path,
         name=name,
         key_file=key_file,
         ledger_dir=ledger_dir,
@@ -367,7 +348,6 @@ def parse_config(text: str, path: Path) -> NodeConfig:
         scp=scp,
         min_block_interval=min_interval,
         min_fee=min_fee,
-        allow_unsafe_quorum=allow_unsafe,
         network_file=base / network_file if network_file else None,
     )
 

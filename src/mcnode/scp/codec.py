@@ -1,24 +1,28 @@
-"""Canonical, versioned binary encoding of SCP messages.
+"""Canonical, versioned binary encoding of SCP messages, on `mcnode.binary`.
 
-Layout (all integers big-endian):
+Layout (all integers little-endian, as everywhere in mcnode; counts and lengths bounded):
     msg      := version:u8(=1) sender:str slot:u64 qset topic
     str      := len:u16 utf8-bytes                 (1..256 bytes)
     qset     := threshold:u32 count:u16 member*    (depth <= 4, <= 1000 nodes in all)
     member   := 0:u8 str | 1:u8 qset
     topic    := tag:u8 body    0 Nominate, 1 NominatePrepare, 2 Prepare, 3 Commit, 4 Externalize
-    values   := count:u32 (len:u32 bytes)*        sets: strictly ascending
+    values   := count:u32 (len:u32 bytes)*        (<= 10,000 values of <= 64 KiB each)
+                                                  sets: strictly ascending
     ballot   := n:u32 values                      non-empty, no duplicates, order kept
     opt      := 0:u8 | 1:u8 ballot
 
-Decoding accepts only the canonical form (so equal messages have equal bytes, which is what
-signatures and dedup rely on) and raises `MsgDecodeError` (a ValueError) on anything else.
+This file adds only SCP's structures (node ids, quorum sets, value sets, ballots) to the
+shared primitives; the topic layout is in `msg.py`. Decoding accepts only the canonical
+form (so equal messages have equal bytes, which is what signatures and dedup rely on) and
+raises `MsgDecodeError` (a `binary.DecodeError`, so a ValueError) on anything else.
 """
 
 from __future__ import annotations
 
-import struct
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from mcnode import binary
 from mcnode.scp.quorum_set import MAX_DEPTH, MAX_NODE_ID_LEN, MAX_NODES, QuorumSet
 
 if TYPE_CHECKING:
@@ -29,54 +33,27 @@ MAX_MSG_BYTES = 4 * 1024 * 1024
 MAX_VALUES = 10_000  # per value set
 MAX_VALUE_LEN = 64 * 1024
 
-_U8 = struct.Struct(">B")
-_U16 = struct.Struct(">H")
-_U32 = struct.Struct(">I")
-_U64 = struct.Struct(">Q")
 
-
-class MsgDecodeError(ValueError):
+class MsgDecodeError(binary.DecodeError):
     """Bytes that are not a canonical SCP message."""
 
 
-class Writer:
-    __slots__ = ("_parts",)
+class MsgWriter(binary.Writer):
+    """`binary.Writer` plus the SCP structures."""
 
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-
-    def getvalue(self) -> bytes:
-        return b"".join(self._parts)
-
-    def u8(self, v: int) -> None:
-        self._parts.append(_U8.pack(v))
-
-    def u32(self, v: int) -> None:
-        self._parts.append(_U32.pack(v))
-
-    def u64(self, v: int) -> None:
-        self._parts.append(_U64.pack(v))
+    __slots__ = ()
 
     def str(self, s: str) -> None:
         b = s.encode()
-        self._parts.append(_U16.pack(len(b)))
-        self._parts.append(b)
+        if not b:
+            raise ValueError("empty node id")
+        self.var(b, MAX_NODE_ID_LEN, width=2, what="node id")
 
     def qset(self, q: QuorumSet) -> None:
-        self._parts.append(_U32.pack(q.threshold) + _U16.pack(len(q.members)))
-        for m in q.members:
-            if isinstance(m, QuorumSet):
-                self.u8(1)
-                self.qset(m)
-            else:
-                self.u8(0)
-                self.str(m)
+        self._parts.append(q.to_bytes())  # encoded once per QuorumSet, by `encode_qset`
 
-    def values(self, vs: tuple[bytes, ...] | list[bytes]) -> None:
-        self._parts.append(_U32.pack(len(vs)))
-        for v in vs:
-            self._parts.append(_U32.pack(len(v)))
-            self._parts.append(v)
+    def values(self, vs: Sequence[bytes]) -> None:
+        self.var_list(vs, MAX_VALUES, MAX_VALUE_LEN, what="values")
 
     def ballot(self, b: Ballot) -> None:
         self.u32(b.n)
@@ -90,48 +67,39 @@ class Writer:
             self.ballot(b)
 
 
-class Reader:
-    __slots__ = ("_buf", "_nodes", "_pos")
+def encode_qset(q: QuorumSet) -> bytes:
+    """`qset` of the layout; `QuorumSet.to_bytes()` keeps the result."""
+    w = MsgWriter()
+    w.u32(q.threshold)
+    w.count(len(q.members), MAX_NODES, width=2, what="quorum set members")
+    for m in q.members:
+        if isinstance(m, QuorumSet):
+            w.u8(1)
+            w.qset(m)
+        else:
+            w.u8(0)
+            w.str(m)
+    return w.getvalue()
 
-    def __init__(self, buf: bytes) -> None:
-        if not isinstance(buf, bytes | bytearray | memoryview):
-            raise MsgDecodeError(f"expected bytes, got {type(buf).__name__}")
-        if len(buf) > MAX_MSG_BYTES:
-            raise MsgDecodeError(f"message of {len(buf)} bytes exceeds {MAX_MSG_BYTES}")
-        self._buf = bytes(buf)
-        self._pos = 0
+
+class MsgReader(binary.Reader):
+    """`binary.Reader` plus the SCP structures; every error is a `MsgDecodeError`."""
+
+    __slots__ = ("_nodes",)
+
+    error = MsgDecodeError
+    max_size = MAX_MSG_BYTES
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
         self._nodes = 0
-
-    def _take(self, n: int) -> bytes:
-        end = self._pos + n
-        if end > len(self._buf):
-            raise MsgDecodeError(f"truncated: need {n} bytes at offset {self._pos}")
-        out = self._buf[self._pos : end]
-        self._pos = end
-        return out
-
-    def done(self) -> None:
-        if self._pos != len(self._buf):
-            raise MsgDecodeError(f"{len(self._buf) - self._pos} trailing bytes")
-
-    def u8(self) -> int:
-        return int(_U8.unpack(self._take(1))[0])
-
-    def u16(self) -> int:
-        return int(_U16.unpack(self._take(2))[0])
-
-    def u32(self) -> int:
-        return int(_U32.unpack(self._take(4))[0])
-
-    def u64(self) -> int:
-        return int(_U64.unpack(self._take(8))[0])
 
     def str(self) -> str:
         n = self.u16()
         if not 1 <= n <= MAX_NODE_ID_LEN:
             raise MsgDecodeError(f"node id length {n} outside 1..{MAX_NODE_ID_LEN}")
         try:
-            return self._take(n).decode("utf-8")
+            return self.fixed(n).decode("utf-8")
         except UnicodeDecodeError as e:
             raise MsgDecodeError(f"node id is not UTF-8: {e.reason}") from None
 
@@ -139,9 +107,7 @@ class Reader:
         if depth > MAX_DEPTH:
             raise MsgDecodeError(f"quorum set nested deeper than {MAX_DEPTH}")
         threshold = self.u32()
-        count = self.u16()
-        if count > MAX_NODES:
-            raise MsgDecodeError(f"quorum set with {count} members")
+        count = self.count(MAX_NODES, width=2, what="quorum set members")
         members: list[str | QuorumSet] = []
         for _ in range(count):
             tag = self.u8()
@@ -158,21 +124,12 @@ class Reader:
 
     def values(self, ascending: bool = True) -> tuple[bytes, ...]:
         """A value list; sets must be strictly ascending, ballot lists only duplicate-free."""
-        count = self.u32()
-        if count > MAX_VALUES:
-            raise MsgDecodeError(f"{count} values exceed the limit of {MAX_VALUES}")
-        out: list[bytes] = []
-        prev: bytes | None = None
-        for _ in range(count):
-            n = self.u32()
-            if n > MAX_VALUE_LEN:
-                raise MsgDecodeError(f"value of {n} bytes exceeds {MAX_VALUE_LEN}")
-            v = self._take(n)
-            if ascending and prev is not None and v <= prev:
+        out = self.var_list(MAX_VALUES, MAX_VALUE_LEN, what="values")
+        # Both checks in C: strictly ascending is "equal to its sorted set".
+        if ascending:
+            if out != sorted(set(out)):
                 raise MsgDecodeError("values are not strictly ascending")
-            out.append(v)
-            prev = v
-        if not ascending and len(set(out)) != len(out):
+        elif len(set(out)) != len(out):
             raise MsgDecodeError("ballot has duplicate values")
         return tuple(out)
 

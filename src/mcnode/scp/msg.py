@@ -14,9 +14,10 @@ from mcnode.scp.codec import (
     MAX_MSG_BYTES,
     MAX_VALUE_LEN,
     MAX_VALUES,
+    VERSION,
     MsgDecodeError,
-    Reader,
-    Writer,
+    MsgReader,
+    MsgWriter,
 )
 from mcnode.scp.quorum_set import MAX_NODE_ID_LEN, NodeID, QuorumSet, QuorumSetError
 
@@ -48,18 +49,11 @@ class Ballot:
     def __hash__(self) -> int:  # ballots live in sets and dict keys on the hot path
         return self._hash
 
-    def compatible(self, other: Ballot) -> bool:
-        """Same value (draft: ballots with the same x are compatible)."""
-        return self.values == other.values
-
     def less_and_compatible(self, other: Ballot) -> bool:
         return self <= other and self.values == other.values
 
     def less_and_incompatible(self, other: Ballot) -> bool:
         return self <= other and self.values != other.values
-
-    def with_n(self, n: int) -> Ballot:
-        return Ballot(n, self.values)
 
     def __repr__(self) -> str:
         vals = ",".join(v[:4].hex() for v in self.values[:3])
@@ -265,8 +259,8 @@ class Msg:
 
     @cached_property
     def _encoded(self) -> bytes:
-        w = Writer()
-        w.u8(1)
+        w = MsgWriter()
+        w.u8(VERSION)
         w.str(self.sender_id)
         w.u64(self.slot_index)
         w.qset(self.quorum_set)
@@ -296,9 +290,9 @@ class Msg:
         """Decode canonical bytes; raise `MsgDecodeError` (a ValueError) on anything else.
 
         The result is decoded, not validated: call `validate()` for the sanity rules."""
-        r = Reader(data)
+        r = MsgReader(data)
         version = r.u8()
-        if version != 1:
+        if version != VERSION:
             raise MsgDecodeError(f"unsupported message version {version}")
         sender = r.str()
         slot = r.u64()
@@ -321,5 +315,5 @@ class Msg:
             topic = Externalize(r.ballot(), r.u32())
         else:
             raise MsgDecodeError(f"unknown topic tag {tag}")
-        r.done()
+        r.finish()
         return cls(sender, slot, qset, topic)

@@ -24,7 +24,17 @@ MAX_NODE_ID_LEN = 256
 
 
 class QuorumSetError(ValueError):
-    """A quorum set that cannot be used: the message says which rule it breaks."""
+    """A quorum set that cannot be used: the message says which rule it breaks, after the
+    path of the field that breaks it (`quorum_set.members[2].threshold: ...`)."""
+
+
+class _Problem(Exception):
+    """`QuorumSet._validate`'s finding; `validate` turns it into a `QuorumSetError`."""
+
+    def __init__(self, problem: str, member: int | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.path: list[int] = [] if member is None else [member]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +45,8 @@ class QuorumSet:
     _direct: frozenset[NodeID] = field(default=frozenset(), init=False, repr=False, compare=False)
     _inner: tuple[QuorumSet, ...] = field(default=(), init=False, repr=False, compare=False)
     _hash: int = field(default=0, init=False, repr=False, compare=False)
+    # Every message a node sends carries its quorum set: encoded once, on first use.
+    _encoding: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __init__(self, threshold: int, members: Sequence[Member] = ()) -> None:
         members = tuple(members)
@@ -47,6 +59,7 @@ class QuorumSet:
         except TypeError:  # unhashable junk members: validate() will refuse them
             h = id(self)
         object.__setattr__(self, "_hash", h)
+        object.__setattr__(self, "_encoding", None)
 
     def __hash__(self) -> int:
         return self._hash
@@ -67,38 +80,49 @@ class QuorumSet:
         inner = [m.depth() for m in self.members if isinstance(m, QuorumSet)]
         return 1 + max(inner) if inner else 0
 
-    def validate(self) -> None:
-        """Raise `QuorumSetError` naming the first broken rule."""
-        self._validate(depth=0, seen=set())
+    def validate(self, where: str = "") -> None:
+        """Raise `QuorumSetError` naming the first broken rule, after the path of the set
+        or member that breaks it (`where` names this set: "quorum_set.members[1]: node
+        'b' appears more than once"; a problem of this set itself carries `where` alone)."""
+        try:
+            self._validate(0, set())
+        except _Problem as p:
+            path = where + "".join(f".members[{i}]" for i in p.path)
+            path = path.removeprefix(".")
+            raise QuorumSetError(f"{path}: {p.problem}" if path else p.problem) from None
 
     def _validate(self, depth: int, seen: set[NodeID]) -> None:
+        # Raises `_Problem`, whose path is filled in on the way out: no path is built for
+        # a valid set (messages' quorum sets are validated on the hot path).
         if depth > MAX_DEPTH:
-            raise QuorumSetError(f"quorum set nested deeper than {MAX_DEPTH} levels")
+            raise _Problem(f"quorum set nested deeper than {MAX_DEPTH} levels")
         if not isinstance(self.threshold, int) or isinstance(self.threshold, bool):
-            raise QuorumSetError(f"threshold must be an integer, got {self.threshold!r}")
+            raise _Problem(f"threshold must be an integer, got {self.threshold!r}")
         if self.threshold < 1:
-            raise QuorumSetError(f"threshold must be at least 1, got {self.threshold}")
+            raise _Problem(f"threshold must be at least 1, got {self.threshold}")
         if self.threshold > len(self.members):
-            raise QuorumSetError(
-                f"threshold {self.threshold} exceeds the {len(self.members)} members"
-            )
-        for m in self.members:
+            raise _Problem(f"threshold {self.threshold} exceeds the {len(self.members)} members")
+        for i, m in enumerate(self.members):
             if isinstance(m, QuorumSet):
-                m._validate(depth + 1, seen)
+                try:
+                    m._validate(depth + 1, seen)
+                except _Problem as p:
+                    p.path.insert(0, i)
+                    raise
             elif isinstance(m, str):
                 try:
                     size = len(m.encode("utf-8"))
                 except UnicodeEncodeError:
-                    raise QuorumSetError(f"node id is not valid UTF-8 text: {m!r}") from None
+                    raise _Problem(f"node id is not valid UTF-8 text: {m!r}", i) from None
                 if not m or size > MAX_NODE_ID_LEN:
-                    raise QuorumSetError(f"node id must be 1..{MAX_NODE_ID_LEN} bytes: {m!r}")
+                    raise _Problem(f"node id must be 1..{MAX_NODE_ID_LEN} bytes: {m!r}", i)
                 if m in seen:
-                    raise QuorumSetError(f"node {m!r} appears more than once")
+                    raise _Problem(f"node {m!r} appears more than once", i)
                 seen.add(m)
                 if len(seen) > MAX_NODES:
-                    raise QuorumSetError(f"quorum set names more than {MAX_NODES} nodes")
+                    raise _Problem(f"quorum set names more than {MAX_NODES} nodes", i)
             else:
-                raise QuorumSetError(f"member must be a node id or quorum set, got {m!r}")
+                raise _Problem(f"member must be a node id or quorum set, got {m!r}", i)
 
     # -- satisfaction ------------------------------------------------------------------
     def is_satisfied_by(self, nodes: frozenset[NodeID] | set[NodeID]) -> bool:
@@ -178,11 +202,14 @@ class QuorumSet:
         return QuorumSet(max(threshold, 0), [*sorted(nodes), *inner])
 
     def to_bytes(self) -> bytes:
-        from mcnode.scp.codec import Writer
+        """The canonical encoding (`codec.py`); raises ValueError past the codec's limits."""
+        encoding = self._encoding
+        if encoding is None:
+            from mcnode.scp.codec import encode_qset
 
-        w = Writer()
-        w.qset(self)
-        return w.getvalue()
+            encoding = encode_qset(self)
+            object.__setattr__(self, "_encoding", encoding)
+        return encoding
 
     def digest(self) -> bytes:
         """Stable 32-byte hash of the normalized set (equivalent sets share it)."""
@@ -195,34 +222,83 @@ class QuorumSet:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], _depth: int = 0) -> QuorumSet:
-        """Build from `{"threshold": t, "members": [...]}`; raise QuorumSetError if malformed."""
-        if _depth > MAX_DEPTH:
-            raise QuorumSetError(f"quorum set nested deeper than {MAX_DEPTH} levels")
-        if not isinstance(d, Mapping):
-            raise QuorumSetError(f"quorum set must be a mapping, got {type(d).__name__}")
-        unknown = set(d) - {"threshold", "members"}
-        if unknown:
-            raise QuorumSetError(f"unknown quorum set keys: {sorted(unknown)}")
-        t = d.get("threshold")
-        members = d.get("members")
-        if not isinstance(t, int) or isinstance(t, bool):
-            raise QuorumSetError(f"threshold must be an integer, got {t!r}")
-        if not isinstance(members, list):
-            raise QuorumSetError("members must be a list")
-        out: list[Member] = []
-        for m in members:
-            if isinstance(m, str):
-                out.append(m)
-            elif isinstance(m, Mapping):
-                out.append(cls.from_dict(m, _depth + 1))
-            else:
-                raise QuorumSetError(f"member must be a node id or quorum set, got {m!r}")
-        q = cls(t, out)
-        if _depth == 0:
-            q.validate()
+    def from_dict(cls, d: Mapping[str, Any], where: str = "quorum_set") -> QuorumSet:
+        """Build from `{"threshold": t, "members": [...]}` (`parse_quorum_set`) and
+        validate; raise `QuorumSetError` naming the path of the bad field (`where` names
+        the set itself)."""
+        q = parse_quorum_set(d, where)
+        q.validate(where)
         return q
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(m) for m in self.members)
         return f"QuorumSet({self.threshold}, [{inner}])"
+
+
+def parse_quorum_set(
+    raw: object, where: str = "quorum_set", *, max_depth: int = MAX_DEPTH
+) -> QuorumSet:
+    """The one reader of a quorum set written as data (node.toml, network JSON, fbas node
+    configs, `to_dict()`): `{threshold, members}`, each member a node id, a nested
+    `{threshold, members}`, or MobileCoin's `{type = "Node", args = ID}` /
+    `{type = "InnerSet", args = {threshold, members}}`.
+
+    Strict about shape: exactly those keys, a non-negative integer threshold, a list of
+    members, non-empty string ids, nesting at most `max_depth` levels below the top (so
+    hostile nesting is an error, not a RecursionError). Each error is a `QuorumSetError`
+    "<path of the bad field>: <problem>", the path starting with `where`. It does not
+    judge the set (threshold in range, duplicates, sizes): `validate()` does that, and
+    fbas reads the shape alone so that it can report an unusable set instead of refusing
+    the whole network."""
+    return _parse(raw, where, 0, max_depth)
+
+
+def _parse(raw: object, where: str, depth: int, max_depth: int) -> QuorumSet:
+    if depth > max_depth:
+        raise QuorumSetError(f"{where}: quorum set nested deeper than {max_depth} levels")
+    if not isinstance(raw, Mapping):
+        raise QuorumSetError(
+            f"{where}: expected a table {{threshold, members}}, got {type(raw).__name__}"
+        )
+    for key in raw:
+        if key not in ("threshold", "members"):
+            raise QuorumSetError(f"{where}.{key}: unknown quorum set key")
+    if "threshold" not in raw:
+        raise QuorumSetError(f"{where}.threshold: missing")
+    t = raw["threshold"]
+    if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+        raise QuorumSetError(f"{where}.threshold: expected a non-negative integer, got {t!r}")
+    if "members" not in raw:
+        raise QuorumSetError(f"{where}.members: missing")
+    members = raw["members"]
+    if not isinstance(members, list | tuple):
+        raise QuorumSetError(f"{where}.members: expected a list, got {type(members).__name__}")
+    out: list[Member] = []
+    for i, m in enumerate(members):
+        at = f"{where}.members[{i}]"
+        if isinstance(m, str):
+            if not m:
+                raise QuorumSetError(f"{at}: empty node id")
+            out.append(m)
+        elif isinstance(m, Mapping) and "type" in m:
+            out.append(_parse_tagged(m, at, depth, max_depth))
+        elif isinstance(m, Mapping):
+            out.append(_parse(m, at, depth + 1, max_depth))
+        else:
+            raise QuorumSetError(f"{at}: expected a node id or a nested set, got {m!r}")
+    return QuorumSet(t, out)
+
+
+def _parse_tagged(m: Mapping[str, object], at: str, depth: int, max_depth: int) -> Member:
+    """MobileCoin's form of a member (its network configs): `{type, args}`."""
+    for key in m:
+        if key not in ("type", "args"):
+            raise QuorumSetError(f"{at}.{key}: unknown member key")
+    kind, args = m["type"], m.get("args")
+    if kind == "Node":
+        if not isinstance(args, str) or not args:
+            raise QuorumSetError(f"{at}.args: expected a node id, got {args!r}")
+        return args
+    if kind == "InnerSet":
+        return _parse(args, f"{at}.args", depth + 1, max_depth)
+    raise QuorumSetError(f"{at}.type: unknown quorum_set member type {kind!r} (Node or InnerSet)")

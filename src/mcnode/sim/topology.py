@@ -81,7 +81,7 @@ def from_json(data: Any) -> Topology:
             items = list(data.items())
         else:
             raise TopologyError("expected an object with 'nodes' or a node -> quorum set map")
-        out = {str(k): QuorumSet.from_dict(v) for k, v in items}
+        out = {str(k): QuorumSet.from_dict(v, f"{k}.quorum_set") for k, v in items}
     except (KeyError, TypeError) as e:
         raise TopologyError(f"bad topology JSON: missing or wrong field {e}") from None
     except QuorumSetError as e:

@@ -1,97 +1,34 @@
-"""Canonical binary encoding primitives with hard limits on every field.
+"""The transaction layer's binary encoding: `mcnode.binary`'s Writer, a Reader whose
+every failure is this layer's `DecodeError`, and `domain_hash`.
 
-Integers are fixed-width little-endian; lists carry a count that must not exceed the
-field's limit; variable byte strings carry a length that must not exceed theirs. A decoder
-must consume its input exactly. Every failure is a `DecodeError` (a ValueError).
+Transactions, outputs, proofs and ledger blocks are written with these (fixed-width
+little-endian integers, bounded counts and lengths, input consumed exactly: see
+`mcnode.binary`). This module knows no type built on it.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from mcnode import binary
+from mcnode.binary import Writer
 from mcnode.transaction.errors import DecodeError
 
-
-class Writer:
-    def __init__(self) -> None:
-        self._buf = bytearray()
-
-    def u8(self, n: int) -> None:
-        self._buf += n.to_bytes(1, "little")
-
-    def u16(self, n: int) -> None:
-        self._buf += n.to_bytes(2, "little")
-
-    def u64(self, n: int) -> None:
-        self._buf += n.to_bytes(8, "little")
-
-    def fixed(self, data: bytes, size: int) -> None:
-        if len(data) != size:
-            raise ValueError(f"field must be {size} bytes, got {len(data)}")
-        self._buf += data
-
-    def var(self, data: bytes, limit: int) -> None:
-        if len(data) > limit:
-            raise ValueError(f"field longer than {limit} bytes")
-        self.u16(len(data))
-        self._buf += data
-
-    def count(self, n: int, limit: int) -> None:
-        if n > limit:
-            raise ValueError(f"list longer than {limit}")
-        self.u8(n)
-
-    def getvalue(self) -> bytes:
-        return bytes(self._buf)
+__all__ = ["Reader", "Writer", "domain_hash"]
 
 
-class Reader:
-    def __init__(self, data: bytes) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise DecodeError("expected bytes")
-        self._data = bytes(data)
-        self._pos = 0
+class Reader(binary.Reader):
+    """`binary.Reader` raising `transaction.errors.DecodeError`."""
 
-    def _take(self, n: int) -> bytes:
-        end = self._pos + n
-        if end > len(self._data):
-            raise DecodeError("truncated input")
-        chunk = self._data[self._pos : end]
-        self._pos = end
-        return chunk
+    __slots__ = ()
 
-    def u8(self) -> int:
-        return self._take(1)[0]
-
-    def u16(self) -> int:
-        return int.from_bytes(self._take(2), "little")
-
-    def u64(self) -> int:
-        return int.from_bytes(self._take(8), "little")
-
-    def fixed(self, size: int) -> bytes:
-        return self._take(size)
-
-    def var(self, limit: int) -> bytes:
-        n = self.u16()
-        if n > limit:
-            raise DecodeError(f"field of {n} bytes is over its limit of {limit}")
-        return self._take(n)
-
-    def count(self, limit: int) -> int:
-        n = self.u8()
-        if n > limit:
-            raise DecodeError(f"list of {n} is over its limit of {limit}")
-        return n
-
-    def finish(self) -> None:
-        if self._pos != len(self._data):
-            raise DecodeError(f"{len(self._data) - self._pos} trailing bytes")
+    error = DecodeError
 
 
 def domain_hash(dst: bytes, *parts: bytes) -> bytes:
     """SHA-512/256 of a length-prefixed domain tag and length-prefixed parts: the one
-    construction for identities of encoded values (tx hash, block id, contents hash)."""
+    construction for identities of encoded values (tx hash, block id, contents hash).
+    The tag's length is one byte, each part's a little-endian u32, as in `mcnode.binary`."""
     tagged = _TAGGED.get(dst)
     if tagged is None:
         tagged = hashlib.new("sha512_256")

@@ -7,9 +7,11 @@ rule, in the order `validation.validate_tx` checks them.
 
 from __future__ import annotations
 
+from mcnode import binary
 
-class DecodeError(ValueError):
-    """Bytes that are not the canonical encoding of the expected value."""
+
+class DecodeError(binary.DecodeError):
+    """Bytes that are not the canonical encoding of the expected value (a ValueError)."""
 
 
 class TxValidationError(Exception):

@@ -75,14 +75,14 @@ class MembershipProof:
     def encode(self, w: Writer) -> None:
         w.u64(self.index)
         w.u64(self.size)
-        w.count(len(self.siblings), MAX_DEPTH)
+        w.count(len(self.siblings), MAX_DEPTH, width=1, what="siblings")
         for s in self.siblings:
             w.fixed(s, 32)
 
     @classmethod
     def decode(cls, r: Reader) -> MembershipProof:
         index, size = r.u64(), r.u64()
-        n = r.count(MAX_DEPTH)
+        n = r.count(MAX_DEPTH, width=1, what="siblings")
         blob = r.fixed(32 * n)
         proof = cls(index, size, tuple(blob[i : i + 32] for i in range(0, 32 * n, 32)))
         if not 0 <= index < size or n != depth_for(size):

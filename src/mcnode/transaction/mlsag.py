@@ -52,7 +52,7 @@ class RingMLSAG:
 
     def encode(self, w: Writer) -> None:
         w.fixed(self.c_zero, 32)
-        w.count(len(self.responses), 2 * MAX_RING)
+        w.count(len(self.responses), 2 * MAX_RING, width=1, what="responses")
         for r in self.responses:
             w.fixed(r, 32)
         w.fixed(self.key_image, 32)
@@ -60,7 +60,7 @@ class RingMLSAG:
     @classmethod
     def decode(cls, r: Reader) -> RingMLSAG:
         c_zero = r.fixed(32)
-        n = r.count(2 * MAX_RING)
+        n = r.count(2 * MAX_RING, width=1, what="responses")
         responses = tuple(r.fixed(32) for _ in range(n))
         sig = cls(c_zero, responses, r.fixed(32))
         try:

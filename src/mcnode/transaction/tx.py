@@ -4,8 +4,9 @@
        + SignatureRctBulletproofs (one MLSAG per input, pseudo-output commitments,
          one aggregated range proof over pseudo-outputs then outputs)
 
-Encoding: a version byte, then fields in declaration order, fixed-width little-endian
-integers, u8 list counts and u16 byte-string lengths, each bounded (see the MAX_* limits).
+Encoding (`mcnode.binary`): a version byte, then fields in declaration order, fixed-width
+little-endian integers, u8 list counts and u16 byte-string lengths, each bounded (see the
+MAX_* limits).
 `Tx.from_bytes` rejects anything over a limit, truncated, or followed by trailing bytes,
 so `from_bytes(to_bytes(tx)) == tx` and each Tx has one encoding. Points are not checked
 here (that costs a square root each); validation checks them where it uses them.
@@ -41,7 +42,7 @@ class TxIn:
     def encode(self, w: Writer) -> None:
         if len(self.ring) != len(self.proofs):
             raise ValueError("a ring needs exactly one membership proof per member")
-        w.count(len(self.ring), MAX_RING)
+        w.count(len(self.ring), MAX_RING, width=1, what="ring members")
         for tx_out, proof in zip(self.ring, self.proofs, strict=True):
             tx_out.encode(w)
             proof.encode(w)
@@ -49,7 +50,7 @@ class TxIn:
     @classmethod
     def decode(cls, r: Reader) -> TxIn:
         ring, proofs = [], []
-        for _ in range(r.count(MAX_RING)):
+        for _ in range(r.count(MAX_RING, width=1, what="ring members")):
             ring.append(TxOut.decode(r))
             proofs.append(MembershipProof.decode(r))
         return cls(tuple(ring), tuple(proofs))
@@ -63,10 +64,10 @@ class TxPrefix:
     tombstone_block: int
 
     def encode(self, w: Writer) -> None:
-        w.count(len(self.inputs), MAX_INPUTS)
+        w.count(len(self.inputs), MAX_INPUTS, width=1, what="inputs")
         for tx_in in self.inputs:
             tx_in.encode(w)
-        w.count(len(self.outputs), MAX_OUTPUTS)
+        w.count(len(self.outputs), MAX_OUTPUTS, width=1, what="outputs")
         for tx_out in self.outputs:
             tx_out.encode(w)
         w.u64(self.fee)
@@ -74,8 +75,10 @@ class TxPrefix:
 
     @classmethod
     def decode(cls, r: Reader) -> TxPrefix:
-        inputs = tuple(TxIn.decode(r) for _ in range(r.count(MAX_INPUTS)))
-        outputs = tuple(TxOut.decode(r) for _ in range(r.count(MAX_OUTPUTS)))
+        n_inputs = r.count(MAX_INPUTS, width=1, what="inputs")
+        inputs = tuple(TxIn.decode(r) for _ in range(n_inputs))
+        n_outputs = r.count(MAX_OUTPUTS, width=1, what="outputs")
+        outputs = tuple(TxOut.decode(r) for _ in range(n_outputs))
         return cls(inputs, outputs, r.u64(), r.u64())
 
     def to_bytes(self) -> bytes:
@@ -94,19 +97,21 @@ class SignatureRctBulletproofs:
     range_proof: bytes
 
     def encode(self, w: Writer) -> None:
-        w.count(len(self.ring_signatures), MAX_INPUTS)
+        w.count(len(self.ring_signatures), MAX_INPUTS, width=1, what="ring signatures")
         for sig in self.ring_signatures:
             sig.encode(w)
-        w.count(len(self.pseudo_output_commitments), MAX_INPUTS)
+        w.count(len(self.pseudo_output_commitments), MAX_INPUTS, width=1, what="pseudo-outputs")
         for c in self.pseudo_output_commitments:
             w.fixed(c, 32)
-        w.var(self.range_proof, MAX_RANGE_PROOF_BYTES)
+        w.var(self.range_proof, MAX_RANGE_PROOF_BYTES, width=2, what="range proof")
 
     @classmethod
     def decode(cls, r: Reader) -> SignatureRctBulletproofs:
-        sigs = tuple(RingMLSAG.decode(r) for _ in range(r.count(MAX_INPUTS)))
-        pseudo = tuple(r.fixed(32) for _ in range(r.count(MAX_INPUTS)))
-        return cls(sigs, pseudo, r.var(MAX_RANGE_PROOF_BYTES))
+        n_sigs = r.count(MAX_INPUTS, width=1, what="ring signatures")
+        sigs = tuple(RingMLSAG.decode(r) for _ in range(n_sigs))
+        n_pseudo = r.count(MAX_INPUTS, width=1, what="pseudo-outputs")
+        pseudo = tuple(r.fixed(32) for _ in range(n_pseudo))
+        return cls(sigs, pseudo, r.var(MAX_RANGE_PROOF_BYTES, width=2, what="range proof"))
 
 
 @dataclass(frozen=True, slots=True)
