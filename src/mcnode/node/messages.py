@@ -28,13 +28,13 @@ def dedup_key(wire: pb.ConsensusMsg) -> bytes:
     signed bytes are the same message (a forged copy would need the same signature)."""
     h = hashlib.sha256()
     for part in (wire.scp_msg, wire.prev_block_id, wire.signer, wire.signature):
-        h.update(len(part).to_bytes(4, "big"))
+        h.update(len(part).to_bytes(4, "little"))
         h.update(part)
     return h.digest()
 
 
 def _signed_bytes(prev_block_id: bytes, scp_msg: bytes) -> bytes:
-    return DOMAIN + len(prev_block_id).to_bytes(2, "big") + prev_block_id + scp_msg
+    return DOMAIN + len(prev_block_id).to_bytes(2, "little") + prev_block_id + scp_msg
 
 
 def sign_msg(

@@ -19,7 +19,7 @@ from mcnode.scp.codec import MAX_MSG_BYTES
 from mcnode.scp.msg import Externalize, Nominate, NominatePrepare
 
 STATE_FILE = "scp-last-msg.bin"
-_HEADER = struct.Struct(">QII")  # sequence, length, crc32 of the message
+_HEADER = struct.Struct("<QII")  # sequence, length, crc32 of the message (little-endian)
 SLOT = _HEADER.size + MAX_MSG_BYTES
 
 

@@ -17,7 +17,7 @@ from mcnode.scp.msg import (
 )
 from mcnode.scp.node import Externalized, Node
 from mcnode.scp.predicates import is_quorum, is_v_blocking
-from mcnode.scp.quorum_set import NodeID, QuorumSet, QuorumSetError
+from mcnode.scp.quorum_set import NodeID, QuorumSet, QuorumSetError, parse_quorum_set
 
 __all__ = [
     "INFINITY",
@@ -40,4 +40,5 @@ __all__ = [
     "Value",
     "is_quorum",
     "is_v_blocking",
+    "parse_quorum_set",
 ]

@@ -31,7 +31,9 @@ _TWO_256 = 1 << 256
 
 
 def _g(slot_index: int, kind: int, round_: int, node: NodeID) -> int:
-    """Gi(kind || round || node) = SHA-256(i || kind || round || node), big-endian."""
+    """Gi(kind || round || node) = SHA-256(i || kind || round || node), read as a 256-bit
+    big-endian number. Big-endian on purpose: the draft defines G over XDR encodings
+    (RFC 4506), the one place where our bytes follow the draft's, not `mcnode.binary`."""
     data = struct.pack(">QII", slot_index, kind, round_) + node.encode()
     return int.from_bytes(hashlib.sha256(data).digest(), "big")
 
