@@ -28,8 +28,10 @@ live with their types. It imports nothing of mcnode, so every layer may import i
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Self, TypeVar
+
+T = TypeVar("T")
 
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
@@ -141,6 +143,14 @@ class Reader:
         """The value is complete: anything left over makes the input non-canonical."""
         if self._pos != len(self._buf):
             raise self.error(f"{len(self._buf) - self._pos} trailing bytes")
+
+    @classmethod
+    def whole(cls, data: bytes, decode: Callable[[Self], T]) -> T:
+        """`decode` read from all of `data`: what every `from_bytes` is."""
+        r = cls(data)
+        value = decode(r)
+        r.finish()
+        return value
 
     def _uint(self, fmt: struct.Struct) -> int:
         pos = self._pos

@@ -9,6 +9,9 @@
   durable.
 - `read_private_file(path, max_bytes=...)`: a secret's bytes, refused when group or others
   may read the file, when it is a symbolic link, or when it is larger than any such secret.
+- `write_private_document` / `read_private_document`: a small secret as a JSON object
+  tagged with its `format` and `version` (key files), mode 0600, refused on read unless
+  the tags match.
 
 Temporary files start with "." so that directory listings that skip hidden names (archive
 listings) never see them. Nothing here knows what the bytes mean: callers turn
@@ -18,9 +21,11 @@ listings) never see them. Nothing here knows what the bytes mean: callers turn
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 #: Unique temporary names within this process; the pid separates processes.
 _temp_names = itertools.count()
@@ -114,3 +119,24 @@ def read_private_file(
     if len(data) > max_bytes:
         raise PrivateFileError(f"{p}: too large (more than {max_bytes} bytes)")
     return data
+
+
+def write_private_document(
+    path: str | os.PathLike[str], fmt: str, version: int, fields: dict[str, object]
+) -> None:
+    """`{"format": fmt, "version": version, **fields}` as JSON, atomically, mode 0600."""
+    doc = {"format": fmt, "version": version, **fields}
+    write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode(), mode=0o600)
+
+
+def read_private_document(path: str | os.PathLike[str], fmt: str, version: int) -> dict[str, Any]:
+    """The JSON object in a private file (`read_private_file`'s rules), refused
+    (`PrivateFileError`, one line) unless it is JSON tagged with `fmt` and `version`."""
+    data = read_private_file(path)
+    try:
+        doc = json.loads(data)
+    except ValueError as e:
+        raise PrivateFileError(f"{path}: malformed key file: {e}") from e
+    if not isinstance(doc, dict) or doc.get("format") != fmt or doc.get("version") != version:
+        raise PrivateFileError(f"{path}: not a version {version} {fmt} file")
+    return doc

@@ -8,12 +8,10 @@ atomically with mode 0600 and read only when no one but the owner may read it (b
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 from mcnode.crypto import Scalar
-from mcnode.files import PrivateFileError, read_private_file, write_atomic
+from mcnode.files import PrivateFileError, read_private_document, write_private_document
 from mcnode.transaction.account import AccountKey
 
 FORMAT = "mcnode-account-key"
@@ -26,32 +24,24 @@ class KeyFileError(ValueError):
 
 def write_account_key(path: str | os.PathLike[str], account: AccountKey) -> None:
     """Write `account` to `path` atomically with mode 0600 (replacing any file there)."""
-    doc = {
-        "format": FORMAT,
-        "version": VERSION,
+    fields = {
         "view_private": account.view_private.to_bytes().hex(),
         "spend_private": account.spend_private.to_bytes().hex(),
         "address": account.default_address.to_string(),
     }
-    write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode(), mode=0o600)
+    write_private_document(path, FORMAT, VERSION, fields)
 
 
 def read_account_key(path: str | os.PathLike[str]) -> AccountKey:
     """The account in `path`; `KeyFileError` (one line naming the file) if it is not usable."""
-    p = Path(path)
     try:
-        data = read_private_file(p)
+        doc = read_private_document(path, FORMAT, VERSION)
     except PrivateFileError as e:
         raise KeyFileError(str(e)) from e
     try:
-        doc = json.loads(data)
-        if doc["format"] != FORMAT or doc["version"] != VERSION:
-            raise KeyFileError(f"{p}: not a version {VERSION} {FORMAT} file")
         return AccountKey(
             Scalar.from_bytes(bytes.fromhex(doc["view_private"])),
             Scalar.from_bytes(bytes.fromhex(doc["spend_private"])),
         )
-    except KeyFileError:
-        raise
     except (ValueError, KeyError, TypeError) as e:
-        raise KeyFileError(f"{p}: malformed key file: {e}") from e
+        raise KeyFileError(f"{path}: malformed key file: {e}") from e

@@ -91,10 +91,7 @@ class BlockContents:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BlockContents:
-        r = Reader(data)
-        contents = cls.decode(r)
-        r.finish()
-        return contents
+        return Reader.whole(data, cls.decode)
 
     def hash(self) -> bytes:
         return contents_hash_of(
@@ -177,10 +174,7 @@ class Block:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Block:
-        r = Reader(data)
-        block = cls.decode(r)
-        r.finish()
-        return block
+        return Reader.whole(data, cls.decode)
 
 
 def _encode_header(
@@ -261,10 +255,7 @@ class BlockSignature:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BlockSignature:
-        r = Reader(data)
-        sig = cls.decode(r)
-        r.finish()
-        return sig
+        return Reader.whole(data, cls.decode)
 
     def verify(self, block_id: bytes) -> bool:
         return ed25519_verify(

@@ -97,10 +97,7 @@ class TxOut:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TxOut:
-        r = Reader(data)
-        out = cls.decode(r)
-        r.finish()
-        return out
+        return Reader.whole(data, cls.decode)
 
 
 @dataclass(frozen=True, slots=True)
