@@ -58,15 +58,22 @@ def prebuild(d: Path, count: int) -> list[Tx]:
     return txs
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU seconds of a process (and its live children) so far (Linux
+    /proc): a validator is its host process and its enclave process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # it just exited
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    listing = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = listing.read_text().split() if children and listing.exists() else []
+    return own + sum(cpu_seconds(int(k)) for k in kids)
 
 
 def cpu_all(cluster: Cluster) -> dict[str, float]:
     out = {n.name: cpu_seconds(n.proc.pid) for n in cluster.nodes if n.proc is not None}
-    out["bench"] = cpu_seconds(os.getpid())
+    out["bench"] = cpu_seconds(os.getpid(), children=False)
     return out
 
 

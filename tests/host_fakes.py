@@ -9,19 +9,22 @@ follows its tip, so a test sees exactly which blocks moved where.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from mcnode.crypto import SeededRandom
-from mcnode.crypto.signing import ed25519_keypair
-from mcnode.enclave import EnclaveApi, FormedBlock, SessionId
-from mcnode.enclave.errors import PeerSessionError, UnknownTx
+from mcnode.crypto.signing import ed25519_keypair, ed25519_sign, ed25519_verify
+from mcnode.enclave import FormedBlock, SessionId
+from mcnode.enclave.api import PeerEnclave, PeerHandshake, peer_auth_message
+from mcnode.enclave.errors import PeerAuthError, PeerSessionError, UnknownTx
 from mcnode.ledger.block import Block, BlockData
 from mcnode.ledger.errors import InvalidBlock, LedgerCorruptError
 from mcnode.ledger.synthetic import ChainBuilder
 from mcnode.node.config import NodeConfig, parse_config, peer_uri
+from mcnode.node.enclave_port import EnclaveUnavailable
 from mcnode.node.host import ConsensusHost
 from mcnode.node.logs import NodeLog
 from mcnode.node.messages import sign_msg
@@ -91,8 +94,19 @@ class FakeLedger:
         return self.blocks[index]
 
 
-class FakeEnclave(EnclaveApi):
-    """Holds txs by hash; seals a batch as the concatenation of its hashes."""
+def transcript_of(message: bytes) -> bytes:
+    """The fakes' stand-in for a Noise handshake hash."""
+    return hashlib.sha256(message).digest()
+
+
+def vouched(message: bytes, signature: bytes, key: bytes) -> bool:
+    return ed25519_verify(key, peer_auth_message(transcript_of(message)), signature)
+
+
+class FakeEnclave:
+    """The enclave port, in memory: holds txs by hash; seals a batch as the concatenation
+    of its hashes; a peer's handshake message counts only with a signature by the peer's
+    configured key over `peer_auth_message(transcript_of(message))`, as a real one."""
 
     def __init__(self) -> None:
         self.txs: dict[bytes, WellFormedTxContext] = {}
@@ -100,66 +114,102 @@ class FakeEnclave(EnclaveApi):
         self.forgotten: list[bytes] = []
         self.formed: list[int] = []
         self.refuse_form = False
+        self.down = False  # as an enclave process that died: every call fails
 
     identity_public_key = b"\x01" * 32
     block_signing_public_key = KEYS["n0"][1]
 
-    def client_handshake(self, msg1: bytes) -> tuple[SessionId, bytes]:
+    def _up(self) -> None:
+        if self.down:
+            raise EnclaveUnavailable("the enclave process died")
+
+    async def client_handshake(self, msg1: bytes) -> tuple[SessionId, bytes]:
         raise AssertionError("the host never handshakes with clients")
 
-    def client_tx_propose(self, session: SessionId, ciphertext: bytes) -> WellFormedTxContext:
+    async def client_tx_propose(self, session: SessionId, ciphertext: bytes) -> WellFormedTxContext:
         raise AssertionError("the host never proposes client txs")
 
-    def client_close(self, session: SessionId) -> None:
-        raise AssertionError("the host never closes client sessions")
+    async def peer_initiate(self, label: str) -> PeerHandshake:
+        self._up()
+        message = b"hello " + label.encode()
+        return PeerHandshake(message, transcript_of(message))
 
-    def peer_initiate(self, peer_name: str, expected_identity: bytes | None = None) -> bytes:
-        return b"hello " + peer_name.encode()
+    async def peer_accept(
+        self, label: str, message: bytes, signature: bytes, peer_message_key: bytes
+    ) -> tuple[PeerHandshake, PeerEnclave]:
+        self._up()
+        if not ed25519_verify(
+            peer_message_key, peer_auth_message(transcript_of(message)), signature
+        ):
+            raise PeerAuthError("handshake not vouched for by the peer's key")
+        self.sessions.add(label)
+        reply = b"welcome " + label.encode()
+        return PeerHandshake(reply, transcript_of(reply)), PeerEnclave(b"\x02" * 32, b"\x03" * 32)
 
-    def peer_accept(
-        self, peer_name: str, msg1: bytes, expected_identity: bytes | None = None
-    ) -> bytes:
-        self.sessions.add(peer_name)
-        return b"welcome " + peer_name.encode()
+    async def peer_complete(
+        self, label: str, message: bytes, signature: bytes, peer_message_key: bytes
+    ) -> PeerEnclave:
+        self._up()
+        if not ed25519_verify(
+            peer_message_key, peer_auth_message(transcript_of(message)), signature
+        ):
+            raise PeerAuthError("handshake not vouched for by the peer's key")
+        self.sessions.add(label)
+        return PeerEnclave(b"\x02" * 32, signer_of(label.removeprefix("out:")))
 
-    def peer_complete(self, peer_name: str, msg2: bytes) -> None:
-        self.sessions.add(peer_name)
+    def _session(self, label: str) -> None:
+        self._up()
+        if label not in self.sessions:
+            raise PeerSessionError(f"no session established with peer {label!r}")
 
-    def peer_identity(self, peer_name: str) -> bytes:
-        return b"\x02" * 32
-
-    def txs_for_peer(self, peer_name: str, tx_hashes: Sequence[bytes]) -> bytes:
-        if peer_name not in self.sessions:
-            raise PeerSessionError(f"no session established with peer {peer_name!r}")
+    async def txs_for_peer(self, label: str, tx_hashes: Sequence[bytes]) -> bytes:
+        self._session(label)
         return b"".join(h for h in tx_hashes if h in self.txs)
 
-    def peer_tx_propose(self, peer_name: str, ciphertext: bytes) -> list[WellFormedTxContext]:
-        if peer_name not in self.sessions:
-            raise PeerSessionError(f"no session established with peer {peer_name!r}")
-        hashes = [ciphertext[i : i + 32] for i in range(0, len(ciphertext), 32)]
-        for h in hashes:
+    async def seal_fetch(self, label: str, tx_hashes: Sequence[bytes]) -> bytes:
+        self._session(label)
+        return b"".join(tx_hashes)
+
+    async def answer_fetch(self, label: str, sealed_request: bytes) -> bytes:
+        self._session(label)
+        return b"".join(h for h in split(sealed_request) if h in self.txs)
+
+    async def peer_tx_propose(self, label: str, ciphertext: bytes) -> list[WellFormedTxContext]:
+        self._session(label)
+        for h in split(ciphertext):
             self.txs[h] = tx(h[0])
-        return [self.txs[h] for h in hashes]
+        return [self.txs[h] for h in split(ciphertext)]
 
-    def tx_is_well_formed(self, tx_hash: bytes, block_index: int) -> WellFormedTxContext:
-        if tx_hash not in self.txs:
-            raise UnknownTx((tx_hash,))
-        return self.txs[tx_hash]
-
-    def form_block(self, tx_hashes: Sequence[bytes], parent: Block, signed_at: int) -> FormedBlock:
+    async def form_block(
+        self, tx_hashes: Sequence[bytes], parent: Block, signed_at: int
+    ) -> FormedBlock:
+        self._up()
         missing = tuple(h for h in tx_hashes if h not in self.txs)
         if missing or self.refuse_form:
             raise UnknownTx(missing or tuple(tx_hashes))
         self.formed.append(parent.index + 1)
         return FormedBlock(CHAIN[parent.index + 1], tuple(tx_hashes), ())
 
-    def forget(self, tx_hashes: Sequence[bytes]) -> None:
+    async def block_appended(self, block_index: int, done: Sequence[bytes]) -> list[bytes]:
+        self._up()
+        await self.forget(done)
+        stale = [h for h, c in self.txs.items() if c.tombstone_block <= block_index]
+        await self.forget(stale)
+        return stale
+
+    async def forget(self, tx_hashes: Sequence[bytes]) -> None:
         for h in tx_hashes:
             self.txs.pop(h, None)
             self.forgotten.append(h)
 
-    def cached_tx_hashes(self) -> frozenset[bytes]:
-        return frozenset(self.txs)
+
+def split(blob: bytes) -> list[bytes]:
+    return [blob[i : i + 32] for i in range(0, len(blob), 32)]
+
+
+def signer_of(peer: str) -> bytes:
+    """The block signer each fake peer's enclave announces."""
+    return hashlib.sha256(b"signer " + peer.encode()).digest()
 
 
 @dataclass
@@ -178,6 +228,8 @@ class FakePeer:
     proposed: list[bytes] = field(default_factory=list)
     fetches: int = 0
     block_calls: int = 0
+    forge: bool = False  # its host signs our handshake answers with a key not its own
+    auths: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def send(self, msg: pb.ConsensusMsg) -> None:
         self.sent.append(msg)
@@ -186,14 +238,17 @@ class FakePeer:
         if self.down:
             raise PeerCallError(self.name, "UNAVAILABLE", "connection refused")
 
-    async def peer_auth(self, handshake: bytes) -> bytes:
+    async def peer_auth(self, handshake: bytes, signature: bytes) -> tuple[bytes, bytes]:
         self._call()
-        return b"welcome"
+        self.auths.append((handshake, signature))
+        reply = b"welcome " + self.name.encode()
+        key = KEYS[self.name][0] if not self.forge else bytes(range(32))
+        return reply, ed25519_sign(key, peer_auth_message(transcript_of(reply)))
 
-    async def fetch_txs(self, tx_hashes: list[bytes]) -> bytes:
+    async def fetch_txs(self, sealed_request: bytes) -> bytes:
         self.fetches += 1
         self._call()
-        return b"".join(h for h in tx_hashes if h in self.has)
+        return b"".join(h for h in split(sealed_request) if h in self.has)
 
     async def propose_txs(self, ciphertext: bytes) -> None:
         self._call()
@@ -270,6 +325,7 @@ class Rig:
         self.peers = {n: FakePeer(n, height=blocks) for n in NAMES[1:]}
         self.spawned = Spawned()
         self.failed: list[tuple[int, str]] = []
+        self.learned: list[tuple[str, bytes]] = []
         self.log = NodeLog("n0")
         self.metrics = NodeMetrics()
         self.host = self.build()
@@ -287,6 +343,7 @@ class Rig:
             wall=lambda: 1_700_000_000.0 + self.t[0],
             spawn=self.spawned,
             fail=lambda code, why: self.failed.append((code, why)),
+            on_peer_enclave=lambda name, peer: self.learned.append((name, peer.block_signer)),
             trace_file=self.trace_file,
         )
 

@@ -19,7 +19,10 @@ from typing import Any
 
 import pytest
 
-from host_fakes import CHAIN, KEYS, FakeLedger, Rig, qset_of, tx
+from host_fakes import CHAIN, KEYS, FakeLedger, Rig, qset_of, signer_of, transcript_of, tx, vouched
+from mcnode.crypto.signing import ed25519_sign
+from mcnode.enclave.api import peer_auth_message
+from mcnode.enclave.errors import PeerAuthError
 from mcnode.ledger.archive import LocalDirectory, export_archive
 from mcnode.node.catchup import TRANSITIONS, InvalidTransition, SyncState
 from mcnode.node.inbox import FETCH_RETRIES
@@ -60,6 +63,11 @@ def test_a_client_tx_is_relayed_to_every_peer_nominated_and_sent_unsaved(tmp_pat
         assert rig.host.txs.add_client_tx(X)
         assert await rig.spawned.drain() == 3  # one relay task per peer
         assert all(p.proposed == [X.tx_hash] for p in rig.peers.values())
+        # Each session was vouched for by our host's key and answered by the peer's.
+        for p in rig.peers.values():
+            ((hello, signature),) = p.auths
+            assert vouched(hello, signature, KEYS["n0"][1])
+        assert sorted(rig.learned) == sorted((n, signer_of(n)) for n in rig.peers)
         assert rig.host.next_due() == 0.0  # the nomination is due at once
         rig.advance(0.0)
         for name in ("n1", "n2", "n3"):
@@ -169,17 +177,26 @@ def test_a_message_on_another_chain_is_dropped(tmp_path: Path) -> None:
 
 
 def test_a_message_for_the_next_slot_waits_until_we_get_there(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
-    holding(rig, X, Y)
-    rig.host.receive(nominate(rig, "n1", Y.tx_hash, slot=2))
-    assert rig.host.inbox.held() == 1 and rig.host.scp.stats["msgs_received"] == 0
-    rig.host.receive(externalize(rig, "n2", X.tx_hash))
-    rig.host.receive(externalize(rig, "n3", X.tx_hash))
-    assert rig.ledger.num_blocks() == 2 and rig.host.scp.current_slot_index == 2
-    # Delivered on reaching slot 2, after the two EXTERNALIZEs of slot 1.
-    assert rig.host.inbox.held() == 0
-    assert rig.host.scp.stats["msgs_received"] == 3
-    assert rig.host.scp.slot_state(2)["latest"]["n1"]["nominate"]["voted"] == 1  # type: ignore[index]
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        holding(rig, X, Y)
+        rig.host.receive(nominate(rig, "n1", Y.tx_hash, slot=2))
+        assert rig.host.inbox.held() == 1 and rig.host.scp.stats["msgs_received"] == 0
+        rig.host.receive(externalize(rig, "n2", X.tx_hash))
+        rig.host.receive(externalize(rig, "n3", X.tx_hash))
+        # Decided: while the enclave forms block 1, slot 2's messages wait, and so does SCP.
+        assert rig.host.forming and rig.host.scp.current_slot_index == 2
+        rig.host.receive(nominate(rig, "n2", Y.tx_hash, slot=2))
+        assert rig.host.inbox.held() == 2 and rig.host.next_due() is None
+        await rig.spawned.drain()
+        assert not rig.host.forming and rig.ledger.num_blocks() == 2
+        # Delivered once block 1 is in the ledger, after the two EXTERNALIZEs of slot 1.
+        assert rig.host.inbox.held() == 0
+        assert rig.host.scp.stats["msgs_received"] == 4
+        latest = rig.host.scp.slot_state(2)["latest"]  # type: ignore[index]
+        assert latest["n1"]["nominate"]["voted"] == 1 and latest["n2"]["nominate"]["voted"] == 1
+
+    run(go())
 
 
 def test_txs_a_message_names_are_fetched_before_scp_sees_it(tmp_path: Path) -> None:
@@ -215,44 +232,59 @@ def test_a_failed_fetch_is_retried_then_scp_judges_what_we_have(tmp_path: Path) 
 
 # -- blocks ---------------------------------------------------------------------------------
 def test_a_decided_slot_becomes_a_block_before_our_externalize_goes_out(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
-    holding(rig, X, Y)
-    rig.host.receive(externalize(rig, "n1", X.tx_hash))
-    out = rig.host.receive(externalize(rig, "n2", X.tx_hash))
-    assert out == pb.PEER_OK
-    assert rig.ledger.num_blocks() == 2 and rig.enclave.formed == [1]
-    assert X.tx_hash not in rig.host.pool and X.tx_hash in rig.enclave.forgotten
-    assert rig.metric("mcnode_txs_committed_total") == 1
-    ext = [m for m in rig.sent_to("n3") if isinstance(m.topic, Externalize)]
-    assert len(ext) == 1 and ext[0].slot_index == 1
-    # Its block was in the ledger before it was sent: no fdatasync for it.
-    assert rig.host.restart.store.load() is None
-    # Y is still pending: the next slot's nomination starts at once.
-    assert rig.host.scp.progress() == ("NOMINATE", 0, 0)
-    rig.advance(0.0)
-    assert rig.host.scp.progress() == ("NOMINATE", 1, 0)
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        holding(rig, X, Y)
+        rig.host.receive(externalize(rig, "n1", X.tx_hash))
+        assert rig.host.receive(externalize(rig, "n2", X.tx_hash)) == pb.PEER_OK
+        assert not [m for m in rig.sent_to("n3") if isinstance(m.topic, Externalize)]
+        await rig.spawned.drain()
+        assert rig.ledger.num_blocks() == 2 and rig.enclave.formed == [1]
+        assert X.tx_hash not in rig.host.pool and X.tx_hash in rig.enclave.forgotten
+        assert rig.metric("mcnode_txs_committed_total") == 1
+        ext = [m for m in rig.sent_to("n3") if isinstance(m.topic, Externalize)]
+        assert len(ext) == 1 and ext[0].slot_index == 1
+        # Its block was in the ledger before it was sent: no fdatasync for it.
+        assert rig.host.restart.store.load() is None
+        # Y is still pending: the next slot's nomination starts at once.
+        assert rig.host.scp.progress() == ("NOMINATE", 0, 0)
+        rig.advance(0.0)
+        assert rig.host.scp.progress() == ("NOMINATE", 1, 0)
+
+    run(go())
 
 
 def test_a_block_the_enclave_cannot_form_wakes_catch_up(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
-    holding(rig, X)
-    rig.enclave.refuse_form = True
-    rig.host.receive(externalize(rig, "n1", X.tx_hash))
-    rig.host.receive(externalize(rig, "n2", X.tx_hash))
-    assert rig.ledger.num_blocks() == 1 and rig.host.scp.current_slot_index == 2
-    assert rig.metric("mcnode_errors_total", where="form_block") == 1
-    assert rig.host.catchup._wake.is_set() and rig.host.catchup.behind()
-    assert not rig.failed
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        holding(rig, X)
+        rig.enclave.refuse_form = True
+        rig.host.receive(externalize(rig, "n1", X.tx_hash))
+        rig.host.receive(externalize(rig, "n2", X.tx_hash))
+        await rig.spawned.drain()
+        assert rig.ledger.num_blocks() == 1 and rig.host.scp.current_slot_index == 2
+        assert rig.metric("mcnode_errors_total", where="form_block") == 1
+        assert rig.host.catchup._wake.is_set() and rig.host.catchup.behind()
+        # Our EXTERNALIZE still goes out (made durable first: its block is not ours yet).
+        assert [m for m in rig.sent_to("n3") if isinstance(m.topic, Externalize)]
+        assert rig.host.restart.store.load() is not None
+        assert not rig.failed
+
+    run(go())
 
 
 def test_a_damaged_own_ledger_stops_the_node_with_exit_3(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
-    holding(rig, X)
-    rig.ledger.corrupt = True
-    rig.host.receive(externalize(rig, "n1", X.tx_hash))
-    rig.host.receive(externalize(rig, "n2", X.tx_hash))
-    assert rig.failed and rig.failed[0][0] == EXIT_LEDGER
-    assert "ledger unusable" in rig.failed[0][1]
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        holding(rig, X)
+        rig.ledger.corrupt = True
+        rig.host.receive(externalize(rig, "n1", X.tx_hash))
+        rig.host.receive(externalize(rig, "n2", X.tx_hash))
+        await rig.spawned.drain()
+        assert rig.failed and rig.failed[0][0] == EXIT_LEDGER
+        assert "ledger unusable" in rig.failed[0][1]
+
+    run(go())
 
 
 # -- catch-up ---------------------------------------------------------------------------------
@@ -435,14 +467,18 @@ def test_a_new_ballot_statement_is_durable_before_it_is_sent(tmp_path: Path) -> 
 
 
 def test_rejoin_never_moves_scp_back_to_a_slot_it_spoke_in(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
-    holding(rig, X)
-    rig.enclave.refuse_form = True
-    rig.host.receive(externalize(rig, "n1", X.tx_hash))
-    rig.host.receive(externalize(rig, "n2", X.tx_hash))
-    assert rig.host.scp.current_slot_index == 2 and rig.ledger.num_blocks() == 1
-    rig.host.rejoin(0)
-    assert rig.host.scp.current_slot_index == 2
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        holding(rig, X)
+        rig.enclave.refuse_form = True
+        rig.host.receive(externalize(rig, "n1", X.tx_hash))
+        rig.host.receive(externalize(rig, "n2", X.tx_hash))
+        await rig.spawned.drain()
+        assert rig.host.scp.current_slot_index == 2 and rig.ledger.num_blocks() == 1
+        await rig.host.rejoin(0)
+        assert rig.host.scp.current_slot_index == 2
+
+    run(go())
 
 
 # -- trace -----------------------------------------------------------------------------------
@@ -452,9 +488,74 @@ def test_the_trace_file_explains_each_step_with_its_quorum(tmp_path: Path) -> No
     holding(rig, X)
     rig.host.receive(externalize(rig, "n1", X.tx_hash))
     rig.host.receive(externalize(rig, "n2", X.tx_hash))
+    asyncio.run(rig.spawned.drain())
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines and all(r["node"] == "n0" and r["slot"] == 1 for r in lines)
     confirm = next(r for r in lines if r["event"] == "confirm commit")
     assert confirm["by"] == "quorum" and set(confirm["nodes"]) == {"n0", "n1", "n2"}
     accept = next(r for r in lines if r["event"] == "accept commit")
     assert accept["by"] == "v-blocking" and set(accept["nodes"]) <= {"n1", "n2"}
+
+
+# -- enclave sessions and the enclave process -----------------------------------------------
+def test_a_peer_whose_host_does_not_vouch_for_its_answer_gets_no_session(tmp_path: Path) -> None:
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        rig.peers["n1"].forge = True
+        assert not await rig.host.txs.connect("n1")
+        assert await rig.host.txs.connect("n2")
+        assert "out:n1" not in rig.enclave.sessions and "out:n2" in rig.enclave.sessions
+        assert rig.learned == [("n2", signer_of("n2"))]
+
+    run(go())
+
+
+def test_a_forged_peer_auth_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        hello = b"hello in:n1"
+        with pytest.raises(PeerAuthError):  # signed by a stranger, claiming to be n1
+            await rig.host.txs.accept_session("n1", hello, ed25519_sign(bytes(32), hello))
+        assert "in:n1" not in rig.enclave.sessions and not rig.learned
+        good = ed25519_sign(KEYS["n1"][0], peer_auth_message(transcript_of(hello)))
+        reply, signature = await rig.host.txs.accept_session("n1", hello, good)
+        assert vouched(reply, signature, KEYS["n0"][1]) and "in:n1" in rig.enclave.sessions
+
+    run(go())
+
+
+def test_kept_sessions_are_made_again_when_they_drop(tmp_path: Path) -> None:
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        keeper = asyncio.create_task(rig.host.txs.keep_session("n1"))
+        for _ in range(100):
+            await asyncio.sleep(0)
+        assert len(rig.peers["n1"].auths) == 1
+        rig.host.enclave_restarted()  # every session of the old enclave is gone
+        for _ in range(100):
+            await asyncio.sleep(0)
+        assert len(rig.peers["n1"].auths) == 2
+        keeper.cancel()
+
+    run(go())
+
+
+def test_an_enclave_restart_empties_the_pool_and_the_node_goes_on(tmp_path: Path) -> None:
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        holding(rig, X, Y)
+        rig.enclave.down = True  # died: the block cannot be formed
+        rig.host.receive(externalize(rig, "n1", X.tx_hash))
+        rig.host.receive(externalize(rig, "n2", X.tx_hash))
+        await rig.spawned.drain()
+        assert rig.ledger.num_blocks() == 1 and rig.host.catchup.behind()
+        rig.enclave.down = False
+        rig.host.enclave_restarted()
+        assert len(rig.host.pool) == 0 and rig.metric("mcnode_pending_txs") == 0
+        # Catch-up brings the block from peers; consensus goes on from slot 2.
+        for name in ("n1", "n2"):
+            rig.peers[name].height = 2
+        await rig.host.catchup.catch_up()
+        assert rig.ledger.num_blocks() == 2 and rig.host.scp.current_slot_index == 2
+
+    run(go())

@@ -43,6 +43,33 @@ class EnclaveLedger(LedgerView, Protocol):
         ...
 
 
+PEER_AUTH_DOMAIN = b"mcnode peer auth v1"
+
+
+def peer_auth_message(transcript: bytes) -> bytes:
+    """What a host signs with its consensus-message key to vouch for its enclave's
+    handshake message: the domain and the Noise handshake hash right after the message."""
+    return PEER_AUTH_DOMAIN + transcript
+
+
+@dataclass(frozen=True, slots=True)
+class PeerHandshake:
+    """A Noise IX handshake message to send to a peer, and its transcript (the handshake
+    hash right after it, 32 bytes), which our host signs."""
+
+    message: bytes
+    transcript: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerEnclave:
+    """What a peer's handshake proved: its enclave's X25519 identity (Noise static key)
+    and the Ed25519 key that enclave signs blocks with."""
+
+    identity: bytes
+    block_signer: bytes
+
+
 @dataclass(frozen=True, slots=True)
 class FormedBlock:
     """What `form_block` made: the signed block (None when no transaction survived the

@@ -146,6 +146,10 @@ class PeerSessionError(SessionError):
     order, or a peer whose identity key is not the one expected."""
 
 
+class PeerAuthError(PeerSessionError):
+    """A peer handshake message not vouched for by the configured peer's consensus key."""
+
+
 class StaleParent(EnclaveError):
     """`form_block` was given a parent that is not the ledger's last block."""
 

@@ -52,6 +52,13 @@ class LedgerDB:
             None if readonly else LedgerWriter(self.store, self.expected_signers)
         )
 
+    def expect_signers(self, signers: Collection[bytes]) -> None:
+        """From now on, accept appended blocks signed by one of `signers` only (a node
+        learns its peers' enclave block signers as their sessions come up)."""
+        self.expected_signers = frozenset(signers)
+        if self._writer is not None:
+            self._writer.expected_signers = self.expected_signers
+
     def close(self) -> None:
         self.store.close()
 

@@ -3,25 +3,36 @@
 Every handler checks sizes and never lets a peer's bytes raise out of it: bad input gets a
 result code (or INVALID_ARGUMENT), and the node keeps serving. Each servicer is given the
 few things it needs (below, as Protocols), not the whole node.
+
+Enclave traffic from peers is refused unless it is a configured peer's: `PeerAuth` whose
+handshake is not signed by the named peer's consensus key is UNAUTHENTICATED (our enclave
+checked it and changed nothing), a name we do not know is PERMISSION_DENIED, and
+`FetchTxs`/`ProposeTxs` that open under no session of that peer are UNAUTHENTICATED.
+Each refusal is counted (`mcnode_peer_calls_refused_total{call,reason}`) and logged at
+most once per caller address and call per minute.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import NoReturn, Protocol
 
 import grpc
 
-from mcnode.enclave import EnclaveApi, EnclaveError, ProposeTxError, ProposeTxResult
+from mcnode.enclave import EnclaveError, ProposeTxError, ProposeTxResult, SessionError
+from mcnode.enclave.errors import PeerAuthError
 from mcnode.ledger.block import Block, BlockData
+from mcnode.node.enclave_port import EnclavePort, EnclaveUnavailable
+from mcnode.node.logs import NodeLog, Throttle
 from mcnode.node.metrics import NodeMetrics
 from mcnode.node.pending import PoolFull
 from mcnode.transaction.validation import WellFormedTxContext
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
 
-MAX_TX_HASHES = 10_000
 MAX_HANDSHAKE = 4096
+MAX_FETCH_REQUEST = 512 * 1024  # a sealed list of at most 10,000 hashes
+REFUSAL_LOG_INTERVAL = 60.0
 
 
 class ConsensusInbound(Protocol):
@@ -35,11 +46,13 @@ class ConsensusInbound(Protocol):
 class PeerTxs(Protocol):
     """Enclave-to-enclave tx traffic a peer starts (`txrelay.TxRelay`)."""
 
-    def accept_session(self, peer: str, handshake: bytes) -> bytes: ...
+    async def accept_session(
+        self, peer: str, message: bytes, signature: bytes
+    ) -> tuple[bytes, bytes]: ...
 
-    def sealed_for(self, peer: str, tx_hashes: Sequence[bytes]) -> bytes: ...
+    async def answer_fetch(self, peer: str, sealed_request: bytes) -> bytes: ...
 
-    def accept_relayed(self, peer: str, ciphertext: bytes) -> tuple[int, int]: ...
+    async def accept_relayed(self, peer: str, ciphertext: bytes) -> tuple[int, int]: ...
 
 
 class ClientTxs(Protocol):
@@ -62,11 +75,19 @@ class ChainReads(Protocol):
 
 class PeerApi(rpc.ConsensusPeerServicer):
     def __init__(
-        self, consensus: ConsensusInbound, txs: PeerTxs, is_peer: Callable[[str], bool]
+        self,
+        consensus: ConsensusInbound,
+        txs: PeerTxs,
+        is_peer: Callable[[str], bool],
+        metrics: NodeMetrics,
+        log: NodeLog,
     ) -> None:
         self.consensus = consensus
         self.txs = txs
         self.is_peer = is_peer
+        self.metrics = metrics
+        self.log = log
+        self._said = Throttle(REFUSAL_LOG_INTERVAL)
 
     async def SendConsensusMsg(
         self, request: pb.ConsensusMsg, context: grpc.aio.ServicerContext
@@ -88,44 +109,91 @@ class PeerApi(rpc.ConsensusPeerServicer):
         m = self.consensus.latest_wire
         return pb.LatestMsgResponse(msg=m, has_msg=True) if m else pb.LatestMsgResponse()
 
+    async def _refuse(
+        self,
+        context: grpc.aio.ServicerContext,
+        call: str,
+        claimed: str,
+        code: grpc.StatusCode,
+        reason: str,
+    ) -> NoReturn:
+        self.metrics.peer_refused.labels(call, reason).inc()
+        caller = (context.peer() or "").rsplit(":", 1)[0]  # the address, not the port
+        if self._said.allow((caller, call, reason)):
+            self.log.warning(
+                "peer call refused", call=call, caller=caller, claimed=claimed[:64], why=reason
+            )
+        await context.abort(code, f"{call} refused: {reason.replace('_', ' ')}")
+        raise AssertionError("abort raises")
+
+    async def _peer_only(self, context: grpc.aio.ServicerContext, call: str, peer: str) -> None:
+        if not self.is_peer(peer):
+            await self._refuse(
+                context, call, peer, grpc.StatusCode.PERMISSION_DENIED, "not_a_configured_peer"
+            )
+
     async def PeerAuth(
         self, request: pb.PeerAuthRequest, context: grpc.aio.ServicerContext
     ) -> pb.PeerAuthResponse:
-        if not self.is_peer(request.from_peer) or len(request.handshake) > MAX_HANDSHAKE:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not a configured peer")
+        peer = request.from_peer
+        await self._peer_only(context, "PeerAuth", peer)
+        if len(request.handshake) > MAX_HANDSHAKE or len(request.signature) != 64:
+            await self._refuse(
+                context, "PeerAuth", peer, grpc.StatusCode.INVALID_ARGUMENT, "malformed"
+            )
         try:
-            reply = self.txs.accept_session(request.from_peer, bytes(request.handshake))
-        except EnclaveError as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"handshake failed: {e}")
-        return pb.PeerAuthResponse(handshake=reply)
+            reply, signature = await self.txs.accept_session(
+                peer, bytes(request.handshake), bytes(request.signature)
+            )
+        except PeerAuthError:
+            await self._refuse(
+                context, "PeerAuth", peer, grpc.StatusCode.UNAUTHENTICATED, "bad_signature"
+            )
+        except EnclaveError:
+            await self._refuse(
+                context, "PeerAuth", peer, grpc.StatusCode.INVALID_ARGUMENT, "bad_handshake"
+            )
+        return pb.PeerAuthResponse(handshake=reply, signature=signature)
 
     async def FetchTxs(
         self, request: pb.FetchTxsRequest, context: grpc.aio.ServicerContext
     ) -> pb.EncryptedTxs:
-        if not self.is_peer(request.from_peer) or len(request.tx_hashes) > MAX_TX_HASHES:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not a configured peer")
+        peer = request.from_peer
+        await self._peer_only(context, "FetchTxs", peer)
+        if len(request.sealed_request) > MAX_FETCH_REQUEST:
+            await self._refuse(
+                context, "FetchTxs", peer, grpc.StatusCode.INVALID_ARGUMENT, "malformed"
+            )
         try:
-            blob = self.txs.sealed_for(request.from_peer, list(request.tx_hashes))
+            blob = await self.txs.answer_fetch(peer, bytes(request.sealed_request))
+        except SessionError:
+            await self._refuse(
+                context, "FetchTxs", peer, grpc.StatusCode.UNAUTHENTICATED, "no_session"
+            )
         except EnclaveError as e:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"no session: {e}")
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"FetchTxs: {e}")
         return pb.EncryptedTxs(ciphertext=blob)
 
     async def ProposeTxs(
         self, request: pb.EncryptedTxs, context: grpc.aio.ServicerContext
     ) -> pb.ProposeTxsResponse:
-        if not self.is_peer(request.from_peer):
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not a configured peer")
+        peer = request.from_peer
+        await self._peer_only(context, "ProposeTxs", peer)
         try:
-            ok, bad = self.txs.accept_relayed(request.from_peer, bytes(request.ciphertext))
+            ok, bad = await self.txs.accept_relayed(peer, bytes(request.ciphertext))
+        except SessionError:
+            await self._refuse(
+                context, "ProposeTxs", peer, grpc.StatusCode.UNAUTHENTICATED, "no_session"
+            )
         except EnclaveError as e:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"rejected: {e}")
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"ProposeTxs: {e}")
         return pb.ProposeTxsResponse(accepted=ok, rejected=bad)
 
 
 class ClientApi(rpc.ConsensusClientServicer):
     def __init__(
         self,
-        enclave: EnclaveApi,
+        enclave: EnclavePort,
         txs: ClientTxs,
         serving: Callable[[], bool],
         pending: Callable[[], int],
@@ -149,7 +217,9 @@ class ClientApi(rpc.ConsensusClientServicer):
         if len(request.handshake) > MAX_HANDSHAKE:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "handshake too large")
         try:
-            session, reply = self.enclave.client_handshake(bytes(request.handshake))
+            session, reply = await self.enclave.client_handshake(bytes(request.handshake))
+        except EnclaveUnavailable as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"enclave restarting: {e}")
         except EnclaveError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"handshake failed: {e}")
         return pb.AuthResponse(session_id=session, handshake=reply)
@@ -169,23 +239,24 @@ class ClientApi(rpc.ConsensusClientServicer):
             )
 
         if not self.serving():
-            return answer(ProposeTxResult.NOT_SERVING, "catching up with the network")
+            return answer(ProposeTxResult.NOT_SERVING, "catching up, or the enclave restarting")
         if self.pending() >= self.pending_limit:
             return answer(ProposeTxResult.OVER_CAPACITY, "too many pending transactions")
         try:
-            # Runs on the loop (~4 ms of validation): the enclave serialises its calls under
-            # one lock anyway; the separate-process enclave will make this a real await.
-            ctx = self.enclave.client_tx_propose(
+            # Validated in the enclave's process, on the other core: the loop goes on.
+            ctx = await self.enclave.client_tx_propose(
                 bytes(request.session_id), bytes(request.ciphertext)
             )
         except ProposeTxError as e:
             return answer(e.code, str(e))
+        except EnclaveUnavailable:
+            return answer(ProposeTxResult.NOT_SERVING, "the enclave is restarting")
         except EnclaveError as e:
             return answer(ProposeTxResult.DECODE_ERROR, str(e))
         try:
             self.txs.add_client_tx(ctx)
         except PoolFull as e:
-            self.enclave.forget([ctx.tx_hash])
+            await self.enclave.forget([ctx.tx_hash])
             return answer(ProposeTxResult.OVER_CAPACITY, str(e))
         return answer(ProposeTxResult.OK, "accepted", ctx.tx_hash)
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mcnode.enclave import EnclaveApi, EnclaveError
+from mcnode.enclave import EnclaveError
 from mcnode.ledger.archive import LocalDirectory, export_archive
 from mcnode.ledger.block import Block, BlockData
 from mcnode.ledger.errors import LedgerCorruptError, LedgerError
+from mcnode.node.enclave_port import EnclavePort
 from mcnode.node.logs import NodeLog
 from mcnode.node.metrics import NodeMetrics
 from mcnode.node.pending import PendingPool
-from mcnode.transaction.validation import WellFormedTxContext
 
 
 class LedgerUnusable(RuntimeError):
@@ -47,18 +47,18 @@ class LedgerPort(Protocol):
 
 @dataclass(frozen=True)
 class Made:
-    """What became of a decided slot."""
+    """What became of a decided slot: whether its block is in the ledger, and the txs
+    the block settled (included, or dropped by the enclave's block checks)."""
 
     made: bool
-    included: tuple[bytes, ...] = ()
-    dropped: int = 0
+    done: tuple[bytes, ...] = ()
 
 
 class BlockMaker:
     def __init__(
         self,
         ledger: LedgerPort,
-        enclave: EnclaveApi,
+        enclave: EnclavePort,
         pool: PendingPool,
         metrics: NodeMetrics,
         log: NodeLog,
@@ -73,7 +73,7 @@ class BlockMaker:
         self.wall = wall
         self.archive = None if archive_export is None else LocalDirectory(archive_export)
 
-    def make(self, slot: int, values: Sequence[bytes], elapsed: float) -> Made:
+    async def make(self, slot: int, values: Sequence[bytes], elapsed: float) -> Made:
         """Form, append and publish block `slot` from `values` (tx hashes, in order)."""
         if self.ledger.num_blocks() != slot:
             self.log.warning(
@@ -86,7 +86,7 @@ class BlockMaker:
         try:
             if parent is None:
                 raise LedgerError("the ledger has no origin block")
-            formed = self.enclave.form_block(list(values), parent, int(self.wall()))
+            formed = await self.enclave.form_block(list(values), parent, int(self.wall()))
             data = formed.block_data
             if data is None:
                 raise EnclaveError("no transaction of the slot survived the block checks")
@@ -100,9 +100,6 @@ class BlockMaker:
             )
             return Made(False)
         dropped = [h for h, _ in formed.dropped]
-        self.pool.remove(formed.included)
-        self.pool.remove(dropped)
-        self.enclave.forget([*formed.included, *dropped])
         self.metrics.txs_committed.inc(len(formed.included))
         self.log.info(
             "block appended",
@@ -112,25 +109,23 @@ class BlockMaker:
             id=data.block.id,
             ms=round(elapsed * 1000, 1),
         )
-        return Made(True, tuple(formed.included), len(dropped))
+        return Made(True, (*formed.included, *dropped))
 
-    def after_blocks(self) -> None:
-        """The ledger grew (a block made, or blocks caught up): drop pending txs that can
-        no longer go in a block, and publish the new blocks to the archive."""
+    async def after_blocks(self, done: Sequence[bytes] = ()) -> None:
+        """The ledger grew (a block made, or blocks caught up): the pool and the enclave
+        drop what the new blocks settled (`done`) and every pending tx that can no longer
+        go in a block (spent, expired, clashing); the new blocks go to the archive."""
         n = self.ledger.num_blocks()
         self.metrics.block_height.set(n)
-
-        def still_ok(ctx: WellFormedTxContext) -> bool:
-            try:
-                self.enclave.tx_is_well_formed(ctx.tx_hash, n)
-                return True
-            except EnclaveError:
-                return False
-
-        stale = self.pool.prune(n, still_ok)
-        if stale:
-            self.enclave.forget(stale)
-            self.metrics.txs_rejected.labels("STALE_AFTER_BLOCK").inc(len(stale))
+        self.pool.remove(done)
+        try:
+            stale = set(await self.enclave.block_appended(n, done))
+        except EnclaveError as e:  # the enclave restarts; the pool is emptied then
+            self.log.warning("pending txs not re-checked", blocks=n, error=str(e))
+            stale = set()
+        dropped = self.pool.prune(n, lambda ctx: ctx.tx_hash not in stale)
+        if dropped:
+            self.metrics.txs_rejected.labels("STALE_AFTER_BLOCK").inc(len(dropped))
         self.metrics.pending.set(len(self.pool))
         self._export()
 

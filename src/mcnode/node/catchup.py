@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -87,7 +87,7 @@ class CatchUp:
         clock: Callable[[], float],
         wall: Callable[[], float],
         decided_ahead: Callable[[], bool],
-        rejoin: Callable[[int], None],
+        rejoin: Callable[[int], Awaitable[None]],
     ) -> None:
         self.ledger = ledger
         self.peers = peers
@@ -98,7 +98,7 @@ class CatchUp:
         self.clock = clock
         self.wall = wall
         self.decided_ahead = decided_ahead  # SCP decided a slot the ledger lacks
-        self.rejoin = rejoin  # (blocks gained) -> None: the host restarts SCP
+        self.rejoin = rejoin  # (blocks gained) -> awaitable: the host restarts SCP
         self.state = SyncState.SERVING
         self._wake = asyncio.Event()
 
@@ -203,7 +203,7 @@ class CatchUp:
         gained = self.ledger.num_blocks() - start
         if gained:
             self.metrics.blocks_caught_up.inc(gained)
-        self.rejoin(gained)
+        await self.rejoin(gained)
         self.fire("rejoined", gained=gained)
         return gained
 

@@ -25,10 +25,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol, TextIO
 
-from mcnode.enclave import EnclaveApi
+from mcnode.crypto.signing import ed25519_sign
+from mcnode.enclave.api import PeerEnclave
 from mcnode.node.blocks import BlockMaker, LedgerPort, LedgerUnusable
 from mcnode.node.catchup import CatchUp, PeerChainCalls
 from mcnode.node.config import NodeConfig
+from mcnode.node.enclave_port import EnclavePort
 from mcnode.node.flood import Flooding
 from mcnode.node.inbox import Inbox
 from mcnode.node.logs import NodeLog
@@ -39,7 +41,7 @@ from mcnode.node.pending import PendingPool, combine_txs
 from mcnode.node.state import RestartState
 from mcnode.node.tasks import EXIT_LEDGER
 from mcnode.node.txrelay import PeerTxCalls, TxRelay
-from mcnode.scp import Msg, Node, QuorumSet
+from mcnode.scp import Externalized, Msg, Node, QuorumSet
 from mcnode.wire import consensus_pb2 as pb
 
 
@@ -68,7 +70,7 @@ class ConsensusHost:
         cfg: NodeConfig,
         signing_key: bytes,
         ledger: LedgerPort,
-        enclave: EnclaveApi,
+        enclave: EnclavePort,
         peers: Mapping[str, PeerPort],
         metrics: NodeMetrics,
         log: NodeLog,
@@ -77,6 +79,7 @@ class ConsensusHost:
         wall: Callable[[], float],
         spawn: Callable[[Coroutine[Any, Any, None], str], None],
         fail: Callable[[int, str], None],
+        on_peer_enclave: Callable[[str, PeerEnclave], None] = lambda _name, _peer: None,
         trace_file: TextIO | None = None,
     ) -> None:
         self.cfg = cfg
@@ -98,7 +101,18 @@ class ConsensusHost:
         self.restart = RestartState(cfg.state_dir, cfg.name)
         self.timer = SlotTimer(metrics, clock)
         self.blocks = BlockMaker(ledger, enclave, self.pool, metrics, log, wall, cfg.archive_export)
-        self.txs = TxRelay(enclave, peers, self.pool, metrics, log, spawn, self.nominate)
+        self.txs = TxRelay(
+            enclave,
+            peers,
+            {p.name: p.signing_key for p in cfg.peers},
+            lambda message: ed25519_sign(signing_key, message),
+            self.pool,
+            metrics,
+            log,
+            spawn,
+            self.nominate,
+            on_peer_enclave,
+        )
         self.catchup = CatchUp(
             ledger,
             peers,
@@ -108,7 +122,7 @@ class ConsensusHost:
             log,
             clock,
             wall,
-            decided_ahead=lambda: self.scp.current_slot_index > ledger.num_blocks(),
+            decided_ahead=self._decided_ahead,
             rejoin=self.rejoin,
         )
         # Each signer's quorum set as its latest verified message stated it (any slot).
@@ -117,6 +131,10 @@ class ConsensusHost:
         self._trace_file = trace_file
         self._block_ids: OrderedDict[int, bytes] = OrderedDict()  # block index -> id
         self._wake = asyncio.Event()
+        # A decided slot's block is being formed (the enclave is asked, then the ledger):
+        # SCP waits, and peers' messages for the next slot wait in the inbox, until it is
+        # in the ledger. Our messages for slot k+1 name block k; they cannot go out first.
+        self.forming = False
         self.scp = self._build_scp()
         metrics.block_height.set(ledger.num_blocks())
         self.timer.observe(self.scp.current_slot_index, self.scp.progress())
@@ -157,22 +175,44 @@ class ConsensusHost:
         return cached
 
     def _step(self, call: Callable[[], Msg | list[Msg] | None]) -> None:
-        """One call into SCP, then what follows it: blocks for the slots it decided, our
-        messages out, trace and gauges; then the next slot's work if a block was made."""
-        try:
-            out = call()
-            decided = self.scp.take_externalized()
-            made = [self._make_block(d.slot_index, d.values) for d in decided]
-        except LedgerUnusable as e:
-            self.fail(EXIT_LEDGER, str(e))
-            return
-        for m in out if isinstance(out, list) else [out] if out is not None else []:
-            self._broadcast(m)
+        """One call into SCP, then what follows it: our messages out, trace and gauges.
+        If the call decided a slot, its block is made first (in a task: the enclave forms
+        it) and our messages go out once it is in the ledger, as then our EXTERNALIZE
+        needs no fdatasync (its block is durable) and slot k+1's messages can name it."""
+        out = call()
+        decided = self.scp.take_externalized()
+        msgs = out if isinstance(out, list) else [out] if out is not None else []
+        if decided:
+            self.forming = True
+            self.spawn(self._make_blocks(decided, msgs), "make-block")
+        else:
+            for m in msgs:
+                self._broadcast(m)
         self._write_trace()
         self.timer.observe(self.scp.current_slot_index, self.scp.progress())
         self._wake.set()  # SCP may have armed or moved a timer
-        if any(made):
-            self._next_slot()
+
+    async def _make_blocks(self, decided: Sequence[Externalized], msgs: list[Msg]) -> None:
+        done: list[bytes] = []
+        made = False
+        try:
+            for d in decided:
+                result = await self.blocks.make(d.slot_index, d.values, self.timer.externalized())
+                if not result.made:
+                    self.catchup.wake()
+                    break
+                made = True
+                done.extend(result.done)
+        except LedgerUnusable as e:
+            self.fail(EXIT_LEDGER, str(e))
+            return
+        finally:
+            self.forming = False
+            self._wake.set()
+        for m in msgs:
+            self._broadcast(m)
+        if made:
+            await self._next_slot(done)
 
     def _write_trace(self) -> None:
         if self._trace_file is None:
@@ -254,7 +294,8 @@ class ConsensusHost:
         if msg.slot_index > n + 1:
             self.catchup.wake()
         cur = self.scp.current_slot_index
-        if cur < msg.slot_index <= cur + self.cfg.scp.max_future_slots:
+        lowest_held = cur if self.forming else cur + 1
+        if lowest_held <= msg.slot_index <= cur + self.cfg.scp.max_future_slots:
             self.inbox.hold(checked)
             return
         if msg.slot_index == cur:
@@ -285,7 +326,7 @@ class ConsensusHost:
         self._wake.set()
 
     def _nominate_now(self) -> None:
-        if not self.catchup.serving or not len(self.pool):
+        if not self.catchup.serving or not len(self.pool) or self.forming:
             return
         self.timer.work_started()
         self.pacer.nominated(self.clock())
@@ -295,8 +336,12 @@ class ConsensusHost:
 
     # -- timers -------------------------------------------------------------------------------
     def next_due(self) -> float | None:
-        """Clock time of the next timer (SCP's, a fetch retry, the pacer), or None."""
-        times = (self.scp.next_timeout(), self.inbox.next_due(), self.pacer.due_at())
+        """Clock time of the next timer (SCP's, a fetch retry, the pacer), or None. While
+        a block is being formed only retries count: SCP and the pacer wait for it."""
+        if self.forming:
+            times: tuple[float | None, ...] = (self.inbox.next_due(),)
+        else:
+            times = (self.scp.next_timeout(), self.inbox.next_due(), self.pacer.due_at())
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -305,10 +350,12 @@ class ConsensusHost:
         now = self.clock()
         for checked, attempt in self.inbox.take_due(now):
             self.deliver(checked, attempt)
+        if self.forming:
+            return
         if self.pacer.take(now):
             self._nominate_now()
         due = self.scp.next_timeout()
-        if due is not None and due <= self.clock():
+        if due is not None and due <= self.clock() and not self.forming:
             self._step(self.scp.process_timeouts)
 
     async def run_timers(self) -> None:
@@ -322,16 +369,14 @@ class ConsensusHost:
             self.run_due()
 
     # -- blocks -------------------------------------------------------------------------------
-    def _make_block(self, slot: int, values: Sequence[bytes]) -> bool:
-        made = self.blocks.make(slot, values, self.timer.externalized())
-        if not made.made:
-            self.catchup.wake()
-        return made.made
+    def _decided_ahead(self) -> bool:
+        """SCP decided a slot whose block is not in the ledger (and is not being formed)."""
+        return not self.forming and self.scp.current_slot_index > self.ledger.num_blocks()
 
-    def _next_slot(self) -> None:
+    async def _next_slot(self, done: Sequence[bytes] = ()) -> None:
         """The ledger grew: prune, publish, and start the slot's work (what peers already
         said about it, and our pending txs)."""
-        self.blocks.after_blocks()
+        await self.blocks.after_blocks(done)
         self.timer.next_slot()
         self.pacer.block_appended(self.clock())
         for checked in self.inbox.release(self.scp.current_slot_index):
@@ -339,15 +384,23 @@ class ConsensusHost:
         if len(self.pool):
             self.nominate()
 
-    def rejoin(self, gained: int) -> None:
+    async def rejoin(self, gained: int) -> None:
         """Catch-up is done: SCP moves to the first slot we have no block for. Never back:
         a node that restarted SCP on a slot it already spoke in would forget its votes."""
         n = self.ledger.num_blocks()
         if n > self.scp.current_slot_index:
             self.scp = self._new_scp(n)
         if gained:
-            self._next_slot()
+            await self._next_slot()
         self._wake.set()
+
+    def enclave_restarted(self) -> None:
+        """Our enclave process was restarted: what it held is gone. The pool's txs are
+        dropped (peers still hold them: a slot naming one fetches it) and every enclave
+        session is made anew."""
+        self.pool.remove(self.pool.oldest(len(self.pool)))
+        self.metrics.pending.set(0)
+        self.txs.reset()
 
     def scp_slot_state(self, slot: int) -> dict[str, Any] | None:
         """SCP's snapshot of a live or recent slot, with its trace (for /scp/<slot>)."""

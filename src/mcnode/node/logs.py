@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any
 
 LOG = logging.getLogger("mcnode")
@@ -72,3 +74,28 @@ class NodeLog:
 
     def error(self, event: str, /, exc: bool = False, **kv: Any) -> None:
         self._log(logging.ERROR, event, exc, **kv)
+
+
+class Throttle:
+    """At most one `allow(key)` per `interval` seconds per key: for lines a stranger can
+    provoke (refused calls). Remembers at most `max_keys` keys, oldest forgotten first,
+    so that many callers cannot make it grow."""
+
+    def __init__(
+        self, interval: float, clock: Callable[[], float] = time.monotonic, max_keys: int = 1024
+    ) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.max_keys = max_keys
+        self._last: OrderedDict[Hashable, float] = OrderedDict()
+
+    def allow(self, key: Hashable) -> bool:
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            return False
+        self._last[key] = now
+        self._last.move_to_end(key)
+        while len(self._last) > self.max_keys:
+            self._last.popitem(last=False)
+        return True

@@ -63,6 +63,12 @@ class NodeMetrics:
         self.blocks_caught_up = Counter(
             "mcnode_blocks_caught_up", "Blocks appended by catch-up", registry=r
         )
+        self.peer_refused = Counter(
+            "mcnode_peer_calls_refused",
+            "Peer API calls refused (not a configured peer, forged or no session)",
+            ["call", "reason"],
+            registry=r,
+        )
         self.errors = Counter(
             "mcnode_errors", "Errors handled without stopping", ["where"], registry=r
         )

@@ -175,14 +175,17 @@ class PeerLink:
         return out
 
     # -- the calls the host makes ------------------------------------------------------------
-    async def peer_auth(self, handshake: bytes) -> bytes:
-        """Our enclave's first handshake message to the peer's; its answer."""
-        req = pb.PeerAuthRequest(from_peer=self.own_name, handshake=handshake)
-        return bytes((await self.call(self.peer.PeerAuth, req)).handshake)
+    async def peer_auth(self, handshake: bytes, signature: bytes) -> tuple[bytes, bytes]:
+        """Our enclave's first handshake message to the peer's, with our host's signature
+        vouching for it; its answer and the peer host's signature."""
+        req = pb.PeerAuthRequest(from_peer=self.own_name, handshake=handshake, signature=signature)
+        resp = await self.call(self.peer.PeerAuth, req)
+        return bytes(resp.handshake), bytes(resp.signature)
 
-    async def fetch_txs(self, tx_hashes: list[bytes]) -> bytes:
-        """Ask the peer's enclave for these txs over our session: the sealed batch."""
-        req = pb.FetchTxsRequest(from_peer=self.own_name, tx_hashes=tx_hashes)
+    async def fetch_txs(self, sealed_request: bytes) -> bytes:
+        """Ask the peer's enclave for txs (the hashes sealed on our session): the sealed
+        answer."""
+        req = pb.FetchTxsRequest(from_peer=self.own_name, sealed_request=sealed_request)
         return bytes((await self.call(self.peer.FetchTxs, req, FETCH_DEADLINE)).ciphertext)
 
     async def propose_txs(self, ciphertext: bytes) -> None:

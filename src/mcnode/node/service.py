@@ -1,11 +1,13 @@
 """`mcnode run`: one validator process, assembled from its parts and run under one task group.
 
-Start-up order: config (already checked), keys, ledger (exclusive writer), enclave, peer
-links, the consensus host, servers. Every long-lived task (the host's timers, catch-up,
-each peer link) runs under the `Supervisor`'s task group; gRPC and the admin server run
-their own handlers, which reach the node only through the narrow interfaces in `api.py`
-and `admin.py`. The node stops on SIGINT/SIGTERM (exit 0), when its own ledger becomes
-unusable (exit 3), or when a service task fails (exit 4), with one log line.
+Start-up order: config (already checked), the node's message key, ledger (exclusive
+writer), the enclave process (it alone holds the enclave's keys; we learn its identity),
+peer links, the consensus host, servers. Every long-lived task (the host's timers,
+catch-up, each peer link, the enclave's watcher) runs under the `Supervisor`'s task group;
+gRPC and the admin server run their own handlers, which reach the node only through the
+narrow interfaces in `api.py` and `admin.py`. The node stops on SIGINT/SIGTERM (exit 0),
+when its own ledger becomes unusable (exit 3), when a service task fails (exit 4), or when
+its enclave cannot start (exit 5), with one log line.
 """
 
 from __future__ import annotations
@@ -21,17 +23,19 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mcnode.crypto.signing import ed25519_public
-from mcnode.enclave import Enclave, EnclaveConfig
 from mcnode.ledger.db import LedgerDB
+from mcnode.ledger.errors import LedgerError
 from mcnode.node import admin
 from mcnode.node.api import BlockchainApi, ClientApi, PeerApi
 from mcnode.node.config import NodeConfig, peer_uri
+from mcnode.node.enclave_process import EnclaveProcess, EnclaveStartError
 from mcnode.node.host import ConsensusHost
 from mcnode.node.keys import read_node_key
 from mcnode.node.logs import NodeLog
 from mcnode.node.metrics import NodeMetrics
 from mcnode.node.peers import PeerLink, channel_options
-from mcnode.node.tasks import Supervisor
+from mcnode.node.signers import BlockSigners
+from mcnode.node.tasks import EXIT_ENCLAVE, Supervisor
 from mcnode.scp import QuorumSet
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
@@ -45,13 +49,18 @@ class Validator:
         self.tasks = Supervisor(self.log, self.metrics)
         self.signing_key = read_node_key(cfg.key_file)
         self.signing_public = ed25519_public(self.signing_key)
-        trusted = {self.signing_public} | {
-            p.signing_key for p in cfg.peers if p.name in cfg.quorum_set.nodes()
-        }
-        self.ledger = LedgerDB(cfg.ledger_dir, expected_signers=trusted)
-        self.enclave = Enclave(
-            EnclaveConfig(block_signing_key=self.signing_key, minimum_fee=cfg.min_fee),
-            self.ledger,
+        # No block is accepted until we know whose: our enclave's signer (at start) and
+        # our quorum members' enclaves' (remembered, and learned over their sessions).
+        self.ledger = LedgerDB(cfg.ledger_dir, expected_signers=())
+        self.signers = BlockSigners(
+            cfg.state_dir, cfg.quorum_set.nodes(), self.ledger.expect_signers, self.log
+        )
+        self.enclave = EnclaveProcess(
+            cfg.ledger_dir,
+            cfg.state_dir / "enclave",
+            cfg.min_fee,
+            self.log,
+            on_restart=lambda: self.host.enclave_restarted(),
         )
         max_bytes = cfg.limits.max_message_bytes
         self.peers = {
@@ -70,6 +79,7 @@ class Validator:
             wall=time.time,
             spawn=self.tasks.spawn,
             fail=self.tasks.fail,
+            on_peer_enclave=lambda name, peer: self.signers.learn(name, peer.block_signer),
             trace_file=trace_file,
         )
         self.started_at = time.time()
@@ -83,14 +93,16 @@ class Validator:
         opts = channel_options(cfg.limits.max_message_bytes)
         chain = BlockchainApi(self.ledger, cfg.min_fee, cfg.limits.max_message_bytes)
         peer_server = grpc.aio.server(options=opts)
-        peer_api = PeerApi(host, host.txs, lambda name: name in self.peers)
+        peer_api = PeerApi(
+            host, host.txs, lambda name: name in self.peers, self.metrics, self.log
+        )
         rpc.add_ConsensusPeerServicer_to_server(peer_api, peer_server)
         rpc.add_BlockchainServicer_to_server(chain, peer_server)
         client_server = grpc.aio.server(options=opts)
         client_api = ClientApi(
             self.enclave,
             host.txs,
-            serving=lambda: host.catchup.serving,
+            serving=lambda: host.catchup.serving and self.enclave.up,
             pending=lambda: len(host.pool),
             pending_limit=cfg.limits.pending_txs,
             num_blocks=self.ledger.num_blocks,
@@ -100,7 +112,7 @@ class Validator:
                 block_version=1,
                 peers=[peer_uri(p.host, p.port, p.signing_key) for p in cfg.peers],
                 enclave_identity=self.enclave.identity_public_key,
-                signing_key=self.signing_public,
+                signing_key=self.enclave.block_signing_public_key,
             ),
             metrics=self.metrics,
         )
@@ -127,9 +139,44 @@ class Validator:
         sockets = getattr(site._server, "sockets", None) or []
         self.ports["admin"] = sockets[0].getsockname()[1] if sockets else 0
 
+    async def start_enclave(self) -> bool:
+        """The enclave process first: nothing is served without it. False (and one log
+        line) if it cannot start."""
+        try:
+            info = await self.enclave.start()
+        except EnclaveStartError as e:
+            self.tasks.fail(EXIT_ENCLAVE, f"the enclave could not start: {e}")
+            return False
+        self.signers.set_own(info.block_signer)
+        self.log.info(
+            "enclave started",
+            pid=info.pid,
+            identity=info.identity,
+            block_signer=info.block_signer,
+            measurement=info.measurement,
+            hardening=",".join(info.hardening) or "none",
+        )
+        self._refuse_old_ledger()
+        return True
+
+    def _refuse_old_ledger(self) -> None:
+        """Blocks signed with consensus-message keys come from before blocks were signed
+        by enclaves: such a ledger cannot be extended or checked now."""
+        n = self.ledger.num_blocks()
+        sig = self.ledger.get_block_signature(n - 1) if n > 1 else None
+        message_keys = {self.signing_public} | {p.signing_key for p in self.cfg.peers}
+        if sig is not None and sig.signer in message_keys:
+            raise LedgerError(
+                f"{self.cfg.ledger_dir}: block {n - 1} is signed with a consensus-message key "
+                "(a ledger made before enclaves signed blocks): start from a new origin "
+                "ledger (mcnode ledger init, or mcnode localnet init --force)"
+            )
+
     async def run(self) -> int:
         """Serve until stopped; returns the exit code. Everything started is stopped."""
         try:
+            if not await self.start_enclave():
+                return await self.tasks.run({})
             await self.start_servers()
             q = self.cfg.quorum_set
             self.log.info(
@@ -144,9 +191,11 @@ class Validator:
                 peers=len(self.peers),
             )
             services = {
+                "enclave": self.enclave.run(),
                 "scp-timers": self.host.run_timers(),
                 "catch-up": self.host.catchup.run(),
                 **{f"peer-{n}": p.run() for n, p in self.peers.items()},
+                **{f"session-{n}": self.host.txs.keep_session(n) for n in self.peers},
             }
             return await self.tasks.run(services)
         finally:
@@ -159,6 +208,7 @@ class Validator:
             await self._admin.cleanup()
         for p in self.peers.values():
             await p.close()
+        await self.enclave.stop()
         self.host.close()
         self.ledger.close()
         self.log.info("stopped")
@@ -171,10 +221,13 @@ class Validator:
         scp = host.scp
         now = time.time()
         peers = []
+        signers = self.signers.status()
         for p in self.peers.values():
             d = p.status()
             d["last_heard_ago_s"] = None if p.last_heard is None else round(now - p.last_heard, 3)
+            d["block_signer"] = signers.get(p.name)
             peers.append(d)
+        info = self.enclave.info
         q = self.cfg.quorum_set
         return {
             "node_id": self.cfg.name,
@@ -189,7 +242,15 @@ class Validator:
             "v_blocking_size": q.blocking_size(),
             "quorum_intersection": self.quorum_intersection(),
             "signing_key": self.signing_public.hex(),
-            "enclave_identity": self.enclave.identity_public_key.hex(),
+            "enclave": {
+                "up": self.enclave.up,
+                "pid": None if info is None else info.pid,
+                "identity": None if info is None else info.identity.hex(),
+                "block_signer": None if info is None else info.block_signer.hex(),
+                "measurement": None if info is None else info.measurement.hex(),
+                "hardening": [] if info is None else list(info.hardening),
+                "restarts": self.enclave.restarts,
+            },
             "uptime_s": round(now - self.started_at, 3),
             "scp_stats": dict(scp.stats),
         }

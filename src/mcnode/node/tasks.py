@@ -24,6 +24,7 @@ from mcnode.node.metrics import NodeMetrics
 EXIT_STOPPED = 0  # SIGINT/SIGTERM
 EXIT_LEDGER = 3  # our own ledger cannot be written
 EXIT_INTERNAL = 4  # a service task failed: a bug
+EXIT_ENCLAVE = 5  # the enclave process could not start
 
 
 class _Shutdown(Exception):

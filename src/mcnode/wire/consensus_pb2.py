@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmcnode/wire/consensus.proto\x12\tmcnode.v1\"\x07\n\x05\x45mpty\"m\n\x0c\x43onsensusMsg\x12\x0f\n\x07scp_msg\x18\x01 \x01(\x0c\x12\x15\n\rprev_block_id\x18\x02 \x01(\x0c\x12\x0e\n\x06signer\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x12\n\nrelayed_by\x18\x05 \x01(\t\"=\n\x14\x43onsensusMsgResponse\x12%\n\x06result\x18\x01 \x01(\x0e\x32\x15.mcnode.v1.PeerResult\"J\n\x11LatestMsgResponse\x12$\n\x03msg\x18\x01 \x01(\x0b\x32\x17.mcnode.v1.ConsensusMsg\x12\x0f\n\x07has_msg\x18\x02 \x01(\x08\"7\n\x0fPeerAuthRequest\x12\x11\n\tfrom_peer\x18\x01 \x01(\t\x12\x11\n\thandshake\x18\x02 \x01(\x0c\"%\n\x10PeerAuthResponse\x12\x11\n\thandshake\x18\x01 \x01(\x0c\"7\n\x0f\x46\x65tchTxsRequest\x12\x11\n\tfrom_peer\x18\x01 \x01(\t\x12\x11\n\ttx_hashes\x18\x02 \x03(\x0c\"5\n\x0c\x45ncryptedTxs\x12\x11\n\tfrom_peer\x18\x01 \x01(\t\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\"8\n\x12ProposeTxsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x10\n\x08rejected\x18\x02 \x01(\r\" \n\x0b\x41uthRequest\x12\x11\n\thandshake\x18\x01 \x01(\x0c\"5\n\x0c\x41uthResponse\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\x11\n\thandshake\x18\x02 \x01(\x0c\":\n\x10ProposeTxRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\"X\n\x11ProposeTxResponse\x12\x0e\n\x06result\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x12\n\nnum_blocks\x18\x03 \x01(\x04\x12\x0f\n\x07tx_hash\x18\x04 \x01(\x0c\"\x88\x01\n\x12NodeConfigResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07min_fee\x18\x02 \x01(\x04\x12\x15\n\rblock_version\x18\x03 \x01(\r\x12\r\n\x05peers\x18\x04 \x03(\t\x12\x18\n\x10\x65nclave_identity\x18\x05 \x01(\x0c\x12\x13\n\x0bsigning_key\x18\x06 \x01(\x0c\"j\n\rLastBlockInfo\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\x0c\x12\x12\n\nnum_blocks\x18\x03 \x01(\x04\x12\x13\n\x0bnum_tx_outs\x18\x04 \x01(\x04\x12\x0f\n\x07min_fee\x18\x05 \x01(\x04\"1\n\x10GetBlocksRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"7\n\x11GetBlocksResponse\x12\x0e\n\x06\x62locks\x18\x01 \x03(\x0c\x12\x12\n\nnum_blocks\x18\x02 \x01(\x04*\x9f\x01\n\nPeerResult\x12\x0b\n\x07PEER_OK\x10\x00\x12\x12\n\x0ePEER_MALFORMED\x10\x01\x12\x17\n\x13PEER_UNKNOWN_SIGNER\x10\x02\x12\x16\n\x12PEER_BAD_SIGNATURE\x10\x03\x12\x15\n\x11PEER_WRONG_SENDER\x10\x04\x12\x14\n\x10PEER_OTHER_CHAIN\x10\x05\x12\x12\n\x0ePEER_TOO_LARGE\x10\x06\x32\xb8\x03\n\rConsensusPeer\x12L\n\x10SendConsensusMsg\x12\x17.mcnode.v1.ConsensusMsg\x1a\x1f.mcnode.v1.ConsensusMsgResponse\x12M\n\x0f\x43onsensusStream\x12\x17.mcnode.v1.ConsensusMsg\x1a\x1f.mcnode.v1.ConsensusMsgResponse(\x01\x12>\n\x0cGetLatestMsg\x12\x10.mcnode.v1.Empty\x1a\x1c.mcnode.v1.LatestMsgResponse\x12\x43\n\x08PeerAuth\x12\x1a.mcnode.v1.PeerAuthRequest\x1a\x1b.mcnode.v1.PeerAuthResponse\x12?\n\x08\x46\x65tchTxs\x12\x1a.mcnode.v1.FetchTxsRequest\x1a\x17.mcnode.v1.EncryptedTxs\x12\x44\n\nProposeTxs\x12\x17.mcnode.v1.EncryptedTxs\x1a\x1d.mcnode.v1.ProposeTxsResponse2\xd4\x01\n\x0f\x43onsensusClient\x12\x37\n\x04\x41uth\x12\x16.mcnode.v1.AuthRequest\x1a\x17.mcnode.v1.AuthResponse\x12\x46\n\tProposeTx\x12\x1b.mcnode.v1.ProposeTxRequest\x1a\x1c.mcnode.v1.ProposeTxResponse\x12@\n\rGetNodeConfig\x12\x10.mcnode.v1.Empty\x1a\x1d.mcnode.v1.NodeConfigResponse2\x94\x01\n\nBlockchain\x12>\n\x10GetLastBlockInfo\x12\x10.mcnode.v1.Empty\x1a\x18.mcnode.v1.LastBlockInfo\x12\x46\n\tGetBlocks\x12\x1b.mcnode.v1.GetBlocksRequest\x1a\x1c.mcnode.v1.GetBlocksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmcnode/wire/consensus.proto\x12\tmcnode.v1\"\x07\n\x05\x45mpty\"m\n\x0c\x43onsensusMsg\x12\x0f\n\x07scp_msg\x18\x01 \x01(\x0c\x12\x15\n\rprev_block_id\x18\x02 \x01(\x0c\x12\x0e\n\x06signer\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x12\n\nrelayed_by\x18\x05 \x01(\t\"=\n\x14\x43onsensusMsgResponse\x12%\n\x06result\x18\x01 \x01(\x0e\x32\x15.mcnode.v1.PeerResult\"J\n\x11LatestMsgResponse\x12$\n\x03msg\x18\x01 \x01(\x0b\x32\x17.mcnode.v1.ConsensusMsg\x12\x0f\n\x07has_msg\x18\x02 \x01(\x08\"J\n\x0fPeerAuthRequest\x12\x11\n\tfrom_peer\x18\x01 \x01(\t\x12\x11\n\thandshake\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"8\n\x10PeerAuthResponse\x12\x11\n\thandshake\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"<\n\x0f\x46\x65tchTxsRequest\x12\x11\n\tfrom_peer\x18\x01 \x01(\t\x12\x16\n\x0esealed_request\x18\x02 \x01(\x0c\"5\n\x0c\x45ncryptedTxs\x12\x11\n\tfrom_peer\x18\x01 \x01(\t\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\"8\n\x12ProposeTxsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x10\n\x08rejected\x18\x02 \x01(\r\" \n\x0b\x41uthRequest\x12\x11\n\thandshake\x18\x01 \x01(\x0c\"5\n\x0c\x41uthResponse\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\x11\n\thandshake\x18\x02 \x01(\x0c\":\n\x10ProposeTxRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\"X\n\x11ProposeTxResponse\x12\x0e\n\x06result\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x12\n\nnum_blocks\x18\x03 \x01(\x04\x12\x0f\n\x07tx_hash\x18\x04 \x01(\x0c\"\x88\x01\n\x12NodeConfigResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07min_fee\x18\x02 \x01(\x04\x12\x15\n\rblock_version\x18\x03 \x01(\r\x12\r\n\x05peers\x18\x04 \x03(\t\x12\x18\n\x10\x65nclave_identity\x18\x05 \x01(\x0c\x12\x13\n\x0bsigning_key\x18\x06 \x01(\x0c\"j\n\rLastBlockInfo\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\x0c\x12\x12\n\nnum_blocks\x18\x03 \x01(\x04\x12\x13\n\x0bnum_tx_outs\x18\x04 \x01(\x04\x12\x0f\n\x07min_fee\x18\x05 \x01(\x04\"1\n\x10GetBlocksRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"7\n\x11GetBlocksResponse\x12\x0e\n\x06\x62locks\x18\x01 \x03(\x0c\x12\x12\n\nnum_blocks\x18\x02 \x01(\x04*\x9f\x01\n\nPeerResult\x12\x0b\n\x07PEER_OK\x10\x00\x12\x12\n\x0ePEER_MALFORMED\x10\x01\x12\x17\n\x13PEER_UNKNOWN_SIGNER\x10\x02\x12\x16\n\x12PEER_BAD_SIGNATURE\x10\x03\x12\x15\n\x11PEER_WRONG_SENDER\x10\x04\x12\x14\n\x10PEER_OTHER_CHAIN\x10\x05\x12\x12\n\x0ePEER_TOO_LARGE\x10\x06\x32\xb8\x03\n\rConsensusPeer\x12L\n\x10SendConsensusMsg\x12\x17.mcnode.v1.ConsensusMsg\x1a\x1f.mcnode.v1.ConsensusMsgResponse\x12M\n\x0f\x43onsensusStream\x12\x17.mcnode.v1.ConsensusMsg\x1a\x1f.mcnode.v1.ConsensusMsgResponse(\x01\x12>\n\x0cGetLatestMsg\x12\x10.mcnode.v1.Empty\x1a\x1c.mcnode.v1.LatestMsgResponse\x12\x43\n\x08PeerAuth\x12\x1a.mcnode.v1.PeerAuthRequest\x1a\x1b.mcnode.v1.PeerAuthResponse\x12?\n\x08\x46\x65tchTxs\x12\x1a.mcnode.v1.FetchTxsRequest\x1a\x17.mcnode.v1.EncryptedTxs\x12\x44\n\nProposeTxs\x12\x17.mcnode.v1.EncryptedTxs\x1a\x1d.mcnode.v1.ProposeTxsResponse2\xd4\x01\n\x0f\x43onsensusClient\x12\x37\n\x04\x41uth\x12\x16.mcnode.v1.AuthRequest\x1a\x17.mcnode.v1.AuthResponse\x12\x46\n\tProposeTx\x12\x1b.mcnode.v1.ProposeTxRequest\x1a\x1c.mcnode.v1.ProposeTxResponse\x12@\n\rGetNodeConfig\x12\x10.mcnode.v1.Empty\x1a\x1d.mcnode.v1.NodeConfigResponse2\x94\x01\n\nBlockchain\x12>\n\x10GetLastBlockInfo\x12\x10.mcnode.v1.Empty\x1a\x18.mcnode.v1.LastBlockInfo\x12\x46\n\tGetBlocks\x12\x1b.mcnode.v1.GetBlocksRequest\x1a\x1c.mcnode.v1.GetBlocksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcnode.wire.consensus_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PEERRESULT']._serialized_start=1162
-  _globals['_PEERRESULT']._serialized_end=1321
+  _globals['_PEERRESULT']._serialized_start=1205
+  _globals['_PEERRESULT']._serialized_end=1364
   _globals['_EMPTY']._serialized_start=42
   _globals['_EMPTY']._serialized_end=49
   _globals['_CONSENSUSMSG']._serialized_start=51
@@ -42,35 +42,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LATESTMSGRESPONSE']._serialized_start=225
   _globals['_LATESTMSGRESPONSE']._serialized_end=299
   _globals['_PEERAUTHREQUEST']._serialized_start=301
-  _globals['_PEERAUTHREQUEST']._serialized_end=356
-  _globals['_PEERAUTHRESPONSE']._serialized_start=358
-  _globals['_PEERAUTHRESPONSE']._serialized_end=395
-  _globals['_FETCHTXSREQUEST']._serialized_start=397
-  _globals['_FETCHTXSREQUEST']._serialized_end=452
-  _globals['_ENCRYPTEDTXS']._serialized_start=454
-  _globals['_ENCRYPTEDTXS']._serialized_end=507
-  _globals['_PROPOSETXSRESPONSE']._serialized_start=509
-  _globals['_PROPOSETXSRESPONSE']._serialized_end=565
-  _globals['_AUTHREQUEST']._serialized_start=567
-  _globals['_AUTHREQUEST']._serialized_end=599
-  _globals['_AUTHRESPONSE']._serialized_start=601
-  _globals['_AUTHRESPONSE']._serialized_end=654
-  _globals['_PROPOSETXREQUEST']._serialized_start=656
-  _globals['_PROPOSETXREQUEST']._serialized_end=714
-  _globals['_PROPOSETXRESPONSE']._serialized_start=716
-  _globals['_PROPOSETXRESPONSE']._serialized_end=804
-  _globals['_NODECONFIGRESPONSE']._serialized_start=807
-  _globals['_NODECONFIGRESPONSE']._serialized_end=943
-  _globals['_LASTBLOCKINFO']._serialized_start=945
-  _globals['_LASTBLOCKINFO']._serialized_end=1051
-  _globals['_GETBLOCKSREQUEST']._serialized_start=1053
-  _globals['_GETBLOCKSREQUEST']._serialized_end=1102
-  _globals['_GETBLOCKSRESPONSE']._serialized_start=1104
-  _globals['_GETBLOCKSRESPONSE']._serialized_end=1159
-  _globals['_CONSENSUSPEER']._serialized_start=1324
-  _globals['_CONSENSUSPEER']._serialized_end=1764
-  _globals['_CONSENSUSCLIENT']._serialized_start=1767
-  _globals['_CONSENSUSCLIENT']._serialized_end=1979
-  _globals['_BLOCKCHAIN']._serialized_start=1982
-  _globals['_BLOCKCHAIN']._serialized_end=2130
+  _globals['_PEERAUTHREQUEST']._serialized_end=375
+  _globals['_PEERAUTHRESPONSE']._serialized_start=377
+  _globals['_PEERAUTHRESPONSE']._serialized_end=433
+  _globals['_FETCHTXSREQUEST']._serialized_start=435
+  _globals['_FETCHTXSREQUEST']._serialized_end=495
+  _globals['_ENCRYPTEDTXS']._serialized_start=497
+  _globals['_ENCRYPTEDTXS']._serialized_end=550
+  _globals['_PROPOSETXSRESPONSE']._serialized_start=552
+  _globals['_PROPOSETXSRESPONSE']._serialized_end=608
+  _globals['_AUTHREQUEST']._serialized_start=610
+  _globals['_AUTHREQUEST']._serialized_end=642
+  _globals['_AUTHRESPONSE']._serialized_start=644
+  _globals['_AUTHRESPONSE']._serialized_end=697
+  _globals['_PROPOSETXREQUEST']._serialized_start=699
+  _globals['_PROPOSETXREQUEST']._serialized_end=757
+  _globals['_PROPOSETXRESPONSE']._serialized_start=759
+  _globals['_PROPOSETXRESPONSE']._serialized_end=847
+  _globals['_NODECONFIGRESPONSE']._serialized_start=850
+  _globals['_NODECONFIGRESPONSE']._serialized_end=986
+  _globals['_LASTBLOCKINFO']._serialized_start=988
+  _globals['_LASTBLOCKINFO']._serialized_end=1094
+  _globals['_GETBLOCKSREQUEST']._serialized_start=1096
+  _globals['_GETBLOCKSREQUEST']._serialized_end=1145
+  _globals['_GETBLOCKSRESPONSE']._serialized_start=1147
+  _globals['_GETBLOCKSRESPONSE']._serialized_end=1202
+  _globals['_CONSENSUSPEER']._serialized_start=1367
+  _globals['_CONSENSUSPEER']._serialized_end=1807
+  _globals['_CONSENSUSCLIENT']._serialized_start=1810
+  _globals['_CONSENSUSCLIENT']._serialized_end=2022
+  _globals['_BLOCKCHAIN']._serialized_start=2025
+  _globals['_BLOCKCHAIN']._serialized_end=2173
 # @@protoc_insertion_point(module_scope)

@@ -57,26 +57,30 @@ class LatestMsgResponse(_message.Message):
     def __init__(self, msg: _Optional[_Union[ConsensusMsg, _Mapping]] = ..., has_msg: _Optional[bool] = ...) -> None: ...
 
 class PeerAuthRequest(_message.Message):
-    __slots__ = ("from_peer", "handshake")
+    __slots__ = ("from_peer", "handshake", "signature")
     FROM_PEER_FIELD_NUMBER: _ClassVar[int]
     HANDSHAKE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     from_peer: str
     handshake: bytes
-    def __init__(self, from_peer: _Optional[str] = ..., handshake: _Optional[bytes] = ...) -> None: ...
+    signature: bytes
+    def __init__(self, from_peer: _Optional[str] = ..., handshake: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class PeerAuthResponse(_message.Message):
-    __slots__ = ("handshake",)
+    __slots__ = ("handshake", "signature")
     HANDSHAKE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     handshake: bytes
-    def __init__(self, handshake: _Optional[bytes] = ...) -> None: ...
+    signature: bytes
+    def __init__(self, handshake: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class FetchTxsRequest(_message.Message):
-    __slots__ = ("from_peer", "tx_hashes")
+    __slots__ = ("from_peer", "sealed_request")
     FROM_PEER_FIELD_NUMBER: _ClassVar[int]
-    TX_HASHES_FIELD_NUMBER: _ClassVar[int]
+    SEALED_REQUEST_FIELD_NUMBER: _ClassVar[int]
     from_peer: str
-    tx_hashes: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, from_peer: _Optional[str] = ..., tx_hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    sealed_request: bytes
+    def __init__(self, from_peer: _Optional[str] = ..., sealed_request: _Optional[bytes] = ...) -> None: ...
 
 class EncryptedTxs(_message.Message):
     __slots__ = ("from_peer", "ciphertext")
