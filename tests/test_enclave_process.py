@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -212,6 +212,47 @@ def test_garbage_frames_are_answered_or_skipped_and_the_child_carries_on(child: 
         decode_response(auth, Method.PEER_ACCEPT)
     assert enclave.identity().pid == enclave.process.pid  # still serving, in step
     assert any("bad request" in line for line in _log_lines(child.log))
+
+
+def test_no_frame_and_no_log_line_carries_plaintext(
+    child: Child, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w, enclave = child.world, child.enclave
+    frames: list[bytes] = []  # everything that crossed the socket, both ways
+    exchange = enclave._exchange
+
+    def recorded(frame: bytes) -> bytes:
+        frames.append(frame)
+        answer = exchange(frame)
+        frames.append(answer)
+        return answer
+
+    monkeypatch.setattr(enclave, "_exchange", recorded)
+    memo, paid = b"SECRET memo: rent for April", 123_456_789_013
+    tx = w.pay(4, 5, value=paid, memo=memo)
+    propose(enclave, tx)
+    with pytest.raises(ProposeTxError):
+        propose(enclave, replace(tx, prefix=replace(tx.prefix, fee=tx.prefix.fee + 1)))
+    other = w.enclave(6)
+    peer_up(enclave, other, a_name="c", b_name="d")
+    assert other.peer_tx_propose("c", enclave.txs_for_peer("d", [tx.tx_hash()]))
+    peer_up(other, enclave)
+    enclave.peer_tx_propose("a", other.txs_for_peer("b", [tx.tx_hash()]))
+    other.peer_tx_propose("b", enclave.answer_fetch("a", other.seal_fetch("b", [tx.tx_hash()])))
+    parent = w.ledger.last_block()
+    assert parent is not None
+    formed = enclave.form_block([tx.tx_hash()], parent, SIGNED_AT)
+    assert formed.included == (tx.tx_hash(),)
+    enclave.forget([tx.tx_hash()])
+
+    seen = b"".join(frames) + child.log.read_bytes()
+    secrets = [memo, paid.to_bytes(8, "little"), tx.signature.range_proof[:32]]
+    secrets += list(tx.signature.pseudo_output_commitments)
+    for tx_in in tx.prefix.inputs:
+        secrets += [m.public_key for m in tx_in.ring] + [m.target_key for m in tx_in.ring]
+    assert all(secret in tx.to_bytes() for secret in secrets[2:])  # the net is cast right
+    for secret in secrets:
+        assert secret not in seen and secret.hex().encode() not in seen
 
 
 # -- keeping the host out ------------------------------------------------------------------
