@@ -108,6 +108,9 @@ def test_the_child_says_who_it_is(child: Child) -> None:
     assert {"inherited_fds_closed", "not_dumpable", "no_new_privs", "no_core_dumps"} <= applied
     if os.geteuid() == 0:  # root may make namespaces (others: where user namespaces are on)
         assert "no_network" in applied
+    status = Path(f"/proc/{me.pid}/status").read_text()
+    ignored = int(next(x for x in status.splitlines() if x.startswith("SigIgn:")).split()[1], 16)
+    assert ignored & (1 << (2 - 1))  # SIGINT: the host stops it, by closing the socket
     started = next(line for line in _log_lines(child.log) if "enclave started" in line)
     assert f"measurement={me.measurement.hex()}" in started and "hardened=" in started
 

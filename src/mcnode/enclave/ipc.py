@@ -63,6 +63,7 @@ from mcnode.enclave.api import (
     PeerHandshake,
     SessionId,
 )
+from mcnode.enclave.enclave import MAX_PEER_BATCH_TXS
 from mcnode.enclave.errors import (
     CapacityError,
     EnclaveError,
@@ -293,8 +294,7 @@ class _Context(Field[WellFormedTxContext]):
 
 
 class _Contexts(Field[list[WellFormedTxContext]]):
-    #: a peer batch holds at most this many txs (`enclave.MAX_PEER_BATCH_TXS`)
-    LIMIT = 10_000
+    LIMIT = MAX_PEER_BATCH_TXS  # what one peer batch can hold
 
     def write(self, w: binary.Writer, value: Sequence[WellFormedTxContext]) -> None:
         w.count(len(value), self.LIMIT, width=4, what="contexts")

@@ -140,7 +140,8 @@ def load_or_create(
         with _locked(d):
             return _load_or_create(d, measurement, rng)
     except OSError as e:
-        raise SealError(f"{d}: cannot use the enclave key directory: {e.strerror}") from None
+        reason = e.strerror or type(e).__name__
+        raise SealError(f"{d}: cannot use the enclave key directory: {reason}") from None
 
 
 def _load_or_create(d: Path, measurement: bytes, rng: RandomSource) -> EnclaveKeys:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 import time
@@ -118,6 +119,14 @@ def _internal(
 def serve(sock: socket.socket, enclave: Enclave, identity: EnclaveIdentity) -> int:
     """Answer frames until the host closes its end; the exit code."""
     served = Served()
+    try:
+        return _serve(sock, enclave, identity, served)
+    except OSError as e:  # the host went away mid-call (reset, broken pipe)
+        say("stopped", "warning", requests=served.requests, error=e.strerror or type(e).__name__)
+        return EXIT_EOF
+
+
+def _serve(sock: socket.socket, enclave: Enclave, identity: EnclaveIdentity, served: Served) -> int:
     while True:
         header = _read_exactly(sock, ipc.HEADER_BYTES)
         if header is None:
@@ -171,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(measure().hex())
         return 0
     steps = harden(keep_fds={args.fd})  # first: before anything of ours is open
+    # The host stops us by closing the socket. A terminal's Ctrl-C reaches the whole
+    # process group; it is the host's to act on, not ours.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         sock = socket.socket(fileno=args.fd)
     except OSError as e:
