@@ -6,22 +6,27 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
+from mcnode import binary
 from mcnode.client.rings import input_credentials
 from mcnode.crypto import PEDERSEN_H, Scalar, SeededRandom, commit
-from mcnode.crypto.signing import ed25519_keypair, x25519_keypair
+from mcnode.crypto.signing import ed25519_keypair, ed25519_sign, x25519_keypair
 from mcnode.enclave import (
     CapacityError,
     ClientSession,
     Enclave,
     EnclaveConfig,
     MessageDecodeError,
+    MessageTooLarge,
+    PeerAuthError,
+    PeerEnclave,
+    PeerHandshake,
     PeerSessionError,
     ProposeTxError,
     ProposeTxResult,
@@ -30,10 +35,13 @@ from mcnode.enclave import (
     SessionId,
     StaleParent,
     UnknownTx,
+    peer_auth_message,
     worker,
 )
-from mcnode.enclave.enclave import encode_batch
+from mcnode.enclave.enclave import MAX_FETCH_HASHES, encode_batch
 from mcnode.enclave.errors import VALIDATION_CODES
+from mcnode.enclave.noise import PEER_PROLOGUE, PEER_PROTOCOL, Handshake
+from mcnode.enclave.peers import HandshakePayload
 from mcnode.ledger import Block, BlockContents, BlockData, LedgerDB, check_block_data
 from mcnode.transaction import AccountKey, OwnedOutput, Scanner, TransactionBuilder, Tx, validation
 from mcnode.transaction.builder import InputCredentials, assemble_tx
@@ -49,6 +57,8 @@ SIGNING_SK, SIGNING_PK = ed25519_keypair(SeededRandom(11))
 #: Seed of an output that is already in the origin block, for OUTPUT_PUBLIC_KEY_EXISTS.
 TAKEN_SEED = 4242
 SIGNED_AT = 1_760_000_000
+#: Each test host's consensus-message key (Ed25519), by the name its peers know it by.
+HOSTS = {name: ed25519_keypair(SeededRandom(50 + i)) for i, name in enumerate("abcdx")}
 
 
 @dataclass
@@ -90,7 +100,9 @@ class World:
         return assemble_tx(inputs, outputs, fee, self.next_index + 10, self.rng)
 
 
-def make_world(path: Path, seed: int) -> World:
+def make_world(
+    path: Path, seed: int, signers: Collection[bytes] | None = frozenset({SIGNING_PK})
+) -> World:
     rng = SeededRandom(seed)
     alice, bob = AccountKey.random(rng), AccountKey.random(rng)
     others = [AccountKey.random(rng) for _ in range(6)]
@@ -100,7 +112,7 @@ def make_world(path: Path, seed: int) -> World:
     tx_outs.sort(key=lambda o: o.public_key)
     contents = BlockContents((), tuple(tx_outs))
     origin = Block.new(None, contents, tree_root([leaf_hash(o) for o in tx_outs]))
-    ledger = LedgerDB(path, create=True, expected_signers={SIGNING_PK})
+    ledger = LedgerDB(path, create=True, expected_signers=signers)
     ledger.append_block(BlockData(origin, contents, None))
     return World(ledger, alice, bob, Scanner(alice).scan(tx_outs), rng)
 
@@ -145,10 +157,20 @@ def propose(enclave: Enclave, tx: Tx | bytes, client: Client | None = None) -> W
     return enclave.client_tx_propose(client.session_id, client.session.encrypt_tx(data))
 
 
-def peer_up(a: Enclave, b: Enclave) -> None:
-    msg1 = a.peer_initiate("b", expected_identity=b.identity_public_key)
-    msg2 = b.peer_accept("a", msg1, expected_identity=a.identity_public_key)
-    a.peer_complete("b", msg2)
+def vouch(host: str, hs: PeerHandshake) -> bytes:
+    """What `host` sends along with its enclave's handshake message."""
+    return ed25519_sign(HOSTS[host][0], peer_auth_message(hs.transcript))
+
+
+def peer_up(
+    a: Enclave, b: Enclave, a_name: str = "a", b_name: str = "b"
+) -> tuple[PeerEnclave, PeerEnclave]:
+    """`a` opens a session with `b` (a's label for it is `b_name`, b's is `a_name`), each
+    host vouching for its enclave's message: (what a learned of b, what b learned of a)."""
+    hs1 = a.peer_initiate(b_name)
+    hs2, seen_by_b = b.peer_accept(a_name, hs1.message, vouch(a_name, hs1), HOSTS[a_name][1])
+    seen_by_a = a.peer_complete(b_name, hs2.message, vouch(b_name, hs2), HOSTS[b_name][1])
+    return seen_by_a, seen_by_b
 
 
 def _with_prefix(tx: Tx, **changes: object) -> Tx:
@@ -170,7 +192,8 @@ def test_client_proposes_a_real_tx_and_gets_its_context(world: World) -> None:
     assert enclave.cached_tx_hashes() == {tx.tx_hash()}
     # Proposing it again (another session) answers from the cache, after a re-check.
     assert propose(enclave, tx) == ctx
-    assert enclave.tx_is_well_formed(tx.tx_hash(), world.next_index) == ctx
+    assert enclave.block_appended(world.next_index, []) == []  # still good for the next block
+    assert enclave.cached_tx_hashes() == {tx.tx_hash()}
     enclave.forget([tx.tx_hash(), b"\x01" * 32])
     assert enclave.cached_tx_hashes() == frozenset()
 
@@ -228,7 +251,7 @@ def test_garbage_handshakes_are_refused(world: World) -> None:
         with pytest.raises(SessionError):
             enclave.client_handshake(msg1)
     with pytest.raises(SessionError):  # a peer's IX first message is not a client's NX
-        enclave.client_handshake(world.enclave(2).peer_initiate("x"))
+        enclave.client_handshake(world.enclave(2).peer_initiate("x").message)
 
 
 def test_client_sessions_are_bounded_oldest_evicted(world: World) -> None:
@@ -467,15 +490,17 @@ def test_proofs_cut_before_the_last_block_still_verify(spent_world: World) -> No
 
 def test_peer_sessions_carry_txs_both_ways(world: World) -> None:
     a, b = world.enclave(1), world.enclave(2)
-    peer_up(a, b)
-    assert a.peer_identity("b") == b.identity_public_key
-    assert b.peer_identity("a") == a.identity_public_key
+    seen_by_a, seen_by_b = peer_up(a, b)
+    assert seen_by_a == PeerEnclave(b.identity_public_key, b.block_signing_public_key)
+    assert seen_by_b == PeerEnclave(a.identity_public_key, a.block_signing_public_key)
+    assert a.peer_info("b") == seen_by_a
     tx1, tx2 = world.pay(0), world.pay(1)
     propose(a, tx1)
     propose(b, tx2)
 
     sealed = a.txs_for_peer("b", [tx1.tx_hash(), b"\x07" * 32, tx1.tx_hash()])
     assert b.peer_tx_propose("a", sealed) == [WellFormedTxContext.from_tx(tx1)]
+    assert b.peer_info("a") == seen_by_b  # the session b accepted is in use now
     sealed = b.txs_for_peer("a", [tx2.tx_hash(), tx1.tx_hash()])
     got = a.peer_tx_propose("b", sealed)
     assert [c.tx_hash for c in got] == [tx2.tx_hash(), tx1.tx_hash()]
@@ -486,6 +511,155 @@ def test_peer_sessions_carry_txs_both_ways(world: World) -> None:
         a.peer_tx_propose("b", sealed)
     with pytest.raises(PeerSessionError):  # sealed for b, not for a's session with c
         a.peer_tx_propose("c", sealed)
+
+
+def test_fetches_are_answered_on_the_session_they_came_on(world: World) -> None:
+    a, b = world.enclave(1), world.enclave(2)
+    peer_up(a, b)
+    tx1, tx2 = world.pay(0), world.pay(1)
+    propose(b, tx1)
+    propose(b, tx2)
+    request = a.seal_fetch("b", [tx2.tx_hash(), b"\x07" * 32, tx1.tx_hash()])
+    answer = b.answer_fetch("a", request)  # opens on b's pending session: now current
+    got = a.peer_tx_propose("b", answer)
+    assert [c.tx_hash for c in got] == [tx2.tx_hash(), tx1.tx_hash()]
+    assert a.cached_tx_hashes() == {tx1.tx_hash(), tx2.tx_hash()}
+
+    # A replayed request, or a batch where a request should be, is refused...
+    with pytest.raises(SessionError):
+        b.answer_fetch("a", request)
+    with pytest.raises(MessageDecodeError):
+        b.answer_fetch("a", a.txs_for_peer("b", [tx1.tx_hash()]))
+    # ...and the session carries on.
+    assert a.peer_tx_propose("b", b.answer_fetch("a", a.seal_fetch("b", []))) == []
+    with pytest.raises(MessageTooLarge):
+        a.seal_fetch("b", [bytes(32)] * (MAX_FETCH_HASHES + 1))
+    with pytest.raises(PeerSessionError):  # nobody opened a session as "c"
+        b.answer_fetch("c", a.seal_fetch("b", []))
+
+
+def _raw_first_message(enclave: Enclave, payload: bytes) -> PeerHandshake:
+    """An IX message 1 from `enclave`'s identity key carrying any payload."""
+    hs = Handshake(
+        PEER_PROTOCOL, PEER_PROLOGUE, initiator=True, static_private=enclave._identity_private
+    )
+    message = hs.write(payload)
+    return PeerHandshake(message, hs.transcript)
+
+
+def test_an_outsider_cannot_open_a_session_in_a_peers_name(world: World) -> None:
+    a, b, x = world.enclave(1), world.enclave(2), world.enclave(3)
+    peer_up(a, b)
+    tx = world.pay(0)
+    propose(b, tx)
+    assert a.peer_tx_propose("b", b.answer_fetch("a", a.seal_fetch("b", [tx.tx_hash()])))
+    a_key = HOSTS["a"][1]
+    own = x.peer_initiate("b")
+    elsewhere = a.peer_initiate("other")  # a's host signs this message of a's, not x's
+    unknown = _raw_first_message(a, b"\x02" + a.block_signing_public_key)
+    attempts = [
+        (own.message, vouch("x", own), a_key),  # signed by the outsider's own host key
+        (own.message, vouch("a", elsewhere), a_key),  # by a's host, another transcript
+        (own.message, b"\0" * 64, a_key),
+        (own.message, b"short", a_key),
+        (own.message, vouch("a", own), b"\x01" * 31),  # a configured key of the wrong size
+        (b"\0" * 10, vouch("a", own), a_key),  # not a handshake message at all
+        (unknown.message, vouch("a", unknown), a_key),  # a payload version nobody knows
+    ]
+    # The control: the same outsider message with a's signature would have been taken.
+    assert ed25519_sign(HOSTS["a"][0], peer_auth_message(own.transcript)) != vouch("x", own)
+    for message, signature, key in attempts:
+        with pytest.raises(PeerAuthError) as err:
+            b.peer_accept("a", message, signature, key)
+        assert err.value.code is R.BAD_SESSION
+    # Nothing changed: nothing the outsider sends opens, and a's session carries on.
+    with pytest.raises(SessionError):
+        b.answer_fetch("a", b"\0" * 40)
+    got = a.peer_tx_propose("b", b.answer_fetch("a", a.seal_fetch("b", [tx.tx_hash()])))
+    assert [c.tx_hash for c in got] == [tx.tx_hash()]
+    assert b.peer_info("a").identity == a.identity_public_key
+    assert len(b._peers) == 1
+
+
+def test_a_replayed_first_message_leaves_the_real_session_working(world: World) -> None:
+    a, b = world.enclave(1), world.enclave(2)
+    hs1 = a.peer_initiate("b")
+    captured = (hs1.message, vouch("a", hs1))  # off the wire
+    hs2, _ = b.peer_accept("a", *captured, HOSTS["a"][1])
+    a.peer_complete("b", hs2.message, vouch("b", hs2), HOSTS["b"][1])
+    tx1, tx2 = world.pay(0), world.pay(1)
+    propose(a, tx1)
+    propose(a, tx2)
+    assert b.peer_tx_propose("a", a.txs_for_peer("b", [tx1.tx_hash()]))
+    # The replay is validly signed, so b answers it, with a session nobody can use...
+    _, seen = b.peer_accept("a", *captured, HOSTS["a"][1])
+    assert seen.identity == a.identity_public_key
+    # ...and a's session carries on: its messages open under the current session.
+    got = b.peer_tx_propose("a", a.txs_for_peer("b", [tx2.tx_hash()]))
+    assert [c.tx_hash for c in got] == [tx2.tx_hash()]
+    assert a.peer_tx_propose("b", b.answer_fetch("a", a.seal_fetch("b", []))) == []
+    assert b.cached_tx_hashes() == {tx1.tx_hash(), tx2.tx_hash()}
+
+
+def test_a_new_session_is_pending_until_the_peer_uses_it(world: World) -> None:
+    a, b = world.enclave(1), world.enclave(2)
+    peer_up(a, b)
+    txs = [world.pay(i) for i in range(4)]
+    for tx in txs:
+        propose(a, tx)
+
+    def relay(i: int) -> bytes:
+        return a.txs_for_peer("b", [txs[i].tx_hash()])
+
+    assert b.peer_tx_propose("a", relay(0))
+    hs1 = a.peer_initiate("b")  # a starts over (say, it restarted its link)
+    assert b.peer_tx_propose("a", relay(1))  # a's current session still works meanwhile
+    hs2, _ = b.peer_accept("a", hs1.message, vouch("a", hs1), HOSTS["a"][1])
+    on_old = relay(2)  # sealed on a's old session, delivered late
+    a.peer_complete("b", hs2.message, vouch("b", hs2), HOSTS["b"][1])
+    got = b.peer_tx_propose("a", relay(3))  # on the new session: b switches to it
+    assert [c.tx_hash for c in got] == [txs[3].tx_hash()]
+    with pytest.raises(SessionError):  # the old session is gone
+        b.peer_tx_propose("a", on_old)
+    assert a.peer_tx_propose("b", b.answer_fetch("a", a.seal_fetch("b", []))) == []
+
+
+def test_a_peers_answer_must_be_vouched_for_by_its_host(world: World) -> None:
+    a, b = world.enclave(1), world.enclave(2)
+    peer_up(a, b)
+    tx = world.pay(0)
+    propose(a, tx)
+    assert b.peer_tx_propose("a", a.txs_for_peer("b", [tx.tx_hash()]))
+    hs1 = a.peer_initiate("b")
+    hs2, _ = b.peer_accept("a", hs1.message, vouch("a", hs1), HOSTS["a"][1])
+    with pytest.raises(PeerAuthError):  # signed by another host than the one configured
+        a.peer_complete("b", hs2.message, vouch("x", hs2), HOSTS["b"][1])
+    with pytest.raises(PeerSessionError):  # and that handshake is over: start again
+        a.peer_complete("b", hs2.message, vouch("b", hs2), HOSTS["b"][1])
+    # The session a had is untouched.
+    assert a.peer_tx_propose("b", b.answer_fetch("a", a.seal_fetch("b", []))) == []
+    hs1 = a.peer_initiate("b")
+    b.peer_accept("a", hs1.message, vouch("a", hs1), HOSTS["a"][1])
+    with pytest.raises(PeerAuthError):
+        a.peer_complete("b", b"\0" * 100, vouch("b", hs2), HOSTS["b"][1])
+    with pytest.raises(PeerSessionError):  # nothing is waiting for a reply
+        b.peer_complete("a", hs2.message, vouch("b", hs2), HOSTS["b"][1])
+    with pytest.raises(PeerSessionError):
+        world.enclave(3).txs_for_peer("a", [])
+    peer_up(a, b)  # a new handshake replaces a failed one
+    b.peer_close("a")
+    with pytest.raises(PeerSessionError):
+        b.txs_for_peer("a", [])
+
+
+def test_handshake_payloads_are_versioned() -> None:
+    signer = bytes(range(32))
+    payload = HandshakePayload(signer).to_bytes()
+    assert payload == b"\x01" + signer
+    assert HandshakePayload.from_bytes(payload).block_signer == signer
+    for bad in (b"", b"\x01" + signer[:31], payload + b"evidence", b"\x02" + signer):
+        with pytest.raises(binary.DecodeError):
+            HandshakePayload.from_bytes(bad)
 
 
 def test_a_peer_refuses_what_it_finds_invalid(world: World) -> None:
@@ -516,7 +690,7 @@ def test_a_peer_batch_has_its_range_proofs_checked_together(
     bad = _negative_output_tx(world)
 
     # All good: one batch check, no proof checked on its own.
-    sealed = a._peer_transport("b").seal(encode_batch([t.to_bytes() for t in good]))
+    sealed = a._peers.seal("b", encode_batch([t.to_bytes() for t in good]))
     assert [c.tx_hash for c in b.peer_tx_propose("a", sealed)] == [t.tx_hash() for t in good]
     assert singles == []
 
@@ -526,7 +700,7 @@ def test_a_peer_batch_has_its_range_proofs_checked_together(
     peer_up(a, c)  # a's session named "b" now leads to c
     propose(c, good[0])
     batch = encode_batch([good[0].to_bytes(), bad.to_bytes(), good[1].to_bytes()])
-    got = c.peer_tx_propose("a", a._peer_transport("b").seal(batch))
+    got = c.peer_tx_propose("a", a._peers.seal("b", batch))
     assert [x.tx_hash for x in got] == [t.tx_hash() for t in good]
     assert singles == [good[0].signature.range_proof] + [
         t.signature.range_proof for t in (bad, good[1])
@@ -559,36 +733,18 @@ def test_calls_from_many_threads_are_safe(world: World) -> None:
     assert [c.tx_hash for c in got] == [t.tx_hash() for t in txs]
 
 
-def test_peer_handshakes_check_identities_and_steps(world: World) -> None:
-    a, b, c = world.enclave(1), world.enclave(2), world.enclave(3)
-    msg1 = a.peer_initiate("b", expected_identity=c.identity_public_key)
-    msg2 = b.peer_accept("a", msg1)
-    with pytest.raises(PeerSessionError):  # b is not the c that a expected
-        a.peer_complete("b", msg2)
-    with pytest.raises(PeerSessionError):  # and that handshake is over
-        a.peer_complete("b", msg2)
-    with pytest.raises(PeerSessionError):
-        b.peer_accept("a", a.peer_initiate("b"), expected_identity=c.identity_public_key)
-    with pytest.raises(PeerSessionError):  # nothing is waiting for a reply
-        c.peer_complete("a", msg2)
-    with pytest.raises(PeerSessionError):
-        c.txs_for_peer("a", [])
-    with pytest.raises(SessionError):
-        b.peer_accept("a", b"\0" * 10)
-    peer_up(a, b)  # a new handshake replaces a failed one
-    b.peer_close("a")
-    with pytest.raises(PeerSessionError):
-        b.txs_for_peer("a", [])
-
-
 def test_peer_sessions_are_bounded(world: World) -> None:
-    a = world.enclave(1, max_peer_sessions=2)
+    a, b = world.enclave(1, max_peer_sessions=2), world.enclave(2)
     a.peer_initiate("p1")
     a.peer_initiate("p2")
     a.peer_initiate("p2")  # the same peer again takes no new room
     with pytest.raises(CapacityError) as err:
         a.peer_initiate("p3")
     assert err.value.code is R.OVER_CAPACITY
+    hs1 = b.peer_initiate("x")
+    with pytest.raises(CapacityError):  # an accepted (pending) session takes room too
+        a.peer_accept("p3", hs1.message, vouch("b", hs1), HOSTS["b"][1])
+    a.peer_accept("p2", hs1.message, vouch("b", hs1), HOSTS["b"][1])  # p2 has its room
 
 
 # -- blocks ------------------------------------------------------------------------------
@@ -629,15 +785,18 @@ def test_form_block_drops_double_spends_and_sorts(world: World) -> None:
     world.ledger.append_block(data)  # the ledger agrees on the Merkle root
 
     # Afterwards: what the block spent no longer passes, what it left out gets its reason.
-    with pytest.raises(ProposeTxError) as err:
-        enclave.tx_is_well_formed(spend0.tx_hash(), world.next_index)
-    assert err.value.code is R.KEY_IMAGE_ALREADY_SPENT
     with pytest.raises(ProposeTxError):
         propose(enclave, again0)
     with pytest.raises(StaleParent):
         enclave.form_block([spend0.tx_hash()], parent, SIGNED_AT)
     nothing = enclave.form_block([spend0.tx_hash()], data.block, SIGNED_AT + 5)
     assert nothing == type(nothing)(None, (), ((spend0.tx_hash(), R.KEY_IMAGE_ALREADY_SPENT),))
+    # The host says the block is in: the included txs go, and so do those it made invalid.
+    assert enclave.block_appended(world.next_index, formed.included) == [
+        spend0.tx_hash(),
+        out_b.tx_hash(),
+    ]
+    assert enclave.cached_tx_hashes() == frozenset()
 
 
 def test_every_node_forms_the_same_block(world: World) -> None:
@@ -670,13 +829,24 @@ def test_form_block_needs_every_tx_and_expires_tombstones(world: World) -> None:
     assert formed.block_data is not None
     world.ledger.append_block(formed.block_data)
     enclave.forget(formed.included)
-    with pytest.raises(ProposeTxError) as perr:
-        enclave.tx_is_well_formed(soon.tx_hash(), world.next_index)
-    assert perr.value.code is R.INVALID_TOMBSTONE
     with pytest.raises(UnknownTx):
-        enclave.tx_is_well_formed(later.tx_hash(), world.next_index)
-    formed = enclave.form_block([soon.tx_hash()], formed.block_data.block, SIGNED_AT)
-    assert formed.dropped == ((soon.tx_hash(), R.INVALID_TOMBSTONE),)
+        enclave.form_block([later.tx_hash()], formed.block_data.block, SIGNED_AT)
+    expired = enclave.form_block([soon.tx_hash()], formed.block_data.block, SIGNED_AT)
+    assert expired.dropped == ((soon.tx_hash(), R.INVALID_TOMBSTONE),)
+    assert enclave.block_appended(world.next_index, [b"\x05" * 32]) == [soon.tx_hash()]
+    assert enclave.cached_tx_hashes() == frozenset()
+
+
+def test_block_appended_keeps_what_is_still_good(world: World) -> None:
+    enclave = world.enclave()
+    soon, later, done = world.pay(0, tombstone=world.next_index + 2), world.pay(1), world.pay(2)
+    for tx in (soon, later, done):
+        propose(enclave, tx)
+    assert enclave.block_appended(world.next_index, [done.tx_hash()]) == []
+    assert enclave.cached_tx_hashes() == {soon.tx_hash(), later.tx_hash()}
+    # Two blocks on (as the host would say after a catch-up), `soon` has expired.
+    assert enclave.block_appended(world.next_index + 2, []) == [soon.tx_hash()]
+    assert enclave.cached_tx_hashes() == {later.tx_hash()}
 
 
 # -- the host never sees plaintext ---------------------------------------------------------
@@ -703,21 +873,22 @@ def test_the_host_never_sees_plaintext(world: World, caplog: pytest.LogCaptureFi
         with pytest.raises(ProposeTxError) as err:
             propose(a, bad)
         seen += [str(err.value), repr(err.value)]
-    msg1 = a.peer_initiate("b")
-    msg2 = b.peer_accept("a", msg1)
-    a.peer_complete("b", msg2)
+    hs1 = a.peer_initiate("b")
+    hs2, seen_by_b = b.peer_accept("a", hs1.message, vouch("a", hs1), HOSTS["a"][1])
+    seen_by_a = a.peer_complete("b", hs2.message, vouch("b", hs2), HOSTS["b"][1])
     sealed = a.txs_for_peer("b", [tx.tx_hash(), cheap.tx_hash()])
     from_peer = b.peer_tx_propose("a", sealed)
     assert [c.tx_hash for c in from_peer] == [tx.tx_hash()]  # b wants a higher fee
-    seen += [msg1, msg2, sealed, from_peer]
+    fetched = b.answer_fetch("a", a.seal_fetch("b", [tx.tx_hash()]))
+    seen += [hs1, hs2, seen_by_a, seen_by_b, sealed, from_peer, fetched, repr(a._peers)]
     formed = a.form_block([tx.tx_hash(), cheap.tx_hash()], world.ledger.last_block(), SIGNED_AT)
     assert formed.block_data is not None
     seen += [repr(formed), formed.block_data.to_bytes()]
     world.ledger.append_block(formed.block_data)
     seen += [world.ledger.get_block_data(1).to_bytes()]
     with pytest.raises(ProposeTxError) as err:
-        a.tx_is_well_formed(tx.tx_hash(), world.next_index)
-    seen += [str(err.value), caplog.text]
+        propose(a, tx)
+    seen += [str(err.value), a.block_appended(world.next_index, []), caplog.text]
 
     blob = b"".join(_flatten(seen))
     text = blob.decode("latin-1")

@@ -1,15 +1,21 @@
-"""`Enclave`: the in-process implementation of `EnclaveApi`.
+"""`Enclave`: the implementation of `EnclaveApi`, in-process (tests, tools) or inside the
+enclave process (`server`), which serves exactly these calls.
 
-It owns the identity key (X25519, for Noise), the block-signing key (Ed25519), every
-client and peer session, and the plaintext of every tx it has accepted (keyed by tx hash).
+It owns the identity key (X25519, for Noise), the block-signing key (Ed25519; in the
+enclave process both are generated inside and sealed, `sealing`), every client and peer
+session (`peers`), and the plaintext of every tx it has accepted (keyed by tx hash).
 The host gets contexts, ciphertext and redacted blocks; refusals carry a result code and
 a fixed sentence, never the validator's message (which can name ring members).
 
 Bounds: client sessions are kept least-recently-used first and the oldest is evicted when
 a new one would pass `max_client_sessions` (its client gets BAD_SESSION and handshakes
 again: clients of a request/response API never say goodbye, so refusing new sessions
-would lock everyone out). Peer sessions and cached txs are refused past their bound with
+would lock everyone out). Peer session labels (each with at most one handshake, one
+pending and one current session) and cached txs are refused past their bound with
 `CapacityError` (OVER_CAPACITY), since evicting either would lose consensus work.
+
+Peers exchange txs in batches (`encode_batch`) and ask for txs by hash with fetch
+requests (`encode_fetch_request`), both sealed on the session of a label.
 
 No wall clock: block signing times come from the caller. Randomness (session ids, a
 generated identity key) comes from `config.rng`. Every public call holds one lock, so the
@@ -31,30 +37,31 @@ from typing import Concatenate, ParamSpec, TypeVar
 from mcnode import binary
 from mcnode.crypto import RandomSource, system_random
 from mcnode.crypto.signing import ed25519_public, x25519_keypair
-from mcnode.enclave.api import EnclaveApi, EnclaveLedger, FormedBlock, SessionId
+from mcnode.enclave.api import (
+    MAX_FETCH_HASHES,
+    EnclaveApi,
+    EnclaveLedger,
+    FormedBlock,
+    PeerEnclave,
+    PeerHandshake,
+    SessionId,
+)
 from mcnode.enclave.checks import check_new_tx, recheck_tx, redacted_contents, select_for_block
 from mcnode.enclave.errors import (
     CapacityError,
     EnclaveError,
     MessageDecodeError,
     MessageTooLarge,
-    PeerSessionError,
     SessionError,
     StaleParent,
     UnknownTx,
     run_rules,
 )
-from mcnode.enclave.noise import (
-    CLIENT_PROLOGUE,
-    CLIENT_PROTOCOL,
-    PEER_PROLOGUE,
-    PEER_PROTOCOL,
-    Handshake,
-    Transport,
-)
+from mcnode.enclave.noise import CLIENT_PROLOGUE, CLIENT_PROTOCOL, Handshake, Transport
+from mcnode.enclave.peers import PeerSessions
 from mcnode.enclave.worker import run_beside
 from mcnode.ledger.block import BLOCK_VERSION, Block, BlockData, sign_block
-from mcnode.transaction.errors import DecodeError
+from mcnode.transaction.errors import DecodeError, TxValidationError
 from mcnode.transaction.tx import MAX_TX_BYTES, Tx
 from mcnode.transaction.validation import (
     DEFAULT_MINIMUM_FEE,
@@ -68,6 +75,7 @@ log = logging.getLogger(__name__)
 #: limit binds first for real txs, ~7 KB each; the count bounds a batch of tiny junk).
 MAX_PEER_BATCH_BYTES = 32 * 1024 * 1024
 MAX_PEER_BATCH_TXS = 10_000
+MAX_FETCH_REQUEST_BYTES = 4 + 32 * MAX_FETCH_HASHES
 SESSION_ID_BYTES = 16
 
 
@@ -129,8 +137,7 @@ class Enclave(EnclaveApi):
         self._signing_key = config.block_signing_key
         self._signing_public = ed25519_public(config.block_signing_key)
         self._clients: OrderedDict[SessionId, Transport] = OrderedDict()
-        self._peers: dict[str, Handshake | Transport] = {}
-        self._peer_expected: dict[str, bytes] = {}
+        self._peers = PeerSessions(identity, self._signing_public, config.max_peer_sessions)
         self._txs: dict[bytes, _Cached] = {}
         self._lock = threading.RLock()
         self._beside = run_beside()  # ring signatures on the worker, if there is a free CPU
@@ -205,74 +212,54 @@ class Enclave(EnclaveApi):
 
     # -- peers -------------------------------------------------------------------------
 
-    def _peer_handshake(self, initiator: bool) -> Handshake:
-        return Handshake(
-            PEER_PROTOCOL, PEER_PROLOGUE, initiator=initiator, static_private=self._identity_private
-        )
-
-    def _make_room_for_peer(self, peer_name: str) -> None:
-        if peer_name not in self._peers and len(self._peers) >= self._config.max_peer_sessions:
-            raise CapacityError(f"{len(self._peers)} peer sessions, the limit")
-
-    def _check_peer_identity(self, peer_name: str, hs: Handshake, expected: bytes | None) -> None:
-        if expected is not None and hs.remote_static != expected:
-            raise PeerSessionError(f"peer {peer_name!r} is not the enclave identity expected")
-
     @_locked
-    def peer_initiate(self, peer_name: str, expected_identity: bytes | None = None) -> bytes:
-        self._make_room_for_peer(peer_name)
-        hs = self._peer_handshake(initiator=True)
-        msg1 = hs.write()
-        self._peers[peer_name] = hs
-        if expected_identity is None:
-            self._peer_expected.pop(peer_name, None)
-        else:
-            self._peer_expected[peer_name] = expected_identity
-        return msg1
+    def peer_initiate(self, label: str) -> PeerHandshake:
+        return self._peers.initiate(label)
 
     @_locked
     def peer_accept(
-        self, peer_name: str, msg1: bytes, expected_identity: bytes | None = None
-    ) -> bytes:
-        self._make_room_for_peer(peer_name)
-        hs = self._peer_handshake(initiator=False)
-        hs.read(msg1)
-        self._check_peer_identity(peer_name, hs, expected_identity)
-        msg2 = hs.write()
-        self._peers[peer_name] = hs.transport()
-        return msg2
+        self, label: str, message: bytes, signature: bytes, peer_message_key: bytes
+    ) -> tuple[PeerHandshake, PeerEnclave]:
+        return self._peers.accept(label, message, signature, peer_message_key)
 
     @_locked
-    def peer_complete(self, peer_name: str, msg2: bytes) -> None:
-        hs = self._peers.get(peer_name)
-        if not isinstance(hs, Handshake):
-            raise PeerSessionError(f"no handshake with peer {peer_name!r} is waiting for a reply")
-        expected = self._peer_expected.pop(peer_name, None)
-        del self._peers[peer_name]  # a handshake gets one answer: right, or start again
-        hs.read(msg2)
-        self._check_peer_identity(peer_name, hs, expected)
-        self._peers[peer_name] = hs.transport()
-
-    def _peer_transport(self, peer_name: str) -> Transport:
-        transport = self._peers.get(peer_name)
-        if not isinstance(transport, Transport):
-            raise PeerSessionError(f"no session established with peer {peer_name!r}")
-        return transport
+    def peer_complete(
+        self, label: str, message: bytes, signature: bytes, peer_message_key: bytes
+    ) -> PeerEnclave:
+        return self._peers.complete(label, message, signature, peer_message_key)
 
     @_locked
-    def peer_identity(self, peer_name: str) -> bytes:
-        identity = self._peer_transport(peer_name).remote_static
-        assert identity is not None  # IX always carries both static keys
-        return identity
+    def peer_info(self, label: str) -> PeerEnclave:
+        return self._peers.info(label)
 
     @_locked
-    def peer_close(self, peer_name: str) -> None:
-        self._peers.pop(peer_name, None)
-        self._peer_expected.pop(peer_name, None)
+    def peer_close(self, label: str) -> None:
+        """Forget every session and handshake of `label` (in-process callers only)."""
+        self._peers.close(label)
 
     @_locked
-    def txs_for_peer(self, peer_name: str, tx_hashes: Sequence[bytes]) -> bytes:
-        transport = self._peer_transport(peer_name)
+    def txs_for_peer(self, label: str, tx_hashes: Sequence[bytes]) -> bytes:
+        return self._peers.seal(label, self._batch_of(tx_hashes))
+
+    @_locked
+    def seal_fetch(self, label: str, tx_hashes: Sequence[bytes]) -> bytes:
+        if len(tx_hashes) > MAX_FETCH_HASHES:
+            raise MessageTooLarge(f"{len(tx_hashes)} tx hashes, over {MAX_FETCH_HASHES}")
+        return self._peers.seal(label, encode_fetch_request(tx_hashes))
+
+    @_locked
+    def answer_fetch(self, label: str, sealed_request: bytes) -> bytes:
+        transport, plaintext = self._peers.open(label, sealed_request, MAX_FETCH_REQUEST_BYTES)
+        try:
+            wanted = decode_fetch_request(plaintext)
+        except binary.DecodeError:
+            wanted = None
+        if wanted is None:  # raised outside the handler: nothing rides along as context
+            raise MessageDecodeError(f"fetch request from peer {label!r} does not decode")
+        return transport.seal(self._batch_of(wanted))
+
+    def _batch_of(self, tx_hashes: Sequence[bytes]) -> bytes:
+        """The cached txs among `tx_hashes` (each once, unknown ones skipped) as a batch."""
         txs = [self._txs[h].tx.to_bytes() for h in dict.fromkeys(tx_hashes) if h in self._txs]
         if len(txs) > MAX_PEER_BATCH_TXS:
             raise MessageTooLarge(f"{len(txs)} txs, over {MAX_PEER_BATCH_TXS}: ask for fewer")
@@ -282,17 +269,17 @@ class Enclave(EnclaveApi):
                 f"{len(txs)} txs make {len(batch)} bytes, over {MAX_PEER_BATCH_BYTES}: "
                 "ask for fewer"
             )
-        return transport.seal(batch)
+        return batch
 
     @_locked
-    def peer_tx_propose(self, peer_name: str, ciphertext: bytes) -> list[WellFormedTxContext]:
-        transport = self._peer_transport(peer_name)
+    def peer_tx_propose(self, label: str, ciphertext: bytes) -> list[WellFormedTxContext]:
+        _, plaintext = self._peers.open(label, ciphertext, MAX_PEER_BATCH_BYTES)
         try:
-            encoded = decode_batch(transport.open(ciphertext, MAX_PEER_BATCH_BYTES))
+            encoded = decode_batch(plaintext)
         except binary.DecodeError:
             encoded = None
         if encoded is None:  # raised outside the handler: nothing rides along as context
-            raise MessageDecodeError(f"batch from peer {peer_name!r} does not decode")
+            raise MessageDecodeError(f"batch from peer {label!r} does not decode")
         txs = [_decode_tx(data) for data in encoded]
         # The range proofs of the txs new to us are checked as one batch (the costliest
         # rule, several times cheaper per proof so); if the batch fails, every tx gets
@@ -309,18 +296,24 @@ class Enclave(EnclaveApi):
                 key = code.name if code is not None else type(e).__name__
                 refused[key] = refused.get(key, 0) + 1
         if refused:
-            log.debug("peer %s: %d txs accepted, refused %s", peer_name, len(accepted), refused)
+            log.debug("peer %s: %d txs accepted, refused %s", label, len(accepted), refused)
         return accepted
 
     # -- transactions and blocks -------------------------------------------------------
 
     @_locked
-    def tx_is_well_formed(self, tx_hash: bytes, block_index: int) -> WellFormedTxContext:
-        cached = self._txs.get(tx_hash)
-        if cached is None:
-            raise UnknownTx((tx_hash,))
-        run_rules(lambda: recheck_tx(cached.tx, self._ledger, block_index=block_index))
-        return cached.context
+    def block_appended(self, block_index: int, done: Sequence[bytes]) -> list[bytes]:
+        for h in done:
+            self._txs.pop(h, None)
+        stale: list[bytes] = []
+        for tx_hash, cached in self._txs.items():
+            try:
+                recheck_tx(cached.tx, self._ledger, block_index=block_index)
+            except TxValidationError:
+                stale.append(tx_hash)
+        for tx_hash in stale:
+            del self._txs[tx_hash]
+        return stale
 
     @_locked
     def form_block(self, tx_hashes: Sequence[bytes], parent: Block, signed_at: int) -> FormedBlock:
@@ -372,6 +365,23 @@ def decode_batch(data: bytes) -> list[bytes]:
     txs = r.var_list(MAX_PEER_BATCH_TXS, MAX_TX_BYTES, what="txs")
     r.finish()
     return txs
+
+
+def encode_fetch_request(tx_hashes: Sequence[bytes]) -> bytes:
+    """u32 count (at most `MAX_FETCH_HASHES`), then each 32-byte hash."""
+    w = binary.Writer()
+    w.count(len(tx_hashes), MAX_FETCH_HASHES, width=4, what="tx hashes")
+    for h in tx_hashes:
+        w.fixed(h, 32)
+    return w.getvalue()
+
+
+def decode_fetch_request(data: bytes) -> list[bytes]:
+    """The hashes; `binary.DecodeError` unless `data` is exactly one request."""
+    r = binary.Reader(data)
+    hashes = [r.fixed(32) for _ in range(r.count(MAX_FETCH_HASHES, width=4, what="tx hashes"))]
+    r.finish()
+    return hashes
 
 
 def _decode_tx(data: bytes) -> Tx:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 
+from mcnode import binary
 from mcnode.transaction import errors as tx_errors
 
 
@@ -142,12 +143,14 @@ class UnknownTx(EnclaveError, LookupError):
 
 
 class PeerSessionError(SessionError):
-    """A peer handshake that cannot proceed: no session with that peer, a step out of
-    order, or a peer whose identity key is not the one expected."""
+    """A peer session that cannot be used: no session with that label, a handshake step
+    out of order, or a sealed message that opens under none of the label's sessions."""
 
 
 class PeerAuthError(PeerSessionError):
-    """A peer handshake message not vouched for by the configured peer's consensus key."""
+    """A peer handshake message that does not prove what it must: it does not decode, its
+    payload is not one we know, or its host's signature over the handshake transcript is
+    not by the consensus-message key configured for that peer. Nothing was changed."""
 
 
 class StaleParent(EnclaveError):
@@ -156,3 +159,23 @@ class StaleParent(EnclaveError):
 
 class MessageTooLarge(EnclaveError):
     """A message the enclave would have to produce or accept is over its size limit."""
+
+
+class SealError(EnclaveError):
+    """Sealed data that does not open: sealed by another enclave build (another
+    measurement), with another sealing secret, or damaged."""
+
+
+class EnclaveInternalError(EnclaveError):
+    """The enclave process failed on a request in a way it has no error type for (a bug).
+    Carries only the failing exception's type name, never its message."""
+
+
+class IpcError(EnclaveError, binary.DecodeError):
+    """A frame of the host-enclave protocol (`ipc`) that does not decode: torn, over a
+    limit, an unknown method or error kind, or trailing bytes. `request_id` is the
+    request's id when it could be read (the server then answers with this error)."""
+
+    def __init__(self, message: str, request_id: int | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id

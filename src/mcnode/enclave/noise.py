@@ -75,6 +75,15 @@ class Handshake:
     def finished(self) -> bool:
         return bool(self._conn.handshake_finished)
 
+    @property
+    def transcript(self) -> bytes:
+        """The handshake hash h as it stands after the last message written or read (both
+        sides agree on it after each message; after the last one it is the final hash)."""
+        if self.finished:
+            return bytes(self._conn.get_handshake_hash())
+        assert self._state is not None  # kept until the handshake finishes
+        return bytes(self._state.symmetric_state.get_handshake_hash())
+
     def write(self, payload: bytes = b"") -> bytes:
         message = None
         # The library raises bare Exception for a step out of order; a low-order peer key

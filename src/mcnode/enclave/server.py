@@ -1,0 +1,232 @@
+"""The enclave process: serves `EnclaveApi` over one inherited socket, a request at a time.
+
+    python -m mcnode.enclave serve --fd N --ledger DIR --keys DIR --minimum-fee N
+
+The host makes a `socket.socketpair()`, passes one end as fd N and keeps the other
+(`process.serve_command` builds this command line). At start the process hardens itself
+(`hardening`), measures its code (`measure`), unseals its keys or makes and seals new ones
+(`sealing`, in DIR of `--keys`), opens the ledger read-only (it reads blocks the host
+appends; it never writes), builds the `Enclave`, and then answers `ipc` frames in order
+until the host closes its end.
+
+- A request that does not decode is answered with an `IpcError` when its id could be
+  read, and otherwise skipped (its length is known); a call's `EnclaveError` goes back as
+  the error response; any other exception goes back as `EnclaveInternalError` naming only
+  its type, and the process carries on.
+- A frame announcing more than `ipc.MAX_FRAME` bytes ends the connection: the stream
+  cannot be trusted to find the next frame.
+
+Exit codes: 0 the host closed the socket; 2 a bad command line or socket, or a frame over
+`MAX_FRAME`; 3 cannot start (keys that do not unseal, a ledger that does not open): one
+line saying what to do.
+
+Stderr: one `key=value` line per event (started, bad request, internal error, oversized
+frame, stopped). Never plaintext, keys or session secrets: counts, request ids, method
+names, error type names, the measurement and public keys only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mcnode.enclave import ipc
+from mcnode.enclave.api import EnclaveIdentity, HardeningStep
+from mcnode.enclave.enclave import Enclave, EnclaveConfig
+from mcnode.enclave.errors import (
+    EnclaveError,
+    EnclaveInternalError,
+    IpcError,
+    MessageTooLarge,
+    SealError,
+)
+from mcnode.enclave.hardening import harden
+from mcnode.enclave.measure import MeasureError, measure
+from mcnode.enclave.sealing import load_or_create
+from mcnode.ledger.db import LedgerDB
+from mcnode.ledger.errors import LedgerError
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
+
+EXIT_EOF = 0
+EXIT_PROTOCOL = 2
+EXIT_CANNOT_START = 3
+
+
+def say(event: str, level: str = "info", **fields: object) -> None:
+    """One `key=value` line on stderr (callers pass no secret: see the module rules)."""
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    parts = [f"ts={ts}Z", f"level={level}", "component=enclave", f"event={_quoted(event)}"]
+    parts += [f"{k}={_quoted(str(v))}" for k, v in fields.items()]
+    sys.stderr.write(" ".join(parts) + "\n")
+    sys.stderr.flush()
+
+
+def _quoted(s: str) -> str:
+    if s and not any(c.isspace() or c in '"=' for c in s):
+        return s
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+@dataclass
+class Served:
+    requests: int = 0
+    errors: int = 0
+
+
+def handle(
+    enclave: Enclave, identity: EnclaveIdentity, body: bytes, served: Served
+) -> bytes | None:
+    """The response frame to one request body (None: skipped, no id to answer to)."""
+    try:
+        request_id, method, args = ipc.decode_request(body)
+    except IpcError as e:
+        served.errors += 1
+        say("bad request", "warning", id=e.request_id, bytes=len(body), error=str(e))
+        return None if e.request_id is None else ipc.encode_response(e.request_id, None, e)
+    served.requests += 1
+    call = ipc.SPECS[method].call
+    result: object = identity
+    if call is not None:
+        try:
+            result = getattr(enclave, call)(*args)
+        except EnclaveError as e:
+            result = e
+        except Exception as e:  # a bug: answer, say which type, keep serving
+            result = _internal(served, request_id, method, "failed", type(e).__name__)
+    try:
+        return ipc.encode_response(request_id, method, result)
+    except MessageTooLarge as e:
+        return ipc.encode_response(request_id, method, e)
+    except (ValueError, TypeError, OverflowError) as e:
+        failure = _internal(served, request_id, method, "result does not encode", type(e).__name__)
+        return ipc.encode_response(request_id, method, failure)
+
+
+def _internal(
+    served: Served, request_id: int, method: ipc.Method, what: str, error: str
+) -> EnclaveInternalError:
+    served.errors += 1
+    say("internal error", "error", id=request_id, method=method.name, what=what, error=error)
+    return EnclaveInternalError(f"the enclave's {method.name} {what}: {error}")
+
+
+def serve(sock: socket.socket, enclave: Enclave, identity: EnclaveIdentity) -> int:
+    """Answer frames until the host closes its end; the exit code."""
+    served = Served()
+    try:
+        return _serve(sock, enclave, identity, served)
+    except OSError as e:  # the host went away mid-call (reset, broken pipe)
+        say("stopped", "warning", requests=served.requests, error=e.strerror or type(e).__name__)
+        return EXIT_EOF
+
+
+def _serve(sock: socket.socket, enclave: Enclave, identity: EnclaveIdentity, served: Served) -> int:
+    while True:
+        header = _read_exactly(sock, ipc.HEADER_BYTES)
+        if header is None:
+            say("stopped", requests=served.requests, errors=served.errors)
+            return EXIT_EOF
+        try:
+            length = ipc.frame_length(header)
+        except IpcError:
+            length = int.from_bytes(header, "little")
+            say("frame over the limit", "error", bytes=length, limit=ipc.MAX_FRAME)
+            return EXIT_PROTOCOL
+        body = _read_exactly(sock, length)
+        if body is None:
+            say("stopped", "warning", requests=served.requests, torn_frame=length)
+            return EXIT_EOF
+        response = handle(enclave, identity, body, served)
+        if response is not None:
+            sock.sendall(response)
+
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes | None:
+    """`n` bytes, or None if the stream ends first."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    pos = 0
+    while pos < n:
+        got = sock.recv_into(view[pos:], n - pos)
+        if got == 0:
+            return None
+        pos += got
+    return bytes(buf)
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m mcnode.enclave", description="The mcnode enclave process."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("serve", help="serve EnclaveApi over an inherited socket")
+    run.add_argument("--fd", type=int, required=True, help="the inherited socket's descriptor")
+    run.add_argument("--ledger", required=True, help="the node's ledger directory (read-only)")
+    run.add_argument("--keys", required=True, help="the directory of the sealed enclave keys")
+    run.add_argument("--minimum-fee", type=int, default=DEFAULT_MINIMUM_FEE)
+    sub.add_parser("measure", help="print the measurement of this enclave code (hex)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arguments(argv)
+    if args.command == "measure":
+        print(measure().hex())
+        return 0
+    steps = harden(keep_fds={args.fd})  # first: before anything of ours is open
+    # The host stops us by closing the socket. A terminal's Ctrl-C reaches the whole
+    # process group; it is the host's to act on, not ours.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        sock = socket.socket(fileno=args.fd)
+    except OSError as e:
+        say("cannot start", "error", error=f"--fd {args.fd} is not a socket: {e.strerror}")
+        return EXIT_PROTOCOL
+    with sock:
+        return _run(args, steps, sock)
+
+
+def _run(args: argparse.Namespace, steps: tuple[HardeningStep, ...], sock: socket.socket) -> int:
+    try:
+        measurement = measure()
+        keys = load_or_create(args.keys, measurement)
+        ledger = LedgerDB(args.ledger, readonly=True)
+    except (MeasureError, SealError, LedgerError) as e:
+        say("cannot start", "error", error=str(e))
+        return EXIT_CANNOT_START
+    try:
+        try:
+            config = EnclaveConfig(
+                block_signing_key=keys.block_signing_seed,
+                identity_private_key=keys.identity_private,
+                minimum_fee=args.minimum_fee,
+            )
+        except ValueError as e:
+            say("cannot start", "error", error=str(e))
+            return EXIT_PROTOCOL
+        enclave = Enclave(config, ledger)
+        identity = EnclaveIdentity(
+            enclave.identity_public_key,
+            enclave.block_signing_public_key,
+            measurement,
+            os.getpid(),
+            steps,
+        )
+        say(
+            "enclave started",
+            pid=identity.pid,
+            measurement=measurement.hex(),
+            identity=identity.identity_public_key.hex(),
+            block_signer=identity.block_signing_public_key.hex(),
+            hardened=",".join(s.name for s in steps if s.applied) or "-",
+            not_hardened=",".join(f"{s.name}:{s.detail}" for s in steps if not s.applied) or "-",
+        )
+        return serve(sock, enclave, identity)
+    finally:
+        ledger.close()
