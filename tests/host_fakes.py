@@ -73,6 +73,9 @@ class FakeLedger:
     def get_block(self, index: int) -> Block:
         return self.blocks[index].block
 
+    def contains_key_image(self, key_image: bytes) -> bool:
+        return any(key_image in b.contents.key_images for b in self.blocks)
+
     def append_block(self, data: BlockData) -> None:
         self.append_blocks([data])
 
@@ -177,7 +180,7 @@ class FakeEnclave:
     async def peer_tx_propose(self, label: str, ciphertext: bytes) -> list[WellFormedTxContext]:
         self._session(label)
         for h in split(ciphertext):
-            self.txs[h] = tx(h[0])
+            self.txs.setdefault(h, tx(h[0]))
         return [self.txs[h] for h in split(ciphertext)]
 
     async def form_block(

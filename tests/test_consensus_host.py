@@ -11,6 +11,7 @@ catch-up transition, restart state and rejoining, and the SCP trace file.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 from collections.abc import Coroutine
@@ -29,6 +30,7 @@ from mcnode.node.inbox import FETCH_RETRIES
 from mcnode.node.messages import sign_msg
 from mcnode.node.state import RestartState
 from mcnode.node.tasks import EXIT_LEDGER
+from mcnode.node.txrelay import AlreadySpent
 from mcnode.scp import Ballot, Externalize, Nominate, NominatePrepare, Prepare, QuorumSet
 from mcnode.wire import consensus_pb2 as pb
 
@@ -557,5 +559,31 @@ def test_an_enclave_restart_empties_the_pool_and_the_node_goes_on(tmp_path: Path
             rig.peers[name].height = 2
         await rig.host.catchup.catch_up()
         assert rig.ledger.num_blocks() == 2 and rig.host.scp.current_slot_index == 2
+
+    run(go())
+
+
+def test_a_tx_a_block_spent_meanwhile_is_refused_and_never_voted(tmp_path: Path) -> None:
+    """The enclave checks txs beside the host: one it passed just before a block spending
+    its key image landed must not reach the pool, nor be voted if it is there already (a
+    node voting a spent tx has its statements refused by every peer for the slot)."""
+
+    async def go() -> None:
+        rig = Rig(tmp_path, blocks=LEADER_SLOT)
+        spent = CHAIN[1].contents.key_images[0]  # a key image block 1 spent
+        late = dataclasses.replace(tx(5), key_images=(spent,))
+        rig.enclave.txs[late.tx_hash] = late
+        rig.enclave.sessions.add("in:n1")
+        assert await rig.host.txs.accept_relayed("n1", late.tx_hash) == (0, 1)
+        assert late.tx_hash not in rig.host.pool and late.tx_hash in rig.enclave.forgotten
+        assert rig.metric("mcnode_txs_rejected_total", reason="KEY_IMAGE_ALREADY_SPENT") == 1
+        rig.enclave.txs[late.tx_hash] = late
+        with pytest.raises(AlreadySpent):
+            rig.host.txs.add_client_tx(late)
+        assert late.tx_hash not in rig.host.pool
+        rig.host.pool.add(late)  # had it reached the pool first, SCP would not vote it
+        rig.host.nominate()
+        rig.advance(0.0)
+        assert not rig.sent_to("n1")
 
     run(go())

@@ -26,6 +26,7 @@ from mcnode.node.enclave_port import EnclavePort, EnclaveUnavailable
 from mcnode.node.logs import NodeLog, Throttle
 from mcnode.node.metrics import NodeMetrics
 from mcnode.node.pending import PoolFull
+from mcnode.node.txrelay import AlreadySpent
 from mcnode.transaction.validation import WellFormedTxContext
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
@@ -258,6 +259,9 @@ class ClientApi(rpc.ConsensusClientServicer):
         except PoolFull as e:
             await self.enclave.forget([ctx.tx_hash])
             return answer(ProposeTxResult.OVER_CAPACITY, str(e))
+        except AlreadySpent as e:
+            await self.enclave.forget([ctx.tx_hash])
+            return answer(ProposeTxResult.KEY_IMAGE_ALREADY_SPENT, str(e))
         return answer(ProposeTxResult.OK, "accepted", ctx.tx_hash)
 
     async def GetNodeConfig(

@@ -42,6 +42,7 @@ from mcnode.node.state import RestartState
 from mcnode.node.tasks import EXIT_LEDGER
 from mcnode.node.txrelay import PeerTxCalls, TxRelay
 from mcnode.scp import Externalized, Msg, Node, QuorumSet
+from mcnode.transaction.validation import WellFormedTxContext
 from mcnode.wire import consensus_pb2 as pb
 
 
@@ -103,6 +104,7 @@ class ConsensusHost:
         self.blocks = BlockMaker(ledger, enclave, self.pool, metrics, log, wall, cfg.archive_export)
         self.txs = TxRelay(
             enclave,
+            self.spent,
             peers,
             {p.name: p.signing_key for p in cfg.peers},
             lambda message: ed25519_sign(signing_key, message),
@@ -157,8 +159,21 @@ class ConsensusHost:
         return Node(*args, slot, self.clock, **kwargs)
 
     def _valid(self, tx_hash: bytes) -> bool:
+        """SCP's validity: a pending tx not expired whose key images no block spent. The
+        last part matters: the enclave validates beside the host, so a tx it passed just
+        before a block spending its key image landed can reach the pool after the block;
+        a node that voted for it would have every later statement of the slot refused by
+        its peers (who know it is spent), and enough such nodes stall the slot."""
         ctx = self.pool.get(tx_hash)
-        return ctx is not None and ctx.tombstone_block > self.ledger.num_blocks()
+        return (
+            ctx is not None
+            and ctx.tombstone_block > self.ledger.num_blocks()
+            and not self.spent(ctx)
+        )
+
+    def spent(self, ctx: WellFormedTxContext) -> bool:
+        """A block in our ledger spends one of `ctx`'s key images."""
+        return any(self.ledger.contains_key_image(k) for k in ctx.key_images)
 
     def _combine(self, values: Sequence[bytes]) -> list[bytes]:
         return combine_txs(values, self.pool.get, self.cfg.limits.max_txs_per_block)

@@ -53,6 +53,10 @@ class PeerTxCalls(Protocol):
 SESSION_RETRY_MIN, SESSION_RETRY_MAX = 0.5, 30.0
 
 
+class AlreadySpent(Exception):
+    """A block spent one of the tx's key images after the enclave checked it."""
+
+
 def out_label(peer: str) -> str:
     return f"out:{peer}"
 
@@ -65,6 +69,7 @@ class TxRelay:
     def __init__(
         self,
         enclave: EnclavePort,
+        spent: Callable[[WellFormedTxContext], bool],
         peers: Mapping[str, PeerTxCalls],
         peer_keys: Mapping[str, bytes],
         sign: Callable[[bytes], bytes],
@@ -76,6 +81,9 @@ class TxRelay:
         on_peer_enclave: Callable[[str, PeerEnclave], None],
     ) -> None:
         self.enclave = enclave
+        # Whether a block in our ledger spends one of a tx's key images. The enclave checks
+        # that too, but beside us: a tx it passed may reach us after such a block landed.
+        self.spent = spent
         self.peers = peers
         self.peer_keys = peer_keys  # name -> its configured consensus-message key
         self.sign = sign  # our host's consensus-message key, as a function
@@ -113,7 +121,10 @@ class TxRelay:
 
     # -- client txs ---------------------------------------------------------------------
     def add_client_tx(self, ctx: WellFormedTxContext) -> bool:
-        """A validated client tx: pool it, relay it to peers, nominate. Raises PoolFull."""
+        """A validated client tx: pool it, relay it to peers, nominate. Raises PoolFull,
+        or `AlreadySpent` when a block landed since the enclave checked it."""
+        if self.spent(ctx):
+            raise AlreadySpent("a block spent one of its key images meanwhile")
         added = self.pool.add(ctx)
         self.log.debug("client tx", tx=ctx.tx_hash[:8], new=added)
         self.metrics.pending.set(len(self.pool))
@@ -239,6 +250,11 @@ class TxRelay:
         ok = bad = 0
         refused: list[bytes] = []
         for ctx in await self.enclave.peer_tx_propose(label, ciphertext):
+            if self.spent(ctx):  # a block landed since the enclave checked it
+                bad += 1
+                refused.append(ctx.tx_hash)
+                self.metrics.txs_rejected.labels("KEY_IMAGE_ALREADY_SPENT").inc()
+                continue
             try:
                 if self.pool.add(ctx):
                     self.metrics.txs_validated.labels("peer").inc()
@@ -247,7 +263,7 @@ class TxRelay:
                 bad += 1
                 refused.append(ctx.tx_hash)
                 self.metrics.txs_rejected.labels("OVER_CAPACITY").inc()
-        if refused:  # what the pool will not hold, the enclave need not either
+        if refused:  # what the pool will not hold, the enclave need not hold either
             await self.enclave.forget(refused)
         if ok:
             self.metrics.pending.set(len(self.pool))
