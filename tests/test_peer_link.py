@@ -115,7 +115,7 @@ def test_an_application_error_does_not_mark_the_peer_down() -> None:
                     await asyncio.sleep(0.01)
                 before = link.connected
                 with pytest.raises(peers.PeerCallError) as e:
-                    await link.fetch_txs([b"\x01" * 32])
+                    await link.fetch_txs(b"\x01" * 32)
                 assert e.value.code == "FAILED_PRECONDITION"
                 assert e.value.detail == "no session"
                 return before, link.connected

@@ -5,6 +5,8 @@
     D/<node>/node.toml        one validator's config
     D/<node>/node.key         its message-signing key (mode 0600)
     D/<node>/ledger/          its copy of the origin ledger
+    D/<node>/state/enclave/   its enclave's sealed keys (made here, so the network file can
+                              name each node's block signer)
 
 All validators start from the same origin block. Ports are free loopback ports picked at
 init time (peers must know them before anyone starts)."""
@@ -21,6 +23,7 @@ from typing import Any
 from mcnode.client.keys import write_account_key
 from mcnode.crypto.rng import RandomSource, system_random
 from mcnode.crypto.signing import ed25519_keypair
+from mcnode.enclave.sealing import provision
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.origin import origin_block, sample_accounts
 from mcnode.node.config import peer_uri
@@ -196,6 +199,7 @@ def init_network(
         shutil.rmtree(template)
     with LedgerDB(template, create=True) as led:
         led.append_block(origin)
+    block_signers: list[bytes] = []
     for i, spec in enumerate(specs):
         nd = directory / spec.dir_name
         if nd.exists():
@@ -206,6 +210,9 @@ def init_network(
             template, nd / "ledger", ignore=shutil.ignore_patterns("lock.mdb", "writer.lock")
         )
         (nd / "node.toml").write_text(node_toml(spec, specs, min_block_interval=min_block_interval))
+        # Its enclave's keys, made and sealed now, so that the network file can name
+        # every node's block signer (what wallets and tools check blocks against).
+        block_signers.append(provision(nd / "state" / "enclave")[1])
     shutil.rmtree(template)
     (directory / "network.json").write_text(
         json.dumps(
@@ -218,8 +225,9 @@ def init_network(
                         "client": f"127.0.0.1:{s.client_port}",
                         "admin": f"127.0.0.1:{s.admin_port}",
                         "signing_key": s.signing_public.hex(),
+                        "block_signer": signer.hex(),
                     }
-                    for s in specs
+                    for s, signer in zip(specs, block_signers, strict=True)
                 ],
                 "accounts": accounts,
                 "outputs_per_account": outputs_per_account,

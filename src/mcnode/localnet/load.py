@@ -66,7 +66,7 @@ class LoadGenerator:
         self.dir = Path(directory)
         self.rng = random.Random(seed)
         self.nodes = {n["id"]: n["client"] for n in network["nodes"]}
-        self.signers = [bytes.fromhex(n["signing_key"]) for n in network["nodes"]]
+        self.signers = [bytes.fromhex(n["block_signer"]) for n in network["nodes"]]
         self.accounts = sorted((self.dir / "accounts").glob("account-*.json"))
         self.wallets = [Wallet(read_account_key(p)) for p in self.accounts]
         self.clients = {name: NodeClient(addr, timeout=5.0) for name, addr in self.nodes.items()}

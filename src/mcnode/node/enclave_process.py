@@ -21,12 +21,12 @@ import itertools
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mcnode.enclave import EnclaveError, FormedBlock, SessionId, ipc
-from mcnode.enclave.api import PeerEnclave, PeerHandshake
+from mcnode.enclave.api import EnclaveIdentity, PeerEnclave, PeerHandshake
+from mcnode.enclave.process import serve_command
 from mcnode.ledger.block import Block
 from mcnode.node.enclave_port import EnclaveUnavailable
 from mcnode.node.logs import NodeLog
@@ -38,17 +38,6 @@ START_TIMEOUT = 60.0  # first start: unsealing, opening the ledger, importing th
 
 class EnclaveStartError(RuntimeError):
     """The enclave process could not start (its last words say why)."""
-
-
-@dataclass(frozen=True)
-class EnclaveInfo:
-    """What the running enclave process said of itself."""
-
-    pid: int
-    identity: bytes
-    block_signer: bytes
-    measurement: bytes
-    hardening: tuple[str, ...]
 
 
 class EnclaveProcess:
@@ -67,7 +56,7 @@ class EnclaveProcess:
         self.log = log
         self.on_restart = on_restart
         self.tap = tap  # sees every frame ("to"/"from" the enclave): for tests of the boundary
-        self.info: EnclaveInfo | None = None
+        self.info: EnclaveIdentity | None = None
         self.restarts = 0
         self._proc: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -82,24 +71,16 @@ class EnclaveProcess:
     def up(self) -> bool:
         return self._writer is not None and self.info is not None
 
-    async def start(self) -> EnclaveInfo:
+    async def start(self) -> EnclaveIdentity:
         """Start the process and wait for its identity; `EnclaveStartError` if it dies
         first or takes longer than START_TIMEOUT."""
         host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        command = serve_command(
+            child_end.fileno(), self.ledger_dir, self.keys_dir, self.minimum_fee
+        )
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "mcnode.enclave",
-                "serve",
-                "--fd",
-                str(child_end.fileno()),
-                "--ledger",
-                str(self.ledger_dir),
-                "--keys",
-                str(self.keys_dir),
-                "--minimum-fee",
-                str(self.minimum_fee),
+                *command,
                 pass_fds=(child_end.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
@@ -119,8 +100,8 @@ class EnclaveProcess:
         except (EnclaveError, TimeoutError) as e:
             await self.stop()
             raise EnclaveStartError(self._last_words or f"no identity: {e}") from None
-        self.info = _info(raw)
-        return self.info
+        self.info = raw
+        return raw
 
     async def run(self) -> None:
         """The node's service: watch the process; restart it when it dies (the first
@@ -180,10 +161,11 @@ class EnclaveProcess:
     async def _read_responses(self, reader: asyncio.StreamReader) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
-                head = await reader.readexactly(4)
-                size = int.from_bytes(head, "little")
-                if size > ipc.MAX_FRAME:
-                    self.log.error("enclave sent an oversized frame", bytes=size)
+                head = await reader.readexactly(ipc.HEADER_BYTES)
+                try:
+                    size = ipc.frame_length(head)
+                except ipc.IpcError as e:  # the stream cannot be followed any further
+                    self.log.error("enclave sent an oversized frame", error=str(e))
                     break
                 body = await reader.readexactly(size)
                 if self.tap is not None:
@@ -191,7 +173,10 @@ class EnclaveProcess:
                 self._deliver(body)
 
     def _deliver(self, body: bytes) -> None:
-        request_id = int.from_bytes(body[:4], "little") if len(body) >= 4 else -1
+        try:
+            request_id = ipc.response_id(body)
+        except ipc.IpcError:
+            request_id = -1
         entry = self._pending.pop(request_id, None)
         if entry is None:
             self.log.error("enclave answered a request we did not make", id=request_id)
@@ -223,11 +208,11 @@ class EnclaveProcess:
     # -- EnclavePort ------------------------------------------------------------------------
     @property
     def identity_public_key(self) -> bytes:
-        return b"" if self.info is None else self.info.identity
+        return b"" if self.info is None else self.info.identity_public_key
 
     @property
     def block_signing_public_key(self) -> bytes:
-        return b"" if self.info is None else self.info.block_signer
+        return b"" if self.info is None else self.info.block_signing_public_key
 
     async def client_handshake(self, msg1: bytes) -> tuple[SessionId, bytes]:
         return await self._call(ipc.Method.CLIENT_HANDSHAKE, msg1)  # type: ignore[no-any-return]
@@ -286,15 +271,3 @@ def _die_with_parent() -> None:
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def _info(raw: Any) -> EnclaveInfo:
-    """`IDENTITY`'s answer, whatever record type `ipc` gives it, as our frozen record."""
-    return EnclaveInfo(
-        pid=int(raw.pid),
-        identity=bytes(raw.identity),
-        block_signer=bytes(raw.block_signer),
-        measurement=bytes(raw.measurement),
-        hardening=tuple(raw.hardening),
-    )
-

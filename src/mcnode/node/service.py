@@ -93,9 +93,7 @@ class Validator:
         opts = channel_options(cfg.limits.max_message_bytes)
         chain = BlockchainApi(self.ledger, cfg.min_fee, cfg.limits.max_message_bytes)
         peer_server = grpc.aio.server(options=opts)
-        peer_api = PeerApi(
-            host, host.txs, lambda name: name in self.peers, self.metrics, self.log
-        )
+        peer_api = PeerApi(host, host.txs, lambda name: name in self.peers, self.metrics, self.log)
         rpc.add_ConsensusPeerServicer_to_server(peer_api, peer_server)
         rpc.add_BlockchainServicer_to_server(chain, peer_server)
         client_server = grpc.aio.server(options=opts)
@@ -128,9 +126,7 @@ class Validator:
         self._servers = [peer_server, client_server]
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
 
-        app = admin.make_app(
-            cfg.name, self.status, host.scp_slot_state, self.metrics, self.log
-        )
+        app = admin.make_app(cfg.name, self.status, host.scp_slot_state, self.metrics, self.log)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, cfg.admin_listen.host, cfg.admin_listen.port)
@@ -147,14 +143,14 @@ class Validator:
         except EnclaveStartError as e:
             self.tasks.fail(EXIT_ENCLAVE, f"the enclave could not start: {e}")
             return False
-        self.signers.set_own(info.block_signer)
+        self.signers.set_own(info.block_signing_public_key)
         self.log.info(
             "enclave started",
             pid=info.pid,
-            identity=info.identity,
-            block_signer=info.block_signer,
+            identity=info.identity_public_key,
+            block_signer=info.block_signing_public_key,
             measurement=info.measurement,
-            hardening=",".join(info.hardening) or "none",
+            hardening=",".join(h.name for h in info.hardening if h.applied) or "none",
         )
         self._refuse_old_ledger()
         return True
@@ -245,10 +241,15 @@ class Validator:
             "enclave": {
                 "up": self.enclave.up,
                 "pid": None if info is None else info.pid,
-                "identity": None if info is None else info.identity.hex(),
-                "block_signer": None if info is None else info.block_signer.hex(),
+                "identity": None if info is None else info.identity_public_key.hex(),
+                "block_signer": None if info is None else info.block_signing_public_key.hex(),
                 "measurement": None if info is None else info.measurement.hex(),
-                "hardening": [] if info is None else list(info.hardening),
+                "hardening": {}
+                if info is None
+                else {
+                    h.name: h.detail if h.applied else f"not applied: {h.detail}"
+                    for h in info.hardening
+                },
                 "restarts": self.enclave.restarts,
             },
             "uptime_s": round(now - self.started_at, 3),
