@@ -102,10 +102,17 @@ def test_the_child_says_who_it_is(child: Child) -> None:
         "not_dumpable",
         "no_new_privs",
         "no_core_dumps",
+        "dies_with_host",
         "no_network",
     ]
     applied = {s.name for s in me.hardening if s.applied}
-    assert {"inherited_fds_closed", "not_dumpable", "no_new_privs", "no_core_dumps"} <= applied
+    assert {
+        "inherited_fds_closed",
+        "not_dumpable",
+        "no_new_privs",
+        "no_core_dumps",
+        "dies_with_host",
+    } <= applied
     if os.geteuid() == 0:  # root may make namespaces (others: where user namespaces are on)
         assert "no_network" in applied
     status = Path(f"/proc/{me.pid}/status").read_text()

@@ -8,6 +8,13 @@ step reported as a `HardeningStep` in its `IDENTITY` answer (and its start line)
   it writes no core dump.
 - `no_new_privs`: `prctl(PR_SET_NO_NEW_PRIVS, 1)`: nothing it executes can gain privileges.
 - `no_core_dumps`: `RLIMIT_CORE` 0, in case something sets it dumpable again.
+- `dies_with_host`: `prctl(PR_SET_PDEATHSIG, SIGKILL)`: the kernel kills it when the
+  host process dies, however it dies (it serves one host and must not outlive it). Set
+  here, after exec, not in the host between fork and exec: a forked child of the host's
+  threaded process may only exec (loading libc there can deadlock, and the host's event
+  loop waits for that exec). `harden` then checks the host is still its parent. (The
+  kernel's "parent" is the thread that started it: the host starts it from its event
+  loop's thread, which lives as long as the host.)
 - `no_network`: `unshare(CLONE_NEWNET)`: a network namespace of its own, holding only a
   loopback interface that is down, so it can reach no network at all. This needs
   CAP_SYS_ADMIN (root); without it, a new user namespace is tried with it (unprivileged
@@ -28,26 +35,44 @@ import ctypes
 import errno
 import os
 import resource
+import signal
 from collections.abc import Collection, Iterator
 
 from mcnode.enclave.api import HardeningStep
 
+PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
-STEPS = ("inherited_fds_closed", "not_dumpable", "no_new_privs", "no_core_dumps", "no_network")
+STEPS = (
+    "inherited_fds_closed",
+    "not_dumpable",
+    "no_new_privs",
+    "no_core_dumps",
+    "dies_with_host",
+    "no_network",
+)
 
 
-def harden(keep_fds: Collection[int]) -> tuple[HardeningStep, ...]:
-    """Take every step, in order; `keep_fds` are kept open besides 0, 1 and 2."""
-    return (
+class HostGone(Exception):
+    """The host died before `dies_with_host` took effect: nothing to serve."""
+
+
+def harden(keep_fds: Collection[int], host_pid: int | None = None) -> tuple[HardeningStep, ...]:
+    """Take every step, in order; `keep_fds` are kept open besides 0, 1 and 2. With
+    `host_pid`, raises `HostGone` when that process is no longer our parent."""
+    steps = (
         _close_inherited({0, 1, 2, *keep_fds}),
         _prctl("not_dumpable", PR_SET_DUMPABLE, 0),
         _prctl("no_new_privs", PR_SET_NO_NEW_PRIVS, 1),
         _no_core_dumps(),
+        _prctl("dies_with_host", PR_SET_PDEATHSIG, signal.SIGKILL),
         _no_network(),
     )
+    if host_pid is not None and os.getppid() != host_pid:  # it died before PDEATHSIG was set
+        raise HostGone(f"the host process {host_pid} is gone")
+    return steps
 
 
 def _libc() -> ctypes.CDLL | None:

@@ -53,7 +53,8 @@ def serve_command(
     minimum_fee: int = DEFAULT_MINIMUM_FEE,
     python: str = sys.executable,
 ) -> list[str]:
-    """The command line of an enclave process serving on inherited descriptor `fd`."""
+    """The command line of an enclave process serving on inherited descriptor `fd`, for
+    this process (its host: the enclave dies with it)."""
     return [
         python,
         "-m",
@@ -67,6 +68,8 @@ def serve_command(
         str(Path(keys)),
         "--minimum-fee",
         str(minimum_fee),
+        "--host-pid",
+        str(os.getpid()),
     ]
 
 

@@ -46,7 +46,7 @@ from mcnode.enclave.errors import (
     MessageTooLarge,
     SealError,
 )
-from mcnode.enclave.hardening import harden
+from mcnode.enclave.hardening import HostGone, harden
 from mcnode.enclave.measure import MeasureError, measure
 from mcnode.enclave.sealing import load_or_create
 from mcnode.ledger.db import LedgerDB
@@ -170,6 +170,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     run.add_argument("--ledger", required=True, help="the node's ledger directory (read-only)")
     run.add_argument("--keys", required=True, help="the directory of the sealed enclave keys")
     run.add_argument("--minimum-fee", type=int, default=DEFAULT_MINIMUM_FEE)
+    run.add_argument("--host-pid", type=int, help="the host: we die with it")
     sub.add_parser("measure", help="print the measurement of this enclave code (hex)")
     return parser.parse_args(argv)
 
@@ -179,7 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "measure":
         print(measure().hex())
         return 0
-    steps = harden(keep_fds={args.fd})  # first: before anything of ours is open
+    try:
+        steps = harden(keep_fds={args.fd}, host_pid=args.host_pid)  # first, before all else
+    except HostGone:
+        return 0  # no one to serve, and no one to tell
     # The host stops us by closing the socket. A terminal's Ctrl-C reaches the whole
     # process group; it is the host's to act on, not ours.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

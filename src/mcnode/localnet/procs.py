@@ -16,6 +16,7 @@ import time
 import tomllib
 import urllib.request
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,29 @@ def _kill_all() -> None:
 atexit.register(_kill_all)
 
 
+def _libc_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+# Looked up here, in the parent: the child of a threaded process may not load a library
+# between fork and exec (the loader's lock may be held by a thread that is not there).
+_PRCTL = _libc_prctl()
+PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: on Linux, get SIGTERM when the process that started us
-    dies, even by SIGKILL, so a validator is never left behind."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    dies, even by SIGKILL, so a validator is never left behind. Only a call through a
+    pointer resolved before the fork."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def http_json(url: str, timeout: float = 2.0) -> Any:

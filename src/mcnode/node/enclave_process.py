@@ -85,7 +85,6 @@ class EnclaveProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
-                preexec_fn=_die_with_parent,
             )
         finally:
             child_end.close()
@@ -201,8 +200,13 @@ class EnclaveProcess:
         frame = ipc.encode_request(request_id, method, *args)
         if self.tap is not None:
             self.tap("to", frame)
-        writer.write(frame)
-        await writer.drain()
+        try:
+            writer.write(frame)
+            await writer.drain()
+        except ConnectionError:  # it died; `run` notices and restarts it
+            self._pending.pop(request_id, None)
+            fut.cancel()
+            raise EnclaveUnavailable("the enclave process stopped") from None
         return await fut
 
     # -- EnclavePort ------------------------------------------------------------------------
@@ -262,12 +266,3 @@ class EnclaveProcess:
     async def forget(self, tx_hashes: Sequence[bytes]) -> None:
         await self._call(ipc.Method.FORGET, list(tx_hashes))
 
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the host process dies, however it dies (the
-    enclave serves one host; it must not outlive it)."""
-    import ctypes
-    import signal
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
