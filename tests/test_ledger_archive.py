@@ -90,6 +90,7 @@ def test_local_directory_put_replaces_whole_files_and_reports_failures(tmp_path:
         dest.put("dir", b"data")  # the rename onto a directory fails
     assert set(os.listdir(tmp_path / "a")) == {"x", "file", "dir"}  # no temp file left
 
+
 def test_import_refuses_unexpected_signer_keeping_good_blocks(tmp_path: Path) -> None:
     builder = ChainBuilder(SK)
     chain = builder.chain(50)
@@ -193,3 +194,22 @@ def test_cli_verify_checks_signers(tmp_path: Path) -> None:
     assert code == 2 and "64 hex digits" in out
     code, out = _run("verify", "--ledger", str(tmp_path / "missing"))
     assert code == 2 and "no ledger here" in out
+
+
+def test_cli_verify_reads_a_nodes_block_signers_file(tmp_path: Path) -> None:
+    """`--signers-file` takes a node's state/block-signers.json: its accepted set."""
+    ledger = _ledger(tmp_path / "l", ChainBuilder(SK).chain(3))
+    doc = {"format": "mcnode-block-signers", "version": 1, "own": [PK.hex()], "signers": {}}
+    good, other, bad = tmp_path / "good.json", tmp_path / "other.json", tmp_path / "bad.json"
+    good.write_text(json.dumps({**doc, "expected": [OTHER_PK.hex(), PK.hex()]}))
+    other.write_text(json.dumps({**doc, "expected": [OTHER_PK.hex()]}))
+    bad.write_text(json.dumps({**doc, "expected": ["12"]}))
+    code, out = _run("verify", "--ledger", str(ledger), "--signers-file", str(good))
+    assert code == 0 and "2 expected signers" in out and f"{PK.hex()}  2 blocks" in out
+    code, out = _run("verify", "--ledger", str(ledger), "--signers-file", str(other))
+    assert code == 1 and "not an expected signer" in out
+    code, out = _run("verify", "--ledger", str(ledger), "--signers-file", str(bad))
+    assert code == 2 and "bad.json: expected" in out and "64 hex digits" in out
+    (tmp_path / "x.json").write_text('{"format": "something else"}')
+    code, out = _run("verify", "--ledger", str(ledger), "--signers-file", str(tmp_path / "x.json"))
+    assert code == 2 and "not a block-signers file" in out

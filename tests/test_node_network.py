@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +184,19 @@ def test_killed_node_restarts_catches_up_and_ledgers_match(net: tuple[Path, Clus
         n.stop()
     chain = same_ledgers(d, cluster)
     assert len(chain) >= 3
+    # node2's ledger holds the blocks it fetched while catching up, signed by its peers'
+    # enclaves (and any it made itself); its signers file names the set that verifies them.
+    verify = [sys.executable, "-m", "mcnode", "ledger", "verify", "--ledger"]
+    signers = d / "node2" / "state" / "block-signers.json"
+    r = subprocess.run([*verify, str(d / "node2" / "ledger"), "--signers-file", str(signers)],
+                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    counts = dict(re.findall(r"^\s+([0-9a-f]{64})\s+(\d+) blocks", r.stdout, re.M))
+    own = json.loads(signers.read_text())["own"][-1]
+    assert set(counts) - {own}, r.stdout  # blocks it fetched carry its peers' signatures
+    r = subprocess.run([*verify, str(d / "node2" / "ledger"), "--signer", own],
+                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 1 and "not an expected signer" in r.stdout, r.stdout
 
 
 def _catch_up_after(d: Path, cluster: Cluster, blocks: int) -> None:

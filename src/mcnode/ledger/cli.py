@@ -33,6 +33,7 @@ from mcnode.ledger.errors import (
     NotInLedger,
 )
 from mcnode.ledger.origin import origin_block, sample_accounts
+from mcnode.ledger.signers import SignersFileError, read_signers_file
 from mcnode.ledger.verify import VerifyReport, verify_ledger
 
 EXIT_INCONSISTENT = 1
@@ -63,13 +64,9 @@ def _signers(signer: tuple[str, ...], signers_file: Path | None) -> frozenset[by
     keys = [_hex32(s, "--signer") for s in signer]
     if signers_file is not None:
         try:
-            lines = signers_file.read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            _fail(f"{signers_file}: cannot read: {e}", EXIT_USAGE)
-        for n, line in enumerate(lines, 1):
-            line = line.split("#", 1)[0].strip()
-            if line:
-                keys.append(_hex32(line, f"{signers_file}:{n}"))
+            keys += read_signers_file(signers_file)
+        except SignersFileError as e:
+            _fail(str(e), EXIT_USAGE)
     return frozenset(keys) if keys else None
 
 
@@ -87,7 +84,8 @@ _signer_opts = [
     click.option(
         "--signers-file",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="File of expected signers: one hex public key per line, '#' comments.",
+        help="File of expected signers: one hex public key per line ('#' comments), or a "
+        "node's state/block-signers.json.",
     ),
     click.option("--origin-id", metavar="HEX", help="Expected id of the origin block."),
 ]

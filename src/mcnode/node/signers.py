@@ -6,7 +6,9 @@ session (the handshake payload of its enclave, vouched for by the peer's consens
 never from what a peer's host says elsewhere. Signers are kept in
 `<state_dir>/block-signers.json` so that a restarted node checks its peers' blocks
 (catch-up) before any session is up again. A peer whose enclave took a new identity keeps
-its older signers too (at most `KEEP_PER_PEER`): blocks it signed before stay valid.
+its older signers too (at most `KEEP_PER_PEER`): blocks it signed before stay valid; so
+does our own enclave. The file also lists the accepted set (`expected`), which is what
+`mcnode ledger verify --signers-file` reads from it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from mcnode.files import write_atomic
+from mcnode.ledger.signers import FORMAT
 from mcnode.node.logs import NodeLog
 
 FILE = "block-signers.json"
-FORMAT = "mcnode-block-signers"
 KEEP_PER_PEER = 8
 
 
@@ -35,43 +37,41 @@ class BlockSigners:
         self.quorum_members = frozenset(quorum_members)
         self.apply = apply  # hands the accepted set to the ledger
         self.log = log
-        self.own: bytes | None = None
-        self.peers: dict[str, list[bytes]] = self._load()
+        self.own: list[bytes] = []
+        self.peers: dict[str, list[bytes]] = {}
+        self._load()
 
-    def _load(self) -> dict[str, list[bytes]]:
+    def _load(self) -> None:
         try:
             doc = json.loads(self.path.read_text())
             if doc.get("format") != FORMAT or doc.get("version") != 1:
                 raise ValueError("not a version 1 block-signers file")
-            return {
+            peers = {
                 str(name): [bytes.fromhex(k) for k in keys][-KEEP_PER_PEER:]
                 for name, keys in doc["signers"].items()
             }
+            own = [bytes.fromhex(k) for k in doc.get("own", [])][-KEEP_PER_PEER:]
         except FileNotFoundError:
-            return {}
+            return
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             self.log.warning("block signers file unusable; relearning", error=str(e))
-            return {}
+            return
+        self.peers, self.own = peers, own
 
     def expected(self) -> frozenset[bytes]:
         keys = {k for name, ks in self.peers.items() if name in self.quorum_members for k in ks}
-        if self.own is not None:
-            keys.add(self.own)
-        return frozenset(keys)
+        return frozenset(keys | set(self.own))
 
     def set_own(self, key: bytes) -> None:
-        self.own = key
+        """Our enclave signs blocks with `key` (from its identity at start)."""
+        if _remember(self.own, key):
+            self._save()
         self.apply(self.expected())
 
     def learn(self, peer: str, key: bytes) -> None:
         """`peer`'s enclave signs blocks with `key` (from an authenticated handshake)."""
-        keys = self.peers.setdefault(peer, [])
-        if keys and keys[-1] == key:
+        if not _remember(self.peers.setdefault(peer, []), key):
             return
-        if key in keys:
-            keys.remove(key)
-        keys.append(key)
-        del keys[:-KEEP_PER_PEER]
         self.log.info("peer block signer", peer=peer, signer=key)
         self._save()
         self.apply(self.expected())
@@ -80,10 +80,25 @@ class BlockSigners:
         doc = {
             "format": FORMAT,
             "version": 1,
+            "own": [k.hex() for k in self.own],
             "signers": {n: [k.hex() for k in ks] for n, ks in sorted(self.peers.items())},
+            "expected": sorted(k.hex() for k in self.expected()),
         }
         write_atomic(self.path, (json.dumps(doc, indent=2) + "\n").encode(), mode=0o644)
 
     def status(self) -> dict[str, str | None]:
         """Each peer's current block signer (hex), for /status."""
         return {n: (ks[-1].hex() if ks else None) for n, ks in self.peers.items()}
+
+
+def _remember(keys: list[bytes], key: bytes) -> bool:
+    """Make `key` the newest of `keys` (keeping at most `KEEP_PER_PEER`); False if it
+    already was."""
+    if keys and keys[-1] == key:
+        return False
+    if key in keys:
+        keys.remove(key)
+    keys.append(key)
+    del keys[:-KEEP_PER_PEER]
+    return True
+
