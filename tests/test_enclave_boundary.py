@@ -5,6 +5,7 @@ whose keys never reach the host, and a validator survives its enclave being kill
 from __future__ import annotations
 
 import os
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -126,8 +127,10 @@ def test_an_outsider_posing_as_a_peer_gets_no_session_and_no_transactions(
 
 
 def status(cluster: Cluster, node: str) -> dict:  # type: ignore[type-arg]
-    s = cluster.node(node).status(5.0)
-    assert s is not None, f"{node} is not answering"
+    n = cluster.node(node)
+    s = n.status(5.0)
+    alive = n.proc is not None and n.proc.poll() is None
+    assert s is not None, f"{node} is not answering (alive: {alive}): {n.tail_log(15)}"
     return s
 
 
@@ -137,7 +140,6 @@ def test_a_killed_enclave_is_restarted_with_its_identity_and_the_network_agrees(
     """SIGKILL node0's enclave process again and again while payments flow: node0 logs
     it, serves no client meanwhile, restarts it with the same sealed identity, its peers
     make new sessions by themselves, and no committed block is lost or forked."""
-    import signal
 
     from netutil import block_ids
 
@@ -182,3 +184,91 @@ def test_a_killed_enclave_is_restarted_with_its_identity_and_the_network_agrees(
     chains = {n: block_ids(d, n) for n in nodes}
     shortest = min(len(c) for c in chains.values())
     assert len({tuple(c[:shortest]) for c in chains.values()}) == 1  # no fork
+
+
+def _memory_of(pid: int) -> Iterator[bytes]:
+    """Every readable private or anonymous mapping of a live process (as root: the test
+    stands in for the strongest host, one that reads its own memory)."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if fields[1][0] != "r" or end - start > 1 << 30:
+                continue
+            if len(fields) > 5 and fields[5].startswith("/") and "w" not in fields[1]:
+                continue  # read-only file contents (code, data files): not where secrets live
+            try:
+                mem.seek(start)
+                yield mem.read(end - start)
+            except OSError:
+                continue  # a mapping the kernel will not hand over ([vvar] and the like)
+
+
+def test_the_host_holds_no_enclave_key_and_no_transaction_plaintext(
+    net: tuple[Path, Cluster],
+) -> None:
+    """Payments go through node0 while it relays others' payments; then node0's host
+    process memory, its log and everything it keeps on disk (outside the enclave's sealed
+    store) are searched for the enclave's private keys, its sealing secret, and parts of
+    each payment only its plaintext carries (pseudo-output commitments, range proofs)."""
+    from mcnode.enclave.measure import measure
+    from mcnode.enclave.sealing import SECRET_FILE, load_or_create
+
+    d, cluster = net
+    txs = build_txs(d, 6)
+    cluster.start()
+    for i, tx in enumerate(txs):
+        assert submit(cluster, ["node0", "node1"][i % 2], tx).ok  # half come by relay
+    nodes = ["node0", "node1", "node2", "node3"]
+    wait_committed(d, nodes, [k for t in txs for k in t.key_images], 60)
+
+    sealed = d / "node0" / "state" / "enclave"
+    keys = load_or_create(sealed, measure())  # what only node0's enclave process holds
+    secrets = {
+        "identity key": keys.identity_private,
+        "block-signing key": keys.block_signing_seed,
+        "sealing secret": (sealed / SECRET_FILE).read_bytes(),
+    }
+    for n, tx in enumerate(txs):
+        secrets[f"tx{n} range proof"] = tx.signature.range_proof[:32]
+        for j, c in enumerate(tx.signature.pseudo_output_commitments):
+            secrets[f"tx{n} pseudo-output {j}"] = c
+    host = cluster.node("node0").proc
+    assert host is not None
+    found = {
+        name
+        for region in _memory_of(host.pid)
+        for name, secret in secrets.items()
+        if secret in region
+    }
+    assert not found, f"node0's host process holds {sorted(found)}"
+    # The search itself works: the host does hold its own consensus-message key, and the
+    # enclave process its keys.
+    from mcnode.node.keys import read_node_key
+
+    message_key = read_node_key(d / "node0" / "node.key")
+    assert any(message_key in region for region in _memory_of(host.pid))
+    enclave_pid = status(cluster, "node0")["enclave"]["pid"]
+    assert any(keys.block_signing_seed in region for region in _memory_of(enclave_pid))
+
+    # The enclave does not outlive its host, however the host dies.
+    os.kill(host.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{enclave_pid}").exists() and _state(enclave_pid) != "Z":
+        assert time.monotonic() < deadline, "the enclave outlived its host"
+        time.sleep(0.05)
+    for n in cluster.nodes:
+        n.stop()
+    kept = [p for p in (d / "node0").rglob("*") if p.is_file() and sealed not in p.parents]
+    assert any(p.name == "node.log" for p in kept) and any("ledger" in p.parts for p in kept)
+    for p in kept:
+        data = p.read_bytes()
+        for name, secret in secrets.items():
+            assert secret not in data and secret.hex().encode() not in data, (name, p)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "gone"
