@@ -195,6 +195,7 @@ def main() -> None:
             # 2. latency at 10 tx/s
             lat: list[float] = []
             sub_at: dict[bytes, float] = {}
+            answers: dict[str, int] = {}
             names = list(clients)
             c2 = cpu_all(cluster)
             nxt = time.monotonic()
@@ -202,7 +203,8 @@ def main() -> None:
                 while time.monotonic() < nxt:
                     time.sleep(0.0005)
                 sub_at[tx.key_images[0]] = time.monotonic()
-                clients[names[i % 4]].propose_tx(tx.to_bytes())
+                r = clients[names[i % 4]].propose_tx(tx.to_bytes())
+                answers[r.result] = answers.get(r.result, 0) + 1
                 nxt += 0.1
             deadline = time.monotonic() + 60
             while not all(k in watch.seen for k in sub_at) and time.monotonic() < deadline:
@@ -213,7 +215,7 @@ def main() -> None:
             c3 = cpu_all(cluster)
             print(
                 f"latency at 10 tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
-                f"({len(lat)}/{len(steady)} committed); CPU ms per tx: "
+                f"({len(lat)}/{len(steady)} committed; submit results: {answers}); CPU ms per tx: "
                 + ", ".join(f"{k} {1000 * (c3[k] - c2[k]) / max(1, len(lat)):.1f}" for k in c2)
             )
             watch.stop = True
