@@ -177,7 +177,7 @@ def test_naming_both_an_mrenclave_and_an_mrsigner_requires_both() -> None:
     [
         (JUNE_1, "collateral_not_yet_valid", "TCBInfo issue date is in the future"),
         (JULY_20, "collateral_expired", "TCBInfo expired"),
-        (NOV_30_2026, "collateral_expired", "CrlExpired"),
+        (NOV_30_2026, "collateral_expired", "next_update: 2026-04-03T11:21:57Z"),
     ],
 )
 def test_refused_outside_the_collaterals_window(now: int, reason: str, words: str) -> None:
@@ -267,9 +267,12 @@ def test_our_intel_root_is_the_one_dcap_qvl_trusts() -> None:
         (QUOTE, b"[]"),
         (QUOTE, json.dumps({**json.loads(COLLATERAL), "tcb_info_signature": "zz"}).encode()),
         (QUOTE, json.dumps({k: v for k, v in json.loads(COLLATERAL).items() if k != "pck_crl"})),
+        (QUOTE, {**json.loads(COLLATERAL), "pck_crl": b"\x30"}),
     ],
 )
-def test_unreadable_input_is_not_a_refusal(quote: bytes, collateral: bytes | str) -> None:
+def test_unreadable_input_is_not_a_refusal(
+    quote: bytes, collateral: bytes | str | dict[str, Any]
+) -> None:
     with pytest.raises(EvidenceUnreadable) as info:
         verify_evidence(quote, collateral, policy(), JULY_1)
     assert info.value.reason == "unreadable" and "\n" not in str(info.value)

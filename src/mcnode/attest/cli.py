@@ -14,9 +14,12 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from mcnode.attest.policy import Verdict
 
 EXIT_REFUSED = 1
 EXIT_UNREADABLE = 2
@@ -87,7 +90,7 @@ def attest() -> None:
 )
 @click.option(
     "--now",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 2**63 - 1),
     metavar="UNIX_SECONDS",
     help="Verify as of this time (default: now).",
 )
@@ -194,7 +197,7 @@ def verify(
         click.echo("no enclave identity was required (no --mrenclave, no --mrsigner)")
 
 
-def _fields(verdict: Any) -> dict[str, Any]:
+def _fields(verdict: Verdict | None) -> dict[str, Any]:
     if verdict is None:
         return {k: None for k in JSON_KEYS[1:9]}
     return {

@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 #: TCB statuses an SGX platform can have that a policy may allow besides `UpToDate`.
 #: (`Revoked` is never allowed; the TDX-only statuses do not apply to SGX quotes.)
@@ -166,7 +166,7 @@ class Verdict:
     isv_prod_id: int
     isv_svn: int
     debug: bool
-    report_data: bytes = field(repr=False)
+    report_data: bytes
     #: verified against a caller-named root (a simulated PKI), not Intel's
     simulated: bool
 

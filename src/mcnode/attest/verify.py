@@ -37,15 +37,14 @@ stays in the message: `bad_signature`, `collateral_expired`, `collateral_not_yet
 else `refused`. Ours: `malformed`, `untrusted_root`, and the policy's
 (`simulation_not_allowed`, `debug`, `mrenclave`, `mrsigner`, `isv_prod_id`, `isv_svn`,
 `tcb_status`, `advisory`). Input that cannot be parsed at all raises
-`EvidenceUnreadable`. Pure: takes the time as an argument (`time` here only formats
-dcap-qvl's timestamps); no file, no network.
+`EvidenceUnreadable`. Pure: the time is an argument; no clock, no file, no network.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -145,7 +144,7 @@ def verify_evidence(
     fields = _collateral_fields(collateral)
     try:
         parsed_collateral = dcap_qvl.QuoteCollateralV3.from_json(json.dumps(fields))
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         raise EvidenceUnreadable(f"the collateral is not readable: {_sentence(e)}") from None
     try:
         parsed = dcap_qvl.parse_quote(quote)
@@ -296,7 +295,8 @@ def _sentence(e: BaseException) -> str:
 
 
 def _iso(m: re.Match[str]) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(m.group(1))))
+    when = datetime.datetime.fromtimestamp(int(m.group(1)), datetime.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _verdict(report: Any, simulated: bool) -> Verdict:
