@@ -72,6 +72,10 @@ class LazyGroup(click.Group):
 # Sub-commands, one line each (keep sorted). The help is the first paragraph of the
 # command's docstring, verbatim (tests/test_cli.py compares them).
 COMMANDS: dict[str, LazyCommand] = {
+    "attest": LazyCommand(
+        "mcnode.attest.cli:attest",
+        "Remote attestation: verify SGX quotes and their collateral under a policy.",
+    ),
     "client": LazyCommand(
         "mcnode.client.cli:client", "An account's key file, address, balance and payments."
     ),
