@@ -84,11 +84,15 @@ FORMED = st.builds(
 )
 PEER_HANDSHAKE = st.builds(PeerHandshake, BLOB, HASH)
 PEER_ENCLAVE = st.builds(PeerEnclave, HASH, HASH)
+U16 = st.integers(0, 2**16 - 1)
 IDENTITY = st.builds(
     EnclaveIdentity,
     HASH,
     HASH,
     HASH,
+    HASH,
+    U16,
+    U16,
     st.integers(0, 2**32 - 1),
     st.lists(
         st.builds(HardeningStep, st.sampled_from(["no_network", "ñ"]), st.booleans(), LABEL),

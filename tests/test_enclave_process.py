@@ -29,6 +29,7 @@ from mcnode.enclave import (
     StaleParent,
     UnknownTx,
 )
+from mcnode.enclave.css import NO_MRSIGNER
 from mcnode.enclave.ipc import (
     MAX_FRAME,
     Method,
@@ -96,6 +97,7 @@ def test_the_child_says_who_it_is(child: Child) -> None:
     me = child.enclave.identity()
     assert (me.identity_public_key, me.block_signing_public_key) == (child.identity, child.signer)
     assert me.measurement == measure()
+    assert (me.mrsigner, me.isv_prod_id, me.isv_svn) == (NO_MRSIGNER, 0, 0)  # no .css: unsigned
     assert me.pid == child.enclave.process.pid != os.getpid()
     assert [s.name for s in me.hardening] == [
         "inherited_fds_closed",
@@ -120,6 +122,7 @@ def test_the_child_says_who_it_is(child: Child) -> None:
     assert ignored & (1 << (2 - 1))  # SIGINT: the host stops it, by closing the socket
     started = next(line for line in _log_lines(child.log) if "enclave started" in line)
     assert f"measurement={me.measurement.hex()}" in started and "hardened=" in started
+    assert "mrsigner=unsigned" in started
 
 
 def test_a_client_tx_goes_through_the_child_into_a_block(child: Child) -> None:

@@ -79,6 +79,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "client": LazyCommand(
         "mcnode.client.cli:client", "An account's key file, address, balance and payments."
     ),
+    "enclave": LazyCommand(
+        "mcnode.enclave.cli:enclave",
+        "The enclave's code identity: MRENCLAVE, the signer key and the signed .css.",
+    ),
     "fbas": LazyCommand(
         "mcnode.fbas.cli:fbas",
         "Quorum analysis: intersection, blocking and splitting sets, top tier, trust graph.",

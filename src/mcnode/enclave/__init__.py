@@ -14,13 +14,16 @@ The trusted code (it sees plaintext and keys; no wall clock, sockets or files):
 The enclave process (`python -m mcnode.enclave serve`; touches files and one socket):
 - `server`: serves `EnclaveApi` over an inherited socket; `hardening`: what it does at
   start to keep the host out; `measure`: the digest of the code it runs; `sealing`: its
-  keys, generated inside and sealed to disk under that digest.
+  keys, generated inside and sealed to disk under that digest; `css`: the signed `.css`
+  it checks at start (MRENCLAVE, MRSIGNER, ISV product id and SVN).
 - `ipc`: the frames between host and enclave process (a pure codec).
 
 Outside the boundary (they never see plaintext):
 - `process`: a blocking proxy that starts the enclave process and implements
   `EnclaveApi` over `ipc` (tests and tools; the service has its own asyncio one).
 - `client`: `ClientSession`, the client's side (wallets, tests, load generator).
+- `signer`: the enclave signer's key and `sign_css`; `cli`: `mcnode enclave` (operator
+  tools: measure, make a signer key, sign and show a `.css`).
 
 Rules: the host (`node/`) only ever receives `WellFormedTxContext`s, ciphertext and
 redacted `BlockData`; errors carry codes and fixed sentences; nothing here logs plaintext,

@@ -105,8 +105,14 @@ class EnclaveIdentity:
 
     identity_public_key: bytes
     block_signing_public_key: bytes
-    #: SHA-256 over the code the enclave process runs (`measure.measure`)
+    #: MRENCLAVE: SHA-256 over the code the enclave process runs (`measure.measure`)
     measurement: bytes
+    #: MRSIGNER of the `.css` the process started with (`css.Css.mrsigner`); 32 zero
+    #: bytes (`css.NO_MRSIGNER`) when it started without one: an unsigned build
+    mrsigner: bytes
+    #: ISV product id and security version signed in that `.css` (0 and 0 without one)
+    isv_prod_id: int
+    isv_svn: int
     pid: int
     hardening: tuple[HardeningStep, ...]
 

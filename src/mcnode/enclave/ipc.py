@@ -29,6 +29,9 @@ returns; see `_SPECS` for each field's encoding. The building blocks:
     block     u16 len || `Block.to_bytes()`
     formed    u8 has_block (0|1) [blob `BlockData.to_bytes()`] || hashes included ||
               u32 n || n * (hash(32) u16 ProposeTxResult)   a `FormedBlock`
+    identity  identity key(32) block signer(32) mrenclave(32) mrsigner(32) isv_prod_id(u16)
+              isv_svn(u16) pid(u32) u8 n * (u8 len name || u8 applied || u16 len detail)
+                                                        an `EnclaveIdentity`
 
 Errors carry the exception's kind (`ErrorKind`, one per `EnclaveError` class the enclave
 raises), its `ProposeTxResult` if it has one, and its message, and are rebuilt on the host
@@ -357,6 +360,9 @@ class _Identity(Field[EnclaveIdentity]):
         w.fixed(value.identity_public_key, 32)
         w.fixed(value.block_signing_public_key, 32)
         w.fixed(value.measurement, 32)
+        w.fixed(value.mrsigner, 32)
+        w.u16(value.isv_prod_id)
+        w.u16(value.isv_svn)
         w.u32(value.pid)
         w.count(len(value.hardening), MAX_HARDENING_STEPS, width=1, what="hardening steps")
         for step in value.hardening:
@@ -365,7 +371,8 @@ class _Identity(Field[EnclaveIdentity]):
             w.var(step.detail.encode(), 256, width=2, what="step detail")
 
     def read(self, r: _Reader) -> EnclaveIdentity:
-        identity, signer, measurement, pid = r.fixed(32), r.fixed(32), r.fixed(32), r.u32()
+        identity, signer, measurement = r.fixed(32), r.fixed(32), r.fixed(32)
+        mrsigner, isv_prod_id, isv_svn, pid = r.fixed(32), r.u16(), r.u16(), r.u32()
         n = r.count(MAX_HARDENING_STEPS, width=1, what="hardening steps")
         steps = tuple(
             HardeningStep(
@@ -375,7 +382,9 @@ class _Identity(Field[EnclaveIdentity]):
             )
             for _ in range(n)
         )
-        return EnclaveIdentity(identity, signer, measurement, pid, steps)
+        return EnclaveIdentity(
+            identity, signer, measurement, mrsigner, isv_prod_id, isv_svn, pid, steps
+        )
 
 
 def _write_fixed_list(w: binary.Writer, items: Sequence[bytes], limit: int, what: str) -> None:

@@ -1,4 +1,5 @@
-"""The enclave's measurement: a SHA-256 digest of the exact code the enclave process runs.
+"""The enclave's measurement, its MRENCLAVE: a SHA-256 digest of the exact code the enclave
+process runs (what a `.css` signs, `css`).
 
 What is measured: the entry module of the enclave process (`ENTRY`, what `python -m
 mcnode.enclave` runs) and every `mcnode` module it imports, at any depth, each package's
@@ -6,8 +7,10 @@ mcnode.enclave` runs) and every `mcnode` module it imports, at any depth, each p
 set is read from the sources' import statements, lazy imports inside functions included
 (they are code the process may run), so it is a superset of what `sys.modules` holds once
 the entry module is imported (a test holds it to that). Only `mcnode`'s own files are
-measured: the interpreter and third-party packages are outside (as the SGX runtime is
-outside MRENCLAVE's enclave image here; the next issue turns this digest into MRENCLAVE).
+measured: the interpreter, third-party packages (`cryptography`, `lmdb`, ...) and the
+bytecode caches Python runs instead of an unchanged source (`__pycache__`) are not, so a
+change there goes unseen. That is a limit of the simulation: SGX's MRENCLAVE covers the
+whole enclave image, its runtime included.
 
 Digest, over canonical bytes (`mcnode.binary`, little-endian):
 

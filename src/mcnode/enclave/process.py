@@ -52,10 +52,13 @@ def serve_command(
     keys: str | os.PathLike[str],
     minimum_fee: int = DEFAULT_MINIMUM_FEE,
     python: str = sys.executable,
+    *,
+    css: str | os.PathLike[str] | None = None,
 ) -> list[str]:
     """The command line of an enclave process serving on inherited descriptor `fd`, for
-    this process (its host: the enclave dies with it)."""
-    return [
+    this process (its host: the enclave dies with it). With `css`, the process starts
+    only if that signed `.css` names its measurement, and reports its signer."""
+    command = [
         python,
         "-m",
         "mcnode.enclave",
@@ -71,6 +74,9 @@ def serve_command(
         "--host-pid",
         str(os.getpid()),
     ]
+    if css is not None:
+        command += ["--css", str(Path(css))]
+    return command
 
 
 class EnclaveProcess(EnclaveApi):
@@ -95,13 +101,15 @@ class EnclaveProcess(EnclaveApi):
         minimum_fee: int = DEFAULT_MINIMUM_FEE,
         stderr: IO[Any] | int | None = None,
         env: Mapping[str, str] | None = None,
+        css: str | os.PathLike[str] | None = None,
     ) -> EnclaveProcess:
-        """Start the enclave process and wait for its `IDENTITY`; `EnclaveProcessError`
-        if it exits instead (its stderr says why)."""
+        """Start the enclave process (with the signed `.css` of its build, if given) and
+        wait for its `IDENTITY`; `EnclaveProcessError` if it exits instead (its stderr
+        says why)."""
         host_end, child_end = socket.socketpair()
         try:
             process = subprocess.Popen(
-                serve_command(child_end.fileno(), ledger, keys, minimum_fee),
+                serve_command(child_end.fileno(), ledger, keys, minimum_fee, css=css),
                 pass_fds=(child_end.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -1,10 +1,13 @@
 """The enclave process: serves `EnclaveApi` over one inherited socket, a request at a time.
 
     python -m mcnode.enclave serve --fd N --ledger DIR --keys DIR --minimum-fee N
+                                   [--host-pid PID] [--css FILE]
 
 The host makes a `socket.socketpair()`, passes one end as fd N and keeps the other
 (`process.serve_command` builds this command line). At start the process hardens itself
-(`hardening`), measures its code (`measure`), unseals its keys or makes and seals new ones
+(`hardening`), measures its code (`measure`), checks that the `.css` of `--css`, if given,
+signs that measurement (`css`: it then reports the `.css`'s MRSIGNER, product id and SVN;
+without one, an unsigned build's zeros), unseals its keys or makes and seals new ones
 (`sealing`, in DIR of `--keys`), opens the ledger read-only (it reads blocks the host
 appends; it never writes), builds the `Enclave`, and then answers `ipc` frames in order
 until the host closes its end.
@@ -17,12 +20,13 @@ until the host closes its end.
   cannot be trusted to find the next frame.
 
 Exit codes: 0 the host closed the socket; 2 a bad command line or socket, or a frame over
-`MAX_FRAME`; 3 cannot start (keys that do not unseal, a ledger that does not open): one
-line saying what to do.
+`MAX_FRAME`; 3 cannot start (a `.css` that is unreadable, forged or signs another
+measurement, keys that do not unseal, a ledger that does not open): one line saying what
+to do.
 
 Stderr: one `key=value` line per event (started, bad request, internal error, oversized
 frame, stopped). Never plaintext, keys or session secrets: counts, request ids, method
-names, error type names, the measurement and public keys only.
+names, error type names, the measurement, MRSIGNER and public keys only.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 
 from mcnode.enclave import ipc
 from mcnode.enclave.api import EnclaveIdentity, HardeningStep
+from mcnode.enclave.css import NO_MRSIGNER, CssError, load_css
 from mcnode.enclave.enclave import Enclave, EnclaveConfig
 from mcnode.enclave.errors import (
     EnclaveError,
@@ -171,6 +176,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     run.add_argument("--keys", required=True, help="the directory of the sealed enclave keys")
     run.add_argument("--minimum-fee", type=int, default=DEFAULT_MINIMUM_FEE)
     run.add_argument("--host-pid", type=int, help="the host: we die with it")
+    run.add_argument("--css", help="this build's signed .css: start only if it signs us")
     sub.add_parser("measure", help="print the measurement of this enclave code (hex)")
     return parser.parse_args(argv)
 
@@ -199,9 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, steps: tuple[HardeningStep, ...], sock: socket.socket) -> int:
     try:
         measurement = measure()
+        css = None if args.css is None else load_css(args.css, measurement)
         keys = load_or_create(args.keys, measurement)
         ledger = LedgerDB(args.ledger, readonly=True)
-    except (MeasureError, SealError, LedgerError) as e:
+    except (MeasureError, CssError, SealError, LedgerError) as e:
         say("cannot start", "error", error=str(e))
         return EXIT_CANNOT_START
     try:
@@ -219,6 +226,9 @@ def _run(args: argparse.Namespace, steps: tuple[HardeningStep, ...], sock: socke
             enclave.identity_public_key,
             enclave.block_signing_public_key,
             measurement,
+            NO_MRSIGNER if css is None else css.mrsigner,
+            0 if css is None else css.isv_prod_id,
+            0 if css is None else css.isv_svn,
             os.getpid(),
             steps,
         )
@@ -226,6 +236,9 @@ def _run(args: argparse.Namespace, steps: tuple[HardeningStep, ...], sock: socke
             "enclave started",
             pid=identity.pid,
             measurement=measurement.hex(),
+            mrsigner=identity.mrsigner.hex() if css is not None else "unsigned",
+            isv_prod_id=identity.isv_prod_id,
+            isv_svn=identity.isv_svn,
             identity=identity.identity_public_key.hex(),
             block_signer=identity.block_signing_public_key.hex(),
             hardened=",".join(s.name for s in steps if s.applied) or "-",
