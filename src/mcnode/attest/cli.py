@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from mcnode.attest.sim_cli import sim_pki
+
 if TYPE_CHECKING:
     from mcnode.attest.policy import Verdict
 
@@ -64,6 +66,9 @@ def _read(path: Path, what: str) -> bytes:
 @click.group()
 def attest() -> None:
     """Remote attestation: verify SGX quotes and their collateral under a policy."""
+
+
+attest.add_command(sim_pki, "sim-pki")
 
 
 @attest.command("verify")
