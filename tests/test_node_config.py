@@ -252,3 +252,58 @@ def test_run_refuses_a_network_without_quorum_intersection(tmp_path: Path) -> No
         json.dumps({"nodes": [{"id": i, "quorum_set": q} for i, q in mesh]})
     )
     assert check_network_intersection(load_config(p)) is None
+
+
+MR = "cd" * 32
+
+
+def test_attestation_section_sim_with_defaults_and_every_key(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, base())).attestation.mode == "off"  # absent: off
+    extra = f'[attestation]\nmode = "sim"\nsim_pki = "pki"\ntrusted_mrenclaves = ["{MR}"]\n'
+    a = load_config(write(tmp_path, base(extra=extra))).attestation
+    assert a.on and a.network == "mcnode" and a.root_ca == tmp_path / "pki" / "root-ca.pem"
+    assert a.trusted_mrenclaves == (bytes.fromhex(MR),) and a.css is None
+    extra = (
+        '[attestation]\nmode = "sim"\nnetwork = "testnet"\nsim_pki = "p"\nroot_ca = "r.pem"\n'
+        f'css = "e.css"\ntrusted_mrsigner = "{MR}"\nisv_prod_id = 2\nmin_isv_svn = 3\n'
+        'allowed_statuses = ["OutOfDate"]\nallowed_advisories = ["INTEL-SA-00615"]\n'
+        "valid_days = 7\n"
+    )
+    a = load_config(write(tmp_path, base(extra=extra))).attestation
+    assert (a.network, a.root_ca, a.css, a.valid_days) == (
+        "testnet",
+        tmp_path / "r.pem",
+        tmp_path / "e.css",
+        7,
+    )
+    assert (a.trusted_mrsigner, a.isv_prod_id, a.min_isv_svn) == (bytes.fromhex(MR), 2, 3)
+    assert a.allowed_statuses == ("OutOfDate",) and a.allowed_advisories == ("INTEL-SA-00615",)
+
+
+@pytest.mark.parametrize(
+    ("section", "needle"),
+    [
+        ('mode = "sgx"\n', "attestation.mode: 'sgx' is not one of off, sim, dcap"),
+        ('mode = "dcap"\n', "attestation.mode: dcap needs SGX hardware"),
+        ('mode = "sim"\ntrusted_mrenclaves = ["' + MR + '"]\n', "attestation.sim_pki: mode sim"),
+        ('mode = "sim"\nsim_pki = "p"\n', "attestation: a policy must name trusted MRENCLAVEs"),
+        ('mode = "sim"\nsim_pki = "p"\ntrusted_mrenclaves = ["abc"]\n', "trusted_mrenclaves[0]"),
+        (
+            f'mode = "sim"\nsim_pki = "p"\ntrusted_mrsigner = "{MR}"\n',
+            "attestation: an MRSIGNER policy needs isv_prod_id and min_isv_svn",
+        ),
+        (
+            f'mode = "sim"\nsim_pki = "p"\ntrusted_mrenclaves = ["{MR}"]\n'
+            'allowed_statuses = ["Revoked"]\n',
+            "attestation: TCB status Revoked can never be allowed",
+        ),
+        ("valid_days = 0\n", "attestation.valid_days: must be 1..366"),
+        ("surprise = 1\n", "attestation.surprise: unknown setting"),
+    ],
+)
+def test_bad_attestation_sections_stop_with_one_line(
+    tmp_path: Path, section: str, needle: str
+) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, base(extra="[attestation]\n" + section)))
+    assert needle in str(e.value) and "\n" not in str(e.value)

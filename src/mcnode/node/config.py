@@ -45,17 +45,35 @@ is one line naming the field. Relative paths are relative to the config file's d
     min_interval = 0.0                 # seconds between blocks, at least
     min_fee = 400000000                # smallest units (picoMOB); the default is
                                        # transaction.validation.DEFAULT_MINIMUM_FEE
+
+    [attestation]                      # absent: mode "off" (warned at start)
+    mode = "sim"                       # "sim": simulated SGX evidence (no hardware here);
+                                       # "dcap": SGX hardware (not available in this build)
+    network = "mainnet"                # bound into every peer handshake: enclaves of
+                                       # networks named differently cannot pair
+    sim_pki = "pki"                    # sim: the network's simulated PKI directory
+    root_ca = "pki/root-ca.pem"        # trust anchor for peers' evidence (default, sim:
+                                       # <sim_pki>/root-ca.pem; dcap: Intel's root)
+    css = "enclave.css"                # optional: the enclave starts only if this signs it
+    trusted_mrenclaves = ["<64 hex>"]  # and/or the next three
+    trusted_mrsigner = "<64 hex>"
+    isv_prod_id = 0
+    min_isv_svn = 0
+    allowed_statuses = []              # TCB statuses accepted besides UpToDate
+    allowed_advisories = []            # every advisory of an accepted status must be here
+    valid_days = 30                    # sim: the window of the collateral we make
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from mcnode.attest.policy import Policy
 from mcnode.scp import QuorumSet, QuorumSetError, ScpConfig
 from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
@@ -93,6 +111,31 @@ class Limits:
     max_message_bytes: int = 4 * 1024 * 1024
 
 
+ATTESTATION_MODES = ("off", "sim", "dcap")
+
+
+@dataclass(frozen=True)
+class AttestationSettings:
+    """`[attestation]`: what our enclave proves to others and what we require of theirs."""
+
+    mode: str = "off"
+    network: str = "mcnode"
+    sim_pki: Path | None = None
+    root_ca: Path | None = None
+    css: Path | None = None
+    trusted_mrenclaves: tuple[bytes, ...] = ()
+    trusted_mrsigner: bytes | None = None
+    isv_prod_id: int | None = None
+    min_isv_svn: int | None = None
+    allowed_statuses: tuple[str, ...] = ()
+    allowed_advisories: tuple[str, ...] = ()
+    valid_days: int = 30
+
+    @property
+    def on(self) -> bool:
+        return self.mode != "off"
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     name: str
@@ -111,6 +154,7 @@ class NodeConfig:
     min_block_interval: float = 0.0
     min_fee: int = DEFAULT_MINIMUM_FEE
     network_file: Path | None = None
+    attestation: AttestationSettings = field(default_factory=AttestationSettings)
 
     def peer(self, name: str) -> PeerConfig | None:
         return next((p for p in self.peers if p.name == name), None)
@@ -328,6 +372,7 @@ def parse_config(text: str, path: Path) -> NodeConfig:
     blk.finish()
     _positive(min_interval, "block.min_interval", allow_zero=True)
     _positive(min_fee, "block.min_fee", allow_zero=True)
+    attestation = _attestation(r.table("attestation"), base)
     r.finish()
 
     if not key_file.exists():
@@ -349,6 +394,94 @@ def parse_config(text: str, path: Path) -> NodeConfig:
         min_block_interval=min_interval,
         min_fee=min_fee,
         network_file=base / network_file if network_file else None,
+        attestation=attestation,
+    )
+
+
+def _hex32s(values: list[Any], where: str) -> tuple[bytes, ...]:
+    out = []
+    for i, v in enumerate(values):
+        raw = b""
+        if isinstance(v, str):
+            try:
+                raw = bytes.fromhex(v)
+            except ValueError:
+                raw = b""
+        if len(raw) != 32:
+            raise ConfigError(f"{where}[{i}]: must be 64 hex digits")
+        out.append(raw)
+    return tuple(out)
+
+
+def _attestation(a: _Reader, base: Path) -> AttestationSettings:
+    mode = a.get("mode", str, "off")
+    network = a.get("network", str, "mcnode")
+    sim_pki = a.get("sim_pki", str, None)
+    root_ca = a.get("root_ca", str, None)
+    css = a.get("css", str, None)
+    mrenclaves = _hex32s(a.get("trusted_mrenclaves", list, []), "attestation.trusted_mrenclaves")
+    mrsigner_hex = a.get("trusted_mrsigner", str, None)
+    isv_prod_id = a.get("isv_prod_id", int, None)
+    min_isv_svn = a.get("min_isv_svn", int, None)
+    statuses = a.get("allowed_statuses", list, [])
+    advisories = a.get("allowed_advisories", list, [])
+    valid_days = a.get("valid_days", int, 30)
+    a.finish()
+    if mode not in ATTESTATION_MODES:
+        raise ConfigError(
+            f"attestation.mode: {mode!r} is not one of {', '.join(ATTESTATION_MODES)}"
+        )
+    if mode == "dcap":
+        raise ConfigError(
+            "attestation.mode: dcap needs SGX hardware and a runtime to host the enclave, "
+            'which this build does not have; use "sim" (simulated evidence)'
+        )
+    if not network or len(network.encode()) > 64:
+        raise ConfigError("attestation.network: must be 1..64 bytes")
+    if not 1 <= valid_days <= 366:
+        raise ConfigError("attestation.valid_days: must be 1..366")
+    mrsigner = _hex32s([mrsigner_hex], "attestation.trusted_mrsigner")[0] if mrsigner_hex else None
+    for what, items in (("allowed_statuses", statuses), ("allowed_advisories", advisories)):
+        if not all(isinstance(x, str) for x in items):
+            raise ConfigError(f"attestation.{what}: must be a list of strings")
+    settings = AttestationSettings(
+        mode=mode,
+        network=network,
+        sim_pki=base / sim_pki if sim_pki else None,
+        root_ca=base / root_ca if root_ca else None,
+        css=base / css if css else None,
+        trusted_mrenclaves=mrenclaves,
+        trusted_mrsigner=mrsigner,
+        isv_prod_id=isv_prod_id,
+        min_isv_svn=min_isv_svn,
+        allowed_statuses=tuple(statuses),
+        allowed_advisories=tuple(advisories),
+        valid_days=valid_days,
+    )
+    if mode == "off":
+        return settings
+    if settings.sim_pki is None:
+        raise ConfigError("attestation.sim_pki: mode sim needs the network's simulated PKI")
+    if settings.root_ca is None:
+        settings = replace(settings, root_ca=settings.sim_pki / "root-ca.pem")
+    try:
+        peer_policy(settings)
+    except ValueError as e:
+        raise ConfigError(f"attestation: {e}") from None
+    return settings
+
+
+def peer_policy(settings: AttestationSettings) -> Policy:
+    """What we require of our peers' enclaves (and what our clients should require of
+    ours): the trusted identities, statuses and advisories; simulation allowed in sim."""
+    return Policy(
+        mrenclaves=frozenset(settings.trusted_mrenclaves),
+        mrsigner=settings.trusted_mrsigner,
+        isv_prod_id=settings.isv_prod_id,
+        min_isv_svn=settings.min_isv_svn,
+        allowed_statuses=frozenset(settings.allowed_statuses),
+        allowed_advisories=frozenset(settings.allowed_advisories),
+        allow_simulation=settings.mode == "sim",
     )
 
 
