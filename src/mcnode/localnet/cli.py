@@ -25,7 +25,14 @@ def _topology_args(topology: str) -> dict[str, object]:
     return {"topology_file": p}
 
 
-def _init(d: Path, nodes: int, topology: str, min_block_interval: float, force: bool) -> None:
+def _init(
+    d: Path,
+    nodes: int,
+    topology: str,
+    min_block_interval: float,
+    force: bool,
+    attestation: bool = True,
+) -> None:
     from mcnode.localnet.init import LocalnetError, init_network
 
     try:
@@ -34,6 +41,7 @@ def _init(d: Path, nodes: int, topology: str, min_block_interval: float, force: 
             nodes=nodes,
             min_block_interval=min_block_interval,
             force=force,
+            attestation=attestation,
             **_topology_args(topology),
         )  # type: ignore[arg-type]
     except LocalnetError as e:
@@ -53,6 +61,13 @@ _common = [
         default=0.0,
         show_default=True,
         help="Seconds between blocks, at least.",
+    ),
+    click.option(
+        "--attestation/--no-attestation",
+        default=True,
+        show_default=True,
+        help="Simulated SGX attestation: peers and clients trust only this install's "
+        "enclave, under the network's simulated root (a new network only).",
     ),
 ]
 
@@ -125,6 +140,7 @@ def localnet(
                 str(kw["topology"]),  # type: ignore[call-overload]
                 float(kw["min_block_interval"]),
                 force=False,
+                attestation=bool(kw["attestation"]),
             )  # type: ignore[arg-type]
         console = Console(stderr=True)
         console.print(f"[bold]mcnode localnet[/] in {d}")
@@ -164,6 +180,7 @@ def init_cmd(directory: str, force: bool, **kw: object) -> None:
         str(kw["topology"]),  # type: ignore[call-overload]
         float(kw["min_block_interval"]),
         force,
+        bool(kw["attestation"]),
     )  # type: ignore[arg-type]
     click.echo(f"network written to {directory}")
 

@@ -7,6 +7,14 @@
     D/<node>/ledger/          its copy of the origin ledger
     D/<node>/state/enclave/   its enclave's sealed keys (made here, so the network file can
                               name each node's block signer)
+    D/pki/                    the network's SIMULATED SGX PKI (root CA, PCK chain, TCB
+                              signer; not Intel's): every enclave's quotes are signed under it
+    D/enclave-signer.pem      the network's enclave signer key (RSA-3072, e=3; mode 0600)
+    D/enclave.css             this install's enclave measurement, signed by that key
+
+With attestation on (the default) each node.toml has `[attestation] mode = "sim"`,
+trusting exactly this install's MRENCLAVE under the network's simulated root, and
+network.json carries the same policy and the root for clients.
 
 All validators start from the same origin block. Ports are free loopback ports picked at
 init time (peers must know them before anyone starts)."""
@@ -16,6 +24,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,6 +175,7 @@ def init_network(
     min_block_interval: float = 0.0,
     rng: RandomSource = system_random,
     force: bool = False,
+    attestation: bool = True,
 ) -> list[NodeSpec]:
     directory = Path(directory)
     if (directory / "network.json").exists() and not force:
@@ -199,6 +209,7 @@ def init_network(
         shutil.rmtree(template)
     with LedgerDB(template, create=True) as led:
         led.append_block(origin)
+    trust = _attestation(directory, rng) if attestation else None
     block_signers: list[bytes] = []
     for i, spec in enumerate(specs):
         nd = directory / spec.dir_name
@@ -209,7 +220,9 @@ def init_network(
         shutil.copytree(
             template, nd / "ledger", ignore=shutil.ignore_patterns("lock.mdb", "writer.lock")
         )
-        (nd / "node.toml").write_text(node_toml(spec, specs, min_block_interval=min_block_interval))
+        extra = None if trust is None else {"attestation": trust.node_section()}
+        toml = node_toml(spec, specs, min_block_interval=min_block_interval, extra=extra)
+        (nd / "node.toml").write_text(toml)
         # Its enclave's keys, made and sealed now, so that the network file can name
         # every node's block signer (what wallets and tools check blocks against).
         block_signers.append(provision(nd / "state" / "enclave")[1])
@@ -229,6 +242,7 @@ def init_network(
                     }
                     for s, signer in zip(specs, block_signers, strict=True)
                 ],
+                "attestation": {"mode": "off"} if trust is None else trust.network_entry(),
                 "accounts": accounts,
                 "outputs_per_account": outputs_per_account,
                 "amount": amount,
@@ -239,3 +253,50 @@ def init_network(
         + "\n"
     )
     return specs
+
+
+@dataclass(frozen=True)
+class _Trust:
+    network: str
+    mrenclave: bytes
+    root_ca_pem: str
+
+    def node_section(self) -> dict[str, Any]:
+        """`[attestation]` of every node.toml (paths relative to the node's directory)."""
+        return {
+            "mode": "sim",
+            "network": self.network,
+            "sim_pki": "../pki",
+            "css": "../enclave.css",
+            "trusted_mrenclaves": [self.mrenclave.hex()],
+        }
+
+    def network_entry(self) -> dict[str, Any]:
+        """network.json's `attestation`: the policy clients apply, and the root."""
+        return {
+            "mode": "sim",
+            "network": self.network,
+            "mrenclaves": [self.mrenclave.hex()],
+            "root_ca_pem": self.root_ca_pem,
+            "allow_simulation": True,
+        }
+
+
+def _attestation(directory: Path, rng: RandomSource) -> _Trust:
+    """The network's simulated PKI, its enclave signer and this build's signed .css."""
+    from mcnode.attest.sim_pki import SimPki
+    from mcnode.enclave.measure import measure
+    from mcnode.enclave.signer import new_signer_key, sign_css
+
+    for old in ("pki", "enclave-signer.pem", "enclave.css"):
+        path = directory / old
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    pki = SimPki.generate(int(time.time()) - 60, rng)
+    pki.save(directory / "pki")
+    mrenclave = measure()
+    key = new_signer_key(directory / "enclave-signer.pem")
+    (directory / "enclave.css").write_bytes(sign_css(key, mrenclave))
+    return _Trust(f"localnet-{pki.root_fingerprint()[:12]}", mrenclave, pki.root_ca_pem.decode())

@@ -49,10 +49,15 @@ class EnclaveProcess:
         log: NodeLog,
         on_restart: Callable[[], None] = lambda: None,
         tap: Callable[[str, bytes], None] | None = None,
+        *,
+        css: Path | None = None,
+        attestation: Path | None = None,
     ) -> None:
         self.ledger_dir = ledger_dir
         self.keys_dir = keys_dir
         self.minimum_fee = minimum_fee
+        self.css = css  # the enclave starts only if this signs its measurement
+        self.attestation = attestation  # the `mcnode-attestation` document it reads
         self.log = log
         self.on_restart = on_restart
         self.tap = tap  # sees every frame ("to"/"from" the enclave): for tests of the boundary
@@ -76,7 +81,11 @@ class EnclaveProcess:
         first or takes longer than START_TIMEOUT."""
         host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         command = serve_command(
-            child_end.fileno(), self.ledger_dir, self.keys_dir, self.minimum_fee
+            child_end.fileno(),
+            self.ledger_dir,
+            self.keys_dir,
+            self.minimum_fee,
+            css=self.css,
         )
         try:
             self._proc = await asyncio.create_subprocess_exec(

@@ -27,6 +27,7 @@ from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import LedgerError
 from mcnode.node import admin
 from mcnode.node.api import BlockchainApi, ClientApi, PeerApi
+from mcnode.node.attestation import write_enclave_document
 from mcnode.node.config import NodeConfig, peer_uri
 from mcnode.node.enclave_process import EnclaveProcess, EnclaveStartError
 from mcnode.node.host import ConsensusHost
@@ -61,6 +62,8 @@ class Validator:
             cfg.min_fee,
             self.log,
             on_restart=lambda: self.host.enclave_restarted(),
+            css=cfg.attestation.css,
+            attestation=write_enclave_document(cfg.attestation, cfg.state_dir),
         )
         max_bytes = cfg.limits.max_message_bytes
         self.peers = {
