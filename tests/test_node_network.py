@@ -404,3 +404,27 @@ def test_run_refuses_a_key_file_others_can_read_with_one_line_and_exit_2(tmp_pat
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "key_file" in lines[0] and "chmod 600" in lines[0], r.stderr
+
+
+def test_run_refuses_to_start_an_enclave_its_css_does_not_sign(tmp_path: Path) -> None:
+    """The network's .css signs another build: node0's enclave does not start, and the
+    node exits 5 with the enclave's one line naming both measurements."""
+    from mcnode.enclave.measure import measure
+    from mcnode.enclave.signer import load_signer_key, sign_css
+
+    make_net(tmp_path, nodes=4)
+    other = bytes(32)
+    sealed = tmp_path / "node0" / "state" / "enclave" / "sealed-keys.bin"
+    keys_before = sealed.read_bytes()
+    key = load_signer_key(tmp_path / "enclave-signer.pem")
+    (tmp_path / "enclave.css").write_bytes(sign_css(key, other))
+    r = subprocess.run(
+        [sys.executable, "-m", "mcnode", "run", "--config", str(tmp_path / "node0" / "node.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 5, r.stderr[-2000:]
+    said = r.stdout + r.stderr
+    assert other.hex()[:16] in said and measure().hex()[:16] in said, said[-2000:]
+    assert sealed.read_bytes() == keys_before  # refused before it unsealed or made keys

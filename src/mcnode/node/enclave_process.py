@@ -106,6 +106,7 @@ class EnclaveProcess:
         try:
             raw = await asyncio.wait_for(self._call(ipc.Method.IDENTITY), START_TIMEOUT)
         except (EnclaveError, TimeoutError) as e:
+            await self._last_words_of(self._proc)
             await self.stop()
             raise EnclaveStartError(self._last_words or f"no identity: {e}") from None
         self.info = raw
@@ -157,6 +158,15 @@ class EnclaveProcess:
             if not fut.done():
                 fut.set_exception(EnclaveUnavailable(f"the enclave process {why}"))
 
+    async def _last_words_of(self, proc: asyncio.subprocess.Process | None) -> None:
+        """A process that failed to start: wait (briefly) for it to exit and for its last
+        log line to be read, which says why."""
+        with contextlib.suppress(TimeoutError):
+            if proc is not None:
+                await asyncio.wait_for(proc.wait(), 5.0)
+            if self._stderr_task is not None:
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+
     async def _relay_stderr(self, stream: asyncio.StreamReader) -> None:
         """The enclave's own log lines (one key=value line each: never plaintext or keys)
         go to our stderr; the last one is kept to say why a start failed."""
@@ -179,6 +189,12 @@ class EnclaveProcess:
                 if self.tap is not None:
                     self.tap("from", head + body)
                 self._deliver(body)
+        # The socket closed (the process is exiting): no call in flight can be answered.
+        # `run` notices the exit itself and restarts it.
+        pending, self._pending = self._pending, {}
+        for _method, fut in pending.values():
+            if not fut.done():
+                fut.set_exception(EnclaveUnavailable("the enclave process closed its socket"))
 
     def _deliver(self, body: bytes) -> None:
         try:
