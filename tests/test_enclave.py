@@ -40,7 +40,7 @@ from mcnode.enclave import (
 )
 from mcnode.enclave.enclave import MAX_FETCH_HASHES, encode_batch
 from mcnode.enclave.errors import VALIDATION_CODES
-from mcnode.enclave.noise import PEER_PROLOGUE, PEER_PROTOCOL, Handshake
+from mcnode.enclave.noise import PEER_PROTOCOL, Handshake, peer_prologue
 from mcnode.enclave.peers import HandshakePayload
 from mcnode.ledger import Block, BlockContents, BlockData, LedgerDB, check_block_data
 from mcnode.transaction import AccountKey, OwnedOutput, Scanner, TransactionBuilder, Tx, validation
@@ -145,7 +145,7 @@ class Client:
 
 
 def connect(enclave: Enclave) -> Client:
-    session = ClientSession.connect(enclave.identity_public_key)
+    session = ClientSession.connect(None, None, expected_identity=enclave.identity_public_key)
     session_id, msg2 = enclave.client_handshake(session.first_message)
     session.finish(msg2)
     return Client(session_id, session)
@@ -208,7 +208,7 @@ def test_one_session_carries_many_txs(world: World) -> None:
 def test_client_detects_the_wrong_server_identity(world: World) -> None:
     enclave = world.enclave()
     _, impostor = x25519_keypair(SeededRandom(99))
-    session = ClientSession.connect(impostor)
+    session = ClientSession.connect(None, None, expected_identity=impostor)
     _, msg2 = enclave.client_handshake(session.first_message)
     with pytest.raises(ServerIdentityMismatch) as err:
         session.finish(msg2)
@@ -219,7 +219,7 @@ def test_client_detects_the_wrong_server_identity(world: World) -> None:
 
 def test_client_without_a_pinned_key_learns_the_identity(world: World) -> None:
     enclave = world.enclave(identity_private_key=bytes(range(32)))
-    session = ClientSession.connect(None)
+    session = ClientSession.connect(None, None)
     _, msg2 = enclave.client_handshake(session.first_message)
     session.finish(msg2)
     assert session.server_identity == enclave.identity_public_key
@@ -540,8 +540,10 @@ def test_fetches_are_answered_on_the_session_they_came_on(world: World) -> None:
 
 def _raw_first_message(enclave: Enclave, payload: bytes) -> PeerHandshake:
     """An IX message 1 from `enclave`'s identity key carrying any payload."""
+    config = enclave._config
+    prologue = peer_prologue(config.network, config.minimum_fee, config.block_version)
     hs = Handshake(
-        PEER_PROTOCOL, PEER_PROLOGUE, initiator=True, static_private=enclave._identity_private
+        PEER_PROTOCOL, prologue, initiator=True, static_private=enclave._identity_private
     )
     message = hs.write(payload)
     return PeerHandshake(message, hs.transcript)
@@ -556,7 +558,7 @@ def test_an_outsider_cannot_open_a_session_in_a_peers_name(world: World) -> None
     a_key = HOSTS["a"][1]
     own = x.peer_initiate("b")
     elsewhere = a.peer_initiate("other")  # a's host signs this message of a's, not x's
-    unknown = _raw_first_message(a, b"\x02" + a.block_signing_public_key)
+    unknown = _raw_first_message(a, b"\x03" + a.block_signing_public_key)
     attempts = [
         (own.message, vouch("x", own), a_key),  # signed by the outsider's own host key
         (own.message, vouch("a", elsewhere), a_key),  # by a's host, another transcript
@@ -657,18 +659,24 @@ def test_handshake_payloads_are_versioned() -> None:
     payload = HandshakePayload(signer).to_bytes()
     assert payload == b"\x01" + signer
     assert HandshakePayload.from_bytes(payload).block_signer == signer
-    for bad in (b"", b"\x01" + signer[:31], payload + b"evidence", b"\x02" + signer):
+    for bad in (
+        b"",
+        b"\x01" + signer[:31],
+        payload + b"evidence",
+        b"\x02" + signer,
+        b"\x03" + signer,
+    ):
         with pytest.raises(binary.DecodeError):
             HandshakePayload.from_bytes(bad)
 
 
 def test_a_peer_refuses_what_it_finds_invalid(world: World) -> None:
-    lenient, strict = world.enclave(1, minimum_fee=FEE // 2), world.enclave(2)
+    # Enclaves with different minimum fees cannot pair (the prologue binds the fee): a
+    # peer that sends a tx under the fee seals it raw, past its own checks.
+    lenient, strict = world.enclave(1), world.enclave(2)
     peer_up(lenient, strict)
     cheap, fine = world.pay(0, fee=FEE // 2), world.pay(1)
-    propose(lenient, cheap)
-    propose(lenient, fine)
-    sealed = lenient.txs_for_peer("b", [cheap.tx_hash(), fine.tx_hash()])
+    sealed = lenient._peers.seal("b", encode_batch([cheap.to_bytes(), fine.to_bytes()]))
     assert [c.tx_hash for c in strict.peer_tx_propose("a", sealed)] == [fine.tx_hash()]
     assert strict.cached_tx_hashes() == {fine.tx_hash()}
 
@@ -856,7 +864,7 @@ def test_the_host_never_sees_plaintext(world: World, caplog: pytest.LogCaptureFi
     caplog.set_level(logging.DEBUG)
     identity = bytes(range(1, 33))
     a = world.enclave(1, identity_private_key=identity)
-    b = world.enclave(2, minimum_fee=FEE * 2)
+    b = world.enclave(2)  # the same network config: a minimum fee apart, they cannot pair
     memo = b"SECRET memo: rent for March"
     paid = 123_456_789_012
     tx = world.pay(0, 1, value=paid, memo=memo, fee=FEE * 2)
@@ -878,7 +886,7 @@ def test_the_host_never_sees_plaintext(world: World, caplog: pytest.LogCaptureFi
     seen_by_a = a.peer_complete("b", hs2.message, vouch("b", hs2), HOSTS["b"][1])
     sealed = a.txs_for_peer("b", [tx.tx_hash(), cheap.tx_hash()])
     from_peer = b.peer_tx_propose("a", sealed)
-    assert [c.tx_hash for c in from_peer] == [tx.tx_hash()]  # b wants a higher fee
+    assert [c.tx_hash for c in from_peer] == [tx.tx_hash(), cheap.tx_hash()]
     fetched = b.answer_fetch("a", a.seal_fetch("b", [tx.tx_hash()]))
     seen += [hs1, hs2, seen_by_a, seen_by_b, sealed, from_peer, fetched, repr(a._peers)]
     formed = a.form_block([tx.tx_hash(), cheap.tx_hash()], world.ledger.last_block(), SIGNED_AT)

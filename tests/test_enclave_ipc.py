@@ -83,7 +83,7 @@ FORMED = st.builds(
     st.lists(st.tuples(HASH, st.sampled_from(list(ProposeTxResult))), max_size=5).map(tuple),
 )
 PEER_HANDSHAKE = st.builds(PeerHandshake, BLOB, HASH)
-PEER_ENCLAVE = st.builds(PeerEnclave, HASH, HASH)
+PEER_ENCLAVE = st.builds(PeerEnclave, HASH, HASH, HASH, st.booleans(), st.booleans())
 U16 = st.integers(0, 2**16 - 1)
 IDENTITY = st.builds(
     EnclaveIdentity,
@@ -98,6 +98,8 @@ IDENTITY = st.builds(
         st.builds(HardeningStep, st.sampled_from(["no_network", "ñ"]), st.booleans(), LABEL),
         max_size=16,
     ).map(tuple),
+    st.sampled_from(["off", "sim"]),
+    st.integers(0, 2**64 - 1),
 )
 
 #: (arguments, result) of each method.
@@ -172,7 +174,8 @@ def _errors() -> list[EnclaveError]:
         UnknownTx(hashes),
         UnknownTx(()),
         PeerSessionError("no session with 'out:n1'"),
-        PeerAuthError("not signed by the key configured for 'in:n2'"),
+        PeerAuthError("not signed by the key configured for 'in:n2'", "signature"),
+        PeerAuthError("attestation of peer 'in:n2' refused: " + "x" * 400, "attestation:mrenclave"),
         StaleParent("not the last block"),
         MessageTooLarge("too big"),
         SealError("does not unseal"),
@@ -194,6 +197,8 @@ def test_errors_come_back_as_their_own_class(error: EnclaveError) -> None:
     assert getattr(rebuilt, "code", None) == getattr(error, "code", None)
     if isinstance(error, UnknownTx):
         assert isinstance(rebuilt, UnknownTx) and rebuilt.tx_hashes == error.tx_hashes
+    if isinstance(error, PeerAuthError):  # the reason crosses too
+        assert isinstance(rebuilt, PeerAuthError) and rebuilt.reason == error.reason
     if isinstance(error, TxRejected):  # the host's except clauses keep working
         assert isinstance(rebuilt, ProposeTxError) and rebuilt.code is error.code
 

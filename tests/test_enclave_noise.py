@@ -3,6 +3,8 @@ nothing opening, and keys kept out of reprs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from mcnode.binary import DecodeError
@@ -59,6 +61,38 @@ def test_prologues_keep_handshake_kinds_apart() -> None:
     b.read(a.write())  # IX's first message is not yet authenticated...
     with pytest.raises(SessionError):
         a.read(b.write())  # ...its answer is, under both prologues
+
+
+@pytest.mark.parametrize("protocol", [CLIENT_PROTOCOL, PEER_PROTOCOL])
+def test_a_payload_made_from_the_handshake_hash_is_what_the_reader_sees(protocol: bytes) -> None:
+    initiator_key = SERVER_SK if protocol == PEER_PROTOCOL else None
+    a = Handshake(protocol, PEER_PROLOGUE, initiator=True, static_private=initiator_key)
+    b = Handshake(protocol, PEER_PROLOGUE, initiator=False, static_private=PEER_SK)
+    nonces: list[bytes] = []
+
+    def payload(tag: bytes) -> Callable[[bytes], bytes]:
+        def make(h: bytes) -> bytes:
+            nonces.append(h)
+            return tag + h
+
+        return make
+
+    before = a.transcript
+    got = b.read(a.write(payload(b"one:")))
+    assert got == b"one:" + nonces[0] and b.payload_hash == nonces[0] != before
+    after_one = a.transcript
+    got = a.read(b.write(payload(b"two:")))
+    assert got == b"two:" + nonces[1] and a.payload_hash == nonces[1]
+    # The hash of message 2's payload moment is past message 1 (it mixes in message 2's
+    # keys: the reader's fresh ephemeral) and before the payload itself.
+    assert nonces[1] not in (after_one, a.transport().handshake_hash)
+    assert len(set(nonces)) == 2
+    # Plain bytes still work, and the library's state carries no leftover hook.
+    c = Handshake(protocol, PEER_PROLOGUE, initiator=True, static_private=initiator_key)
+    d = Handshake(protocol, PEER_PROLOGUE, initiator=False, static_private=PEER_SK)
+    assert d.read(c.write(b"plain")) == b"plain"
+    assert c.read(d.write(b"answer")) == b"answer"
+    assert c.transport().handshake_hash == d.transport().handshake_hash
 
 
 def test_an_unfinished_handshake_has_no_transport() -> None:

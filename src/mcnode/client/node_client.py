@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 import grpc
 
+from mcnode.attest.policy import Policy
 from mcnode.enclave.client import ClientSession
 from mcnode.ledger.block import BlockData
 from mcnode.wire import consensus_pb2 as pb
@@ -45,9 +46,24 @@ def parse_node_address(uri: str) -> str:
 
 
 class NodeClient:
-    def __init__(self, uri: str, timeout: float = 10.0) -> None:
+    """A validator's client API. With `policy`, every enclave session is attested: the
+    enclave's evidence must verify under `policy` (chained to `root_ca_der`; None:
+    Intel's root) or `connect` raises `enclave.AttestationFailed`. Without one, the
+    session is not attested (enclaves with attestation "off" only) and the enclave's
+    identity key is trusted on first use, from GetNodeConfig."""
+
+    def __init__(
+        self,
+        uri: str,
+        timeout: float = 10.0,
+        *,
+        policy: Policy | None = None,
+        root_ca_der: bytes | None = None,
+    ) -> None:
         self.address = parse_node_address(uri)
         self.timeout = timeout
+        self.policy = policy
+        self.root_ca_der = root_ca_der
         opts = [
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -77,11 +93,14 @@ class NodeClient:
         return self._call(self.client.GetNodeConfig, pb.Empty())
 
     def connect(self, expected_identity: bytes | None = None) -> None:
-        """Noise NX with the node's enclave; checks its identity when one is expected
-        (from GetNodeConfig otherwise: trust on first use until attestation exists)."""
-        if expected_identity is None:
+        """Noise NX with the node's enclave: attested under the client's policy when it
+        has one; checks the identity key when one is expected (without a policy, from
+        GetNodeConfig: trust on first use)."""
+        if expected_identity is None and self.policy is None:
             expected_identity = bytes(self.node_config().enclave_identity)
-        session = ClientSession.connect(expected_identity)
+        session = ClientSession.connect(
+            self.policy, self.root_ca_der, expected_identity=expected_identity
+        )
         resp = self._call(self.client.Auth, pb.AuthRequest(handshake=session.first_message))
         session.finish(bytes(resp.handshake))
         self._session, self._session_id = session, bytes(resp.session_id)

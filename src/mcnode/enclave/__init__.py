@@ -6,7 +6,10 @@ The trusted code (it sees plaintext and keys; no wall clock, sockets or files):
   `PeerHandshake`, `PeerEnclave`, `peer_auth_message`, `EnclaveIdentity`; `EnclaveLedger`,
   the read-only ledger questions the enclave asks.
 - `enclave`: `Enclave`, the implementation, and `EnclaveConfig`.
-- `peers`: authenticated sessions with peer enclaves, pending and current per label.
+- `peers`: authenticated (and attested) sessions with peer enclaves, pending and current
+  per label.
+- `attestation`: the evidence the enclave puts in its handshake payloads
+  (`EvidenceMaker`, `HandshakePayload`, `CodeIdentity`).
 - `errors`: `ProposeTxResult`, the stable result codes, and the errors that carry them.
 - `checks`: full validation against the ledger, re-checks, and choosing a block's txs.
 - `noise`: Noise NX (clients) and IX (peer enclaves) sessions, framed transport messages.
@@ -41,9 +44,11 @@ from mcnode.enclave.api import (
     SessionId,
     peer_auth_message,
 )
+from mcnode.enclave.attestation import CodeIdentity, HandshakePayload
 from mcnode.enclave.client import ClientSession, ServerIdentityMismatch
 from mcnode.enclave.enclave import Enclave, EnclaveConfig
 from mcnode.enclave.errors import (
+    AttestationFailed,
     CapacityError,
     EnclaveError,
     EnclaveInternalError,
@@ -62,8 +67,10 @@ from mcnode.enclave.errors import (
 )
 
 __all__ = [
+    "AttestationFailed",
     "CapacityError",
     "ClientSession",
+    "CodeIdentity",
     "Enclave",
     "EnclaveApi",
     "EnclaveConfig",
@@ -72,6 +79,7 @@ __all__ = [
     "EnclaveInternalError",
     "EnclaveLedger",
     "FormedBlock",
+    "HandshakePayload",
     "HardeningStep",
     "IpcError",
     "MessageDecodeError",

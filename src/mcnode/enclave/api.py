@@ -7,7 +7,10 @@ host reaches it through a proxy. What comes back to the host is only ever a
 `WellFormedTxContext`, ciphertext, a handshake message, public keys, or a redacted
 `BlockData`: never a ring, an amount or a memo.
 
-Peer sessions are authenticated by the hosts' consensus-message keys (Ed25519): each
+Peer sessions are authenticated twice. By attestation, unless the enclave runs with
+attestation "off": each enclave's handshake payload carries evidence bound to the
+handshake and to its keys, checked against the other's policy (`attestation`, `peers`).
+And by the hosts' consensus-message keys (Ed25519): each
 side's host signs `peer_auth_message(transcript)`, the Noise handshake hash right after
 its enclave's handshake message, and the other enclave checks that signature under the
 key its own host configured for that peer. So only a configured peer's enclave, vouched
@@ -85,6 +88,13 @@ class PeerEnclave:
     identity: bytes
     #: the Ed25519 key the peer enclave signs blocks with (from its handshake payload)
     block_signer: bytes
+    #: the MRENCLAVE its verified evidence named (32 zero bytes when not attested)
+    mrenclave: bytes = bytes(32)
+    #: its evidence verified under our policy and binds this handshake and both keys
+    #: (False only when our attestation mode is "off": we neither require nor check it)
+    attested: bool = False
+    #: that evidence chained to a simulated root, not Intel's: no hardware protection
+    simulated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +125,11 @@ class EnclaveIdentity:
     isv_svn: int
     pid: int
     hardening: tuple[HardeningStep, ...]
+    #: "off" (no evidence offered or required) or "sim" (simulated SGX evidence)
+    attestation_mode: str = "off"
+    #: unix seconds when the collateral it serves now expires (it remakes it well
+    #: before); 0 when off
+    evidence_expires: int = 0
 
 
 @dataclass(frozen=True, slots=True)

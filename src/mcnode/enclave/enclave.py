@@ -17,7 +17,15 @@ pending and one current session) and cached txs are refused past their bound wit
 Peers exchange txs in batches (`encode_batch`) and ask for txs by hash with fetch
 requests (`encode_fetch_request`), both sealed on the session of a label.
 
-No wall clock: block signing times come from the caller. Randomness (session ids, a
+Attestation (`config.attestation`; None is mode "off"): in mode "sim" the enclave is its
+own simulated quoting enclave (`attestation.EvidenceMaker`, quoting `config.code_identity`)
+and every handshake payload it writes, to clients and peers, carries evidence bound to
+that handshake; peers' evidence is held to the configuration's policy (`peers`). Mode "off"
+offers no evidence and requires none: for in-process tests and tools only.
+
+No wall clock inside: block signing times come from the caller, and the time evidence is
+made and checked at comes from `config.now`, a function at the configuration's edge (tests
+fix it); `form_block` never calls it. Randomness (session ids, a
 generated identity key) comes from `config.rng`. Every public call holds one lock, so the
 host may call from worker threads; a new tx's ring signatures are checked on the enclave's
 own worker thread beside its range proof (`worker.py`: the enclave's choice, not the
@@ -29,12 +37,14 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Concatenate, ParamSpec, TypeVar
 
 from mcnode import binary
+from mcnode.attest.config import AttestationConfig
 from mcnode.crypto import RandomSource, system_random
 from mcnode.crypto.signing import ed25519_public, x25519_keypair
 from mcnode.enclave.api import (
@@ -46,6 +56,7 @@ from mcnode.enclave.api import (
     PeerHandshake,
     SessionId,
 )
+from mcnode.enclave.attestation import CodeIdentity, EvidenceMaker, payload_maker
 from mcnode.enclave.checks import check_new_tx, recheck_tx, redacted_contents, select_for_block
 from mcnode.enclave.errors import (
     CapacityError,
@@ -57,8 +68,14 @@ from mcnode.enclave.errors import (
     UnknownTx,
     run_rules,
 )
-from mcnode.enclave.noise import CLIENT_PROLOGUE, CLIENT_PROTOCOL, Handshake, Transport
-from mcnode.enclave.peers import PeerSessions
+from mcnode.enclave.noise import (
+    CLIENT_PROLOGUE,
+    CLIENT_PROTOCOL,
+    Handshake,
+    Transport,
+    peer_prologue,
+)
+from mcnode.enclave.peers import PeerSessions, PeerTrust
 from mcnode.enclave.worker import run_beside
 from mcnode.ledger.block import BLOCK_VERSION, Block, BlockData, sign_block
 from mcnode.transaction.errors import DecodeError, TxValidationError
@@ -79,6 +96,11 @@ MAX_FETCH_REQUEST_BYTES = 4 + 32 * MAX_FETCH_HASHES
 SESSION_ID_BYTES = 16
 
 
+def unix_now() -> int:
+    """The wall clock in whole unix seconds: `EnclaveConfig.now`'s default."""
+    return int(time.time())
+
+
 @dataclass(frozen=True, slots=True)
 class EnclaveConfig:
     """What the enclave is started with. Keys never appear in the repr."""
@@ -91,6 +113,12 @@ class EnclaveConfig:
     max_peer_sessions: int = 256
     max_cached_txs: int = 100_000
     rng: RandomSource = field(default=system_random, repr=False)
+    #: how to attest and whom to trust (None: mode "off", no evidence offered or required)
+    attestation: AttestationConfig | None = None
+    #: what the enclave's quotes say it is; required when attestation is not "off"
+    code_identity: CodeIdentity | None = None
+    #: the time, unix seconds: when evidence is made and peers' evidence is checked
+    now: Callable[[], int] = field(default=unix_now, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.block_signing_key) != 32:
@@ -102,6 +130,14 @@ class EnclaveConfig:
         for name in ("max_client_sessions", "max_peer_sessions", "max_cached_txs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        attests = self.attestation is not None and self.attestation.attests
+        if attests and self.code_identity is None:
+            raise ValueError("an attesting enclave needs its code_identity to quote")
+
+    @property
+    def network(self) -> str:
+        """The network's name (the attestation configuration's; "" without one)."""
+        return "" if self.attestation is None else self.attestation.network
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +173,28 @@ class Enclave(EnclaveApi):
         self._signing_key = config.block_signing_key
         self._signing_public = ed25519_public(config.block_signing_key)
         self._clients: OrderedDict[SessionId, Transport] = OrderedDict()
-        self._peers = PeerSessions(identity, self._signing_public, config.max_peer_sessions)
+        attestation = config.attestation
+        self._attestation_mode = "off" if attestation is None else attestation.mode
+        self._evidence: EvidenceMaker | None = None
+        trust = None
+        if attestation is not None and attestation.attests:
+            # Mode "sim": load the network's simulated PKI (AttestationConfigError if it
+            # does not load; "dcap" is refused there too: no SGX on this machine).
+            qe = attestation.load_quoting_enclave(config.rng)
+            assert qe is not None and config.code_identity is not None  # attests
+            self._evidence = EvidenceMaker(
+                qe, config.code_identity, attestation.valid_seconds, config.now
+            )
+            self._evidence.expires()  # the first collateral, made now
+            trust = PeerTrust(attestation.policy, attestation.root_ca_der, config.now)
+        self._payload = payload_maker(self._signing_public, self._identity_public, self._evidence)
+        self._peers = PeerSessions(
+            identity,
+            self._payload,
+            config.max_peer_sessions,
+            prologue=peer_prologue(config.network, config.minimum_fee, config.block_version),
+            trust=trust,
+        )
         self._txs: dict[bytes, _Cached] = {}
         self._lock = threading.RLock()
         self._beside = run_beside()  # ring signatures on the worker, if there is a free CPU
@@ -156,6 +213,17 @@ class Enclave(EnclaveApi):
     def block_signing_public_key(self) -> bytes:
         return self._signing_public
 
+    @property
+    def attestation_mode(self) -> str:
+        """ "off" (no evidence offered or required) or "sim"."""
+        return self._attestation_mode
+
+    @_locked
+    def evidence_expires(self) -> int:
+        """Unix seconds when the collateral this enclave serves from now on expires
+        (remade first if less than a third of its window is left); 0 when off."""
+        return 0 if self._evidence is None else self._evidence.expires()
+
     # -- clients -----------------------------------------------------------------------
 
     @_locked
@@ -165,7 +233,7 @@ class Enclave(EnclaveApi):
         )
         if hs.read(msg1):
             raise SessionError("a client's first handshake message carries no payload")
-        msg2 = hs.write()
+        msg2 = hs.write(self._payload)  # our block signer, and evidence bound to this handshake
         session = SessionId(self._rng(SESSION_ID_BYTES))
         while len(self._clients) >= self._config.max_client_sessions:
             self._clients.popitem(last=False)

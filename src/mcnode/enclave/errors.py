@@ -14,6 +14,7 @@ along as their cause or context.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from enum import Enum
 
@@ -149,8 +150,40 @@ class PeerSessionError(SessionError):
 
 class PeerAuthError(PeerSessionError):
     """A peer handshake message that does not prove what it must: it does not decode, its
-    payload is not one we know, or its host's signature over the handshake transcript is
-    not by the consensus-message key configured for that peer. Nothing was changed."""
+    payload is not one we know, its host's signature over the handshake transcript is not
+    by the consensus-message key configured for that peer, or its attestation evidence is
+    missing or refused. Nothing was changed.
+
+    `reason` says which, in a short code: `handshake`, `signature`, `payload`, or
+    `attestation:<the attestation refusal's reason>` (`attestation:no_evidence`,
+    `attestation:mrenclave`, `attestation:report_data`, ...). The message ends with
+    `(reason: <reason>)`, which is how the reason crosses the process boundary."""
+
+    def __init__(self, message: str, reason: str = "auth") -> None:
+        super().__init__(f"{message} (reason: {reason})")
+        self.reason = reason
+
+    @staticmethod
+    def reason_in(message: str) -> str:
+        """The reason a message made by `PeerAuthError` names ("auth" if none)."""
+        match = _REASON.search(message)
+        return "auth" if match is None else match.group(1)
+
+
+_REASON = re.compile(r"\(reason: ([a-z_:]+)\)$")
+
+
+class AttestationFailed(SessionError):
+    """The enclave's attestation evidence was missing or refused in a client handshake:
+    no transaction can be sealed on this session. `reason` is the refusal's code
+    (`no_evidence`, or an `attest.AttestationError`'s: `mrenclave`, `report_data`,
+    `collateral_expired`, `untrusted_root`, `simulation_not_allowed`, ...) and
+    `sentence` its sentence."""
+
+    def __init__(self, reason: str, sentence: str) -> None:
+        super().__init__(f"attestation refused ({reason}): {sentence}")
+        self.reason = reason
+        self.sentence = sentence
 
 
 class StaleParent(EnclaveError):

@@ -29,8 +29,11 @@ returns; see `_SPECS` for each field's encoding. The building blocks:
     block     u16 len || `Block.to_bytes()`
     formed    u8 has_block (0|1) [blob `BlockData.to_bytes()`] || hashes included ||
               u32 n || n * (hash(32) u16 ProposeTxResult)   a `FormedBlock`
+    peer      identity(32) block signer(32) mrenclave(32) u8 attested u8 simulated
+                                                        a `PeerEnclave`
     identity  identity key(32) block signer(32) mrenclave(32) mrsigner(32) isv_prod_id(u16)
               isv_svn(u16) pid(u32) u8 n * (u8 len name || u8 applied || u16 len detail)
+              u8 len attestation mode (UTF-8, <= 16) || evidence_expires(u64)
                                                         an `EnclaveIdentity`
 
 Errors carry the exception's kind (`ErrorKind`, one per `EnclaveError` class the enclave
@@ -103,6 +106,7 @@ MAX_SESSION_ID_BYTES = 64
 MAX_SMALL_BYTES = 1024
 MAX_MESSAGE_BYTES = 1024
 MAX_HARDENING_STEPS = 16
+MAX_MODE_BYTES = 16
 NO_CODE = 0xFFFF
 STATUS_OK = 0
 STATUS_ERROR = 1
@@ -350,9 +354,12 @@ class _PeerEnclave(Field[PeerEnclave]):
     def write(self, w: binary.Writer, value: PeerEnclave) -> None:
         w.fixed(value.identity, 32)
         w.fixed(value.block_signer, 32)
+        w.fixed(value.mrenclave, 32)
+        w.u8(1 if value.attested else 0)
+        w.u8(1 if value.simulated else 0)
 
     def read(self, r: _Reader) -> PeerEnclave:
-        return PeerEnclave(r.fixed(32), r.fixed(32))
+        return PeerEnclave(r.fixed(32), r.fixed(32), r.fixed(32), _flag(r), _flag(r))
 
 
 class _Identity(Field[EnclaveIdentity]):
@@ -369,6 +376,8 @@ class _Identity(Field[EnclaveIdentity]):
             w.var(step.name.encode(), 64, width=1, what="step name")
             w.u8(1 if step.applied else 0)
             w.var(step.detail.encode(), 256, width=2, what="step detail")
+        w.var(value.attestation_mode.encode(), MAX_MODE_BYTES, width=1, what="attestation mode")
+        w.u64(value.evidence_expires)
 
     def read(self, r: _Reader) -> EnclaveIdentity:
         identity, signer, measurement = r.fixed(32), r.fixed(32), r.fixed(32)
@@ -382,8 +391,9 @@ class _Identity(Field[EnclaveIdentity]):
             )
             for _ in range(n)
         )
+        mode = _utf8(r.var(MAX_MODE_BYTES, width=1, what="attestation mode"))
         return EnclaveIdentity(
-            identity, signer, measurement, mrsigner, isv_prod_id, isv_svn, pid, steps
+            identity, signer, measurement, mrsigner, isv_prod_id, isv_svn, pid, steps, mode, r.u64()
         )
 
 
@@ -607,4 +617,6 @@ def _read_error(r: _Reader) -> EnclaveError:
         error.tx_hashes = hashes
     if isinstance(error, IpcError):
         error.request_id = None
+    if isinstance(error, PeerAuthError):
+        error.reason = PeerAuthError.reason_in(message)
     return error

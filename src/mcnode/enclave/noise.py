@@ -12,6 +12,17 @@ reordered, dropped from the middle or replayed; the length inside the encryption
 frames dropped from the end. Opening is all or nothing: on any failure the receive nonce
 goes back to where it was, so garbage sent under someone's session id cannot wreck it.
 
+A handshake payload may depend on the handshake itself: `Handshake.write` takes either
+bytes or a function of the handshake hash at the moment the payload is written (after the
+message's keys and DH results are mixed in, before the payload is encrypted), and
+`Handshake.payload_hash` is that same hash on the reading side. Evidence carried in a
+payload binds it (`attest.evidence`): it depends on the reader's fresh ephemeral key, so
+evidence recorded from one handshake does not verify in another.
+
+The peer prologue binds the network's consensus configuration (`peer_prologue`): two
+enclaves configured for different networks, minimum fees or block versions derive
+different keys, so their handshakes fail to decrypt.
+
 This module holds secrets (static and ephemeral private keys, session keys): nothing
 in it logs, and no object here prints a key in its repr.
 """
@@ -19,20 +30,40 @@ in it logs, and no object here prints a key in its repr.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+from collections.abc import Callable
+from typing import Any
 
 from noise.connection import Keypair, NoiseConnection
 
+from mcnode import binary
 from mcnode.enclave.errors import MessageDecodeError, SessionError
 
 CLIENT_PROTOCOL = b"Noise_NX_25519_ChaChaPoly_SHA256"
 PEER_PROTOCOL = b"Noise_IX_25519_ChaChaPoly_SHA256"
 CLIENT_PROLOGUE = b"mcnode client session v1"
 PEER_PROLOGUE = b"mcnode peer session v1"
+NETWORK_CONFIG_DOMAIN = b"mcnode network config v1"
 #: The Noise specification's limit on one message, handshake or transport.
 MAX_NOISE_MESSAGE = 65535
 _TAG = 16
 _CHUNK = MAX_NOISE_MESSAGE - _TAG
 _HEADER = 4
+
+
+#: A payload written from the handshake hash of the moment it is written (`Handshake.write`).
+PayloadFn = Callable[[bytes], bytes]
+
+
+def peer_prologue(network: str, minimum_fee: int, block_version: int) -> bytes:
+    """The prologue of peer handshakes on a network: `PEER_PROLOGUE || SHA-256("mcnode
+    network config v1" || network name (UTF-8) || u64 minimum fee || u32 block version)`
+    (little-endian; the name is the only variable-length part, so this is unambiguous)."""
+    w = binary.Writer()
+    w.u64(minimum_fee)
+    w.u32(block_version)
+    digest = hashlib.sha256(NETWORK_CONFIG_DOMAIN + network.encode() + w.getvalue()).digest()
+    return PEER_PROLOGUE + digest
 
 
 def sealed_size(plaintext_size: int) -> int:
@@ -67,6 +98,8 @@ class Handshake:
         # to read the remote static key after the last message.
         self._state = conn.noise_protocol.handshake_state
         self.remote_static: bytes | None = None
+        #: after `read`: the handshake hash before the message's payload was decrypted
+        self.payload_hash: bytes | None = None
 
     def __repr__(self) -> str:
         return f"<Handshake finished={self.finished}>"
@@ -84,26 +117,50 @@ class Handshake:
         assert self._state is not None  # kept until the handshake finishes
         return bytes(self._state.symmetric_state.get_handshake_hash())
 
-    def write(self, payload: bytes = b"") -> bytes:
+    def write(self, payload: bytes | PayloadFn = b"") -> bytes:
+        """The next handshake message, carrying `payload`: bytes, or a function of the
+        handshake hash at the moment the payload is written (see the module docstring)."""
         message = None
-        # The library raises bare Exception for a step out of order; a low-order peer key
-        # gives ValueError.
-        with contextlib.suppress(Exception):
-            message = bytes(self._conn.write_message(payload))
+        symmetric = None if self._state is None else self._state.symmetric_state
+        if callable(payload) and symmetric is not None:
+            payload_fn, deferred = payload, _Deferred()
+            _intercept_payload(symmetric, deferred, payload_fn)
+            payload = deferred
+        try:
+            # The library raises bare Exception for a step out of order; a low-order peer
+            # key gives ValueError.
+            with contextlib.suppress(Exception):
+                message = bytes(self._conn.write_message(payload))  # type: ignore[arg-type]
+        finally:
+            if symmetric is not None:
+                symmetric.__dict__.pop("encrypt_and_hash", None)
         if message is None:
             raise SessionError("cannot write the handshake message (bad peer key or step)")
+        if len(message) > MAX_NOISE_MESSAGE:
+            raise SessionError(f"handshake message of {len(message)} bytes is over 65535")
         self._after_step()
         return message
 
     def read(self, message: bytes) -> bytes:
-        """Process the peer's handshake message; returns its payload."""
+        """Process the peer's handshake message; returns its payload (and sets
+        `payload_hash`)."""
         if not isinstance(message, bytes) or len(message) > MAX_NOISE_MESSAGE:
             raise SessionError("handshake message is not bytes of at most 65535")
         payload = None
-        with contextlib.suppress(Exception):  # hostile bytes: bad lengths, tags, points...
-            payload = bytes(self._conn.read_message(message))
+        symmetric = None if self._state is None else self._state.symmetric_state
+        seen: list[bytes] = []
+        if symmetric is not None:
+            _record_hashes(symmetric, seen)
+        try:
+            with contextlib.suppress(Exception):  # hostile bytes: bad lengths, tags, points...
+                payload = bytes(self._conn.read_message(message))
+        finally:
+            if symmetric is not None:
+                symmetric.__dict__.pop("decrypt_and_hash", None)
         if payload is None:
             raise SessionError("handshake message rejected")
+        # The payload is the last thing a message decrypts: the hash just before it.
+        self.payload_hash = seen[-1] if seen else None
         self._after_step()
         return payload
 
@@ -119,6 +176,35 @@ class Handshake:
         if not self.finished:
             raise SessionError("handshake is not finished")
         return Transport(self._conn, self.remote_static)
+
+
+class _Deferred(bytes):
+    """Stands for a payload made from the handshake hash when the library writes it."""
+
+
+def _intercept_payload(symmetric: Any, deferred: _Deferred, make: PayloadFn) -> None:
+    """Make `symmetric` (the library's SymmetricState) encrypt `make(h)` where it was
+    asked to encrypt `deferred`: the payload is the last thing a message encrypts, and
+    `h` is then the hash the reader sees before decrypting it."""
+    original = symmetric.encrypt_and_hash
+
+    def encrypt_and_hash(plaintext: bytes) -> bytes:
+        if plaintext is deferred:
+            plaintext = make(bytes(symmetric.get_handshake_hash()))
+        return bytes(original(plaintext))
+
+    symmetric.encrypt_and_hash = encrypt_and_hash
+
+
+def _record_hashes(symmetric: Any, seen: list[bytes]) -> None:
+    """Record in `seen` the handshake hash before each decryption `symmetric` makes."""
+    original = symmetric.decrypt_and_hash
+
+    def decrypt_and_hash(ciphertext: bytes) -> bytes:
+        seen.append(bytes(symmetric.get_handshake_hash()))
+        return bytes(original(ciphertext))
+
+    symmetric.decrypt_and_hash = decrypt_and_hash
 
 
 class Transport:

@@ -16,19 +16,31 @@ Rules of this file:
 - `max_sessions` bounds the labels (each holds at most the three things above), pending
   sessions included.
 
-The handshake payload each enclave sends is `HandshakePayload`, versioned so that later
-versions can append attestation evidence. This file knows nothing of transactions,
-ledgers or blocks. It holds session secrets: it logs nothing and no repr shows a key.
+- Attestation (unless our mode is "off", `trust` None): the peer's handshake payload
+  must carry evidence (`attestation.HandshakePayload` version 2) that verifies under our
+  policy at our time and whose report data binds the handshake hash before that payload,
+  the static key the handshake proved and the block signer the payload names. Evidence
+  missing or refused is a `PeerAuthError` with reason `attestation:<reason>`, checked
+  before we answer or keep anything: exactly like a bad signature.
+- The prologue (`noise.peer_prologue`) binds the network's name, minimum fee and block
+  version: enclaves configured differently cannot complete a handshake.
+
+This file knows nothing of transactions, ledgers or blocks. It holds session secrets: it
+logs nothing and no repr shows a key.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mcnode import binary
+from mcnode.attest.evidence import verify_bound_evidence
+from mcnode.attest.policy import AttestationError, Policy, Verdict
 from mcnode.crypto.signing import ed25519_verify
 from mcnode.enclave.api import PeerEnclave, PeerHandshake, peer_auth_message
+from mcnode.enclave.attestation import HandshakePayload, PayloadMaker
 from mcnode.enclave.errors import (
     CapacityError,
     MessageDecodeError,
@@ -38,33 +50,21 @@ from mcnode.enclave.errors import (
 )
 from mcnode.enclave.noise import PEER_PROLOGUE, PEER_PROTOCOL, Handshake, Transport, sealed_size
 
-HANDSHAKE_PAYLOAD_VERSION = 1
+__all__ = ["HandshakePayload", "PeerSessions", "PeerTrust"]
+
+#: Longest refusal sentence quoted in a `PeerAuthError` (its message crosses `ipc`, which
+#: keeps 1024 bytes, and must keep the reason at its end).
+MAX_SENTENCE = 400
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakePayload:
-    """What an enclave says of itself in its handshake message:
-    `u8 version (1) || block signer (32 bytes)`. Unknown versions are refused."""
+@dataclass(frozen=True)
+class PeerTrust:
+    """Whose evidence we accept: `policy`, chained to `root_ca_der` (None: Intel's root),
+    at the time `now()` says."""
 
-    block_signer: bytes
-
-    def to_bytes(self) -> bytes:
-        w = binary.Writer()
-        w.u8(HANDSHAKE_PAYLOAD_VERSION)
-        w.fixed(self.block_signer, 32)
-        return w.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> HandshakePayload:
-        """`binary.DecodeError` unless `data` is exactly one payload of a known version."""
-        return binary.Reader.whole(data, cls._decode)
-
-    @classmethod
-    def _decode(cls, r: binary.Reader) -> HandshakePayload:
-        version = r.u8()
-        if version != HANDSHAKE_PAYLOAD_VERSION:
-            raise binary.DecodeError(f"unknown handshake payload version {version}")
-        return cls(r.fixed(32))
+    policy: Policy
+    root_ca_der: bytes | None
+    now: Callable[[], int]
 
 
 @dataclass(slots=True)
@@ -87,10 +87,20 @@ class PeerSessions:
     """Every peer session of one enclave, by label. Not thread-safe: the enclave's lock
     covers every call."""
 
-    def __init__(self, identity_private: bytes, block_signer: bytes, max_sessions: int) -> None:
+    def __init__(
+        self,
+        identity_private: bytes,
+        payload: PayloadMaker,
+        max_sessions: int,
+        *,
+        prologue: bytes = PEER_PROLOGUE,
+        trust: PeerTrust | None = None,
+    ) -> None:
         self._identity_private = identity_private
-        self._payload = HandshakePayload(block_signer).to_bytes()
+        self._payload = payload
         self._max = max_sessions
+        self._prologue = prologue
+        self._trust = trust
         self._labels: dict[str, _Label] = {}
 
     def __repr__(self) -> str:
@@ -101,7 +111,10 @@ class PeerSessions:
 
     def _handshake(self, initiator: bool) -> Handshake:
         return Handshake(
-            PEER_PROTOCOL, PEER_PROLOGUE, initiator=initiator, static_private=self._identity_private
+            PEER_PROTOCOL,
+            self._prologue,
+            initiator=initiator,
+            static_private=self._identity_private,
         )
 
     def _slot_for_new(self, label: str) -> _Label:
@@ -127,14 +140,13 @@ class PeerSessions:
     ) -> tuple[PeerHandshake, PeerEnclave]:
         slot = self._slot_for_new(label)
         hs = self._handshake(initiator=False)
-        block_signer = _read_vouched(hs, label, message, signature, peer_message_key)
+        peer = self._read_vouched(hs, label, message, signature, peer_message_key)
         reply = None
         with contextlib.suppress(SessionError):
             reply = hs.write(self._payload)
         if reply is None:
-            raise PeerAuthError(f"cannot answer the handshake of peer {label!r}")
+            raise PeerAuthError(f"cannot answer the handshake of peer {label!r}", "handshake")
         transport = hs.transport()
-        peer = _peer(transport, block_signer)
         slot.pending = _Session(transport, peer)  # one pending per label: the newest
         self._labels[label] = slot
         return PeerHandshake(reply, hs.transcript), peer
@@ -148,13 +160,12 @@ class PeerSessions:
             raise PeerSessionError(f"no handshake with peer {label!r} is waiting for a reply")
         slot.handshake = None  # a handshake gets one answer: right, or start again
         try:
-            block_signer = _read_vouched(hs, label, message, signature, peer_message_key)
+            peer = self._read_vouched(hs, label, message, signature, peer_message_key)
         except PeerAuthError:
             if slot.empty():
                 del self._labels[label]
             raise
         transport = hs.transport()
-        peer = _peer(transport, block_signer)
         slot.current = _Session(transport, peer)
         return peer
 
@@ -205,30 +216,58 @@ class PeerSessions:
             raise PeerSessionError(f"no session established with peer {label!r}")
         return slot.current
 
+    def _read_vouched(
+        self, hs: Handshake, label: str, message: bytes, signature: bytes, peer_message_key: bytes
+    ) -> PeerEnclave:
+        """Read the peer's handshake message and check that its host vouched for it and
+        (unless we are "off") that its evidence holds: what it proved, or `PeerAuthError`."""
+        payload = None
+        with contextlib.suppress(SessionError):
+            payload = hs.read(message)
+        if payload is None:
+            raise PeerAuthError(f"handshake message of peer {label!r} rejected", "handshake")
+        if not ed25519_verify(peer_message_key, peer_auth_message(hs.transcript), signature):
+            raise PeerAuthError(
+                f"handshake of peer {label!r} is not signed by the key configured for it",
+                "signature",
+            )
+        said = None
+        with contextlib.suppress(binary.DecodeError):
+            said = HandshakePayload.from_bytes(payload)
+        if said is None:
+            raise PeerAuthError(
+                f"handshake payload of peer {label!r} is not one we know", "payload"
+            )
+        identity = hs.remote_static
+        assert identity is not None  # IX always carries both static keys
+        if self._trust is None:
+            return PeerEnclave(identity, said.block_signer)
+        verdict = _attested(self._trust, label, said, hs.payload_hash, identity)
+        return PeerEnclave(identity, said.block_signer, verdict.mrenclave, True, verdict.simulated)
 
-def _read_vouched(
-    hs: Handshake, label: str, message: bytes, signature: bytes, peer_message_key: bytes
-) -> bytes:
-    """Read the peer's handshake message and check that its host vouched for it: the
-    block signer from its payload, or `PeerAuthError`."""
-    payload = None
-    with contextlib.suppress(SessionError):
-        payload = hs.read(message)
-    if payload is None:
-        raise PeerAuthError(f"handshake message of peer {label!r} rejected")
-    if not ed25519_verify(peer_message_key, peer_auth_message(hs.transcript), signature):
-        raise PeerAuthError(
-            f"handshake of peer {label!r} is not signed by the key configured for it"
-        )
-    block_signer = None
-    with contextlib.suppress(binary.DecodeError):
-        block_signer = HandshakePayload.from_bytes(payload).block_signer
-    if block_signer is None:
-        raise PeerAuthError(f"handshake payload of peer {label!r} is not one we know")
-    return block_signer
 
-
-def _peer(transport: Transport, block_signer: bytes) -> PeerEnclave:
-    identity = transport.remote_static
-    assert identity is not None  # IX always carries both static keys
-    return PeerEnclave(identity, block_signer)
+def _attested(
+    trust: PeerTrust, label: str, said: HandshakePayload, nonce: bytes | None, identity: bytes
+) -> Verdict:
+    """The verdict on the evidence of `said`, bound to `nonce` and the peer's keys, or
+    `PeerAuthError` (raised outside any handler: no evidence error rides along)."""
+    if said.evidence is None or nonce is None:
+        refusal = ("no_evidence", "it sent no attestation evidence")
+    else:
+        try:
+            return verify_bound_evidence(
+                said.evidence,
+                policy=trust.policy,
+                root_ca_der=trust.root_ca_der,
+                now=trust.now(),
+                nonce=nonce,
+                identity_public=identity,
+                block_signer_public=said.block_signer,
+            )
+        except AttestationError as e:
+            refusal = (e.reason, e.message)
+    reason, sentence = refusal
+    raise PeerAuthError(
+        f"attestation of peer {label!r} refused: {sentence[:MAX_SENTENCE]}",
+        f"attestation:{reason}",
+    )

@@ -54,10 +54,13 @@ def serve_command(
     python: str = sys.executable,
     *,
     css: str | os.PathLike[str] | None = None,
+    attestation: str | os.PathLike[str] | None = None,
 ) -> list[str]:
     """The command line of an enclave process serving on inherited descriptor `fd`, for
     this process (its host: the enclave dies with it). With `css`, the process starts
-    only if that signed `.css` names its measurement, and reports its signer."""
+    only if that signed `.css` names its measurement, and reports its signer. With
+    `attestation` (an `attest.config` JSON file) it attests as that file says; without
+    it, attestation is off (no evidence offered or required: tests and tools only)."""
     command = [
         python,
         "-m",
@@ -76,6 +79,8 @@ def serve_command(
     ]
     if css is not None:
         command += ["--css", str(Path(css))]
+    if attestation is not None:
+        command += ["--attestation", str(Path(attestation))]
     return command
 
 
@@ -102,6 +107,7 @@ class EnclaveProcess(EnclaveApi):
         stderr: IO[Any] | int | None = None,
         env: Mapping[str, str] | None = None,
         css: str | os.PathLike[str] | None = None,
+        attestation: str | os.PathLike[str] | None = None,
     ) -> EnclaveProcess:
         """Start the enclave process (with the signed `.css` of its build, if given) and
         wait for its `IDENTITY`; `EnclaveProcessError` if it exits instead (its stderr
@@ -109,7 +115,9 @@ class EnclaveProcess(EnclaveApi):
         host_end, child_end = socket.socketpair()
         try:
             process = subprocess.Popen(
-                serve_command(child_end.fileno(), ledger, keys, minimum_fee, css=css),
+                serve_command(
+                    child_end.fileno(), ledger, keys, minimum_fee, css=css, attestation=attestation
+                ),
                 pass_fds=(child_end.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -1,7 +1,7 @@
 """The enclave process: serves `EnclaveApi` over one inherited socket, a request at a time.
 
     python -m mcnode.enclave serve --fd N --ledger DIR --keys DIR --minimum-fee N
-                                   [--host-pid PID] [--css FILE]
+                                   [--host-pid PID] [--css FILE] [--attestation FILE]
 
 The host makes a `socket.socketpair()`, passes one end as fd N and keeps the other
 (`process.serve_command` builds this command line). At start the process hardens itself
@@ -9,8 +9,12 @@ The host makes a `socket.socketpair()`, passes one end as fd N and keeps the oth
 signs that measurement (`css`: it then reports the `.css`'s MRSIGNER, product id and SVN;
 without one, an unsigned build's zeros), unseals its keys or makes and seals new ones
 (`sealing`, in DIR of `--keys`), opens the ledger read-only (it reads blocks the host
-appends; it never writes), builds the `Enclave`, and then answers `ipc` frames in order
-until the host closes its end.
+appends; it never writes), reads the attestation configuration of `--attestation`, if
+given (`attest.config`: in mode "sim" it loads the network's simulated PKI and is its own
+quoting enclave, quoting the measurement and the `.css`'s signer and ids), builds the
+`Enclave`, and then answers `ipc` frames in order until the host closes its end. Without
+`--attestation` the enclave runs with attestation "off": it offers no evidence and
+requires none, which only tests and tools should do.
 
 - A request that does not decode is answered with an `IpcError` when its id could be
   read, and otherwise skipped (its length is known); a call's `EnclaveError` goes back as
@@ -21,8 +25,9 @@ until the host closes its end.
 
 Exit codes: 0 the host closed the socket; 2 a bad command line or socket, or a frame over
 `MAX_FRAME`; 3 cannot start (a `.css` that is unreadable, forged or signs another
-measurement, keys that do not unseal, a ledger that does not open): one line saying what
-to do.
+measurement, keys that do not unseal, a ledger that does not open, an attestation file
+that does not read or whose simulated PKI does not load, mode "dcap"): one line saying
+what to do.
 
 Stderr: one `key=value` line per event (started, bad request, internal error, oversized
 frame, stopped). Never plaintext, keys or session secrets: counts, request ids, method
@@ -32,6 +37,7 @@ names, error type names, the measurement, MRSIGNER and public keys only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import socket
@@ -40,8 +46,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mcnode.attest.config import AttestationConfigError, read_attestation_file
 from mcnode.enclave import ipc
 from mcnode.enclave.api import EnclaveIdentity, HardeningStep
+from mcnode.enclave.attestation import CodeIdentity
 from mcnode.enclave.css import NO_MRSIGNER, CssError, load_css
 from mcnode.enclave.enclave import Enclave, EnclaveConfig
 from mcnode.enclave.errors import (
@@ -97,6 +105,8 @@ def handle(
     served.requests += 1
     call = ipc.SPECS[method].call
     result: object = identity
+    if call is None:  # IDENTITY: with the expiry of the evidence served from now on
+        result = dataclasses.replace(identity, evidence_expires=enclave.evidence_expires())
     if call is not None:
         try:
             result = getattr(enclave, call)(*args)
@@ -177,6 +187,11 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     run.add_argument("--minimum-fee", type=int, default=DEFAULT_MINIMUM_FEE)
     run.add_argument("--host-pid", type=int, help="the host: we die with it")
     run.add_argument("--css", help="this build's signed .css: start only if it signs us")
+    run.add_argument(
+        "--attestation",
+        help="the attestation configuration (JSON); without it: attestation off, "
+        "no evidence offered or required (tests and tools only)",
+    )
     sub.add_parser("measure", help="print the measurement of this enclave code (hex)")
     return parser.parse_args(argv)
 
@@ -207,8 +222,9 @@ def _run(args: argparse.Namespace, steps: tuple[HardeningStep, ...], sock: socke
         measurement = measure()
         css = None if args.css is None else load_css(args.css, measurement)
         keys = load_or_create(args.keys, measurement)
+        attestation = None if args.attestation is None else read_attestation_file(args.attestation)
         ledger = LedgerDB(args.ledger, readonly=True)
-    except (MeasureError, CssError, SealError, LedgerError) as e:
+    except (MeasureError, CssError, SealError, LedgerError, AttestationConfigError) as e:
         say("cannot start", "error", error=str(e))
         return EXIT_CANNOT_START
     try:
@@ -217,11 +233,22 @@ def _run(args: argparse.Namespace, steps: tuple[HardeningStep, ...], sock: socke
                 block_signing_key=keys.block_signing_seed,
                 identity_private_key=keys.identity_private,
                 minimum_fee=args.minimum_fee,
+                attestation=attestation,
+                code_identity=CodeIdentity(
+                    measurement,
+                    NO_MRSIGNER if css is None else css.mrsigner,
+                    0 if css is None else css.isv_prod_id,
+                    0 if css is None else css.isv_svn,
+                ),
             )
         except ValueError as e:
             say("cannot start", "error", error=str(e))
             return EXIT_PROTOCOL
-        enclave = Enclave(config, ledger)
+        try:
+            enclave = Enclave(config, ledger)
+        except AttestationConfigError as e:  # the simulated PKI does not load; "dcap"
+            say("cannot start", "error", error=str(e))
+            return EXIT_CANNOT_START
         identity = EnclaveIdentity(
             enclave.identity_public_key,
             enclave.block_signing_public_key,
@@ -231,6 +258,8 @@ def _run(args: argparse.Namespace, steps: tuple[HardeningStep, ...], sock: socke
             0 if css is None else css.isv_svn,
             os.getpid(),
             steps,
+            enclave.attestation_mode,
+            enclave.evidence_expires(),
         )
         say(
             "enclave started",
@@ -241,6 +270,9 @@ def _run(args: argparse.Namespace, steps: tuple[HardeningStep, ...], sock: socke
             isv_svn=identity.isv_svn,
             identity=identity.identity_public_key.hex(),
             block_signer=identity.block_signing_public_key.hex(),
+            attestation=identity.attestation_mode,
+            network=config.network or "-",
+            evidence_expires=identity.evidence_expires,
             hardened=",".join(s.name for s in steps if s.applied) or "-",
             not_hardened=",".join(f"{s.name}:{s.detail}" for s in steps if not s.applied) or "-",
         )
