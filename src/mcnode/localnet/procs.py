@@ -78,6 +78,7 @@ class NodeProcess:
         self.trace_path = self.dir / TRACE_FILE if scp_trace else None
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.env: dict[str, str] | None = None  # the process's environment (None: ours)
 
     def start(self) -> None:
         if self.running():
@@ -100,6 +101,7 @@ class NodeProcess:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=_die_with_parent,  # only a prctl call: safe before exec
+            env=self.env,
         )
         log.close()
         self.starts += 1

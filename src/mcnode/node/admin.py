@@ -26,15 +26,21 @@ _SLOT = re.compile(r"[0-9]{1,19}")  # ASCII digits only: int() would take "٣", 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>mcnode {name}</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}
 table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;
-text-align:left}}code{{font-size:12px}}.ok{{color:#080}}.bad{{color:#b00}}</style></head>
+text-align:left}}code{{font-size:12px}}.ok{{color:#080}}.bad{{color:#b00}}
+.warn{{background:#fd3;color:#000;font-weight:bold;padding:6px 10px;display:inline-block}}
+</style></head>
 <body><h1>mcnode <code>{name}</code></h1><div id="s">loading…</div>
 <script>
 async function tick(){{
  const s = await (await fetch('/status')).json();
  const peers = s.peers.map(p => `<tr><td>${{p.name}}</td><td class="${{p.connected?'ok':'bad'}}">
    ${{p.connected?'up':'down'}}</td><td>${{p.slot}}</td><td>${{p.last_heard_ago_s ?? '-'}}</td>
-   <td>${{p.queued}}</td></tr>`).join('');
- document.getElementById('s').innerHTML = `<table>
+   <td>${{p.queued}}</td><td class="${{p.attested?'ok':'bad'}}">${{p.attested?'attested '
+   + p.mrenclave.slice(0,16)+'…':(p.enclave_refused ?? 'no session')}}</td></tr>`).join('');
+ const e = s.enclave;
+ const notice = e.notice ? `<p class="warn">${{e.notice}}</p>` : '';
+ document.getElementById('s').innerHTML = notice + `<table>
+  <tr><th>enclave</th><td>${{e.mode}} · MRENCLAVE <code>${{e.mrenclave}}</code></td></tr>
   <tr><th>height</th><td>${{s.block_height}}</td></tr>
   <tr><th>last block</th><td><code>${{s.last_block_id}}</code></td></tr>
   <tr><th>slot / phase</th><td>${{s.slot_index}} / ${{s.phase}}</td></tr>
@@ -43,7 +49,7 @@ async function tick(){{
   <tr><th>v-blocking size</th><td>${{s.v_blocking_size}} of ${{s.peers.length}} peers</td></tr>
   <tr><th>quorum intersection</th><td>${{s.quorum_intersection}}</td></tr></table>
   <h2>peers</h2><table><tr><th>peer</th><th>link</th><th>slot</th><th>heard (s ago)</th>
-  <th>queued</th></tr>${{peers}}</table>`;
+  <th>queued</th><th>enclave</th></tr>${{peers}}</table>`;
 }}
 tick(); setInterval(tick, 1000);
 </script></body></html>"""

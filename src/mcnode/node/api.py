@@ -31,7 +31,10 @@ from mcnode.transaction.validation import WellFormedTxContext
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
 
-MAX_HANDSHAKE = 4096
+# A Noise message is at most 65535 bytes; a peer's message 1 carries its attestation
+# evidence (~12.5 kB in simulation), a client's carries only a key.
+MAX_HANDSHAKE = 65535
+MAX_CLIENT_HANDSHAKE = 4096
 MAX_FETCH_REQUEST = 512 * 1024  # a sealed list of at most 10,000 hashes
 REFUSAL_LOG_INTERVAL = 60.0
 
@@ -146,10 +149,9 @@ class PeerApi(rpc.ConsensusPeerServicer):
             reply, signature = await self.txs.accept_session(
                 peer, bytes(request.handshake), bytes(request.signature)
             )
-        except PeerAuthError:
-            await self._refuse(
-                context, "PeerAuth", peer, grpc.StatusCode.UNAUTHENTICATED, "bad_signature"
-            )
+        except PeerAuthError as e:
+            why = "bad_signature" if e.reason == "signature" else e.reason
+            await self._refuse(context, "PeerAuth", peer, grpc.StatusCode.UNAUTHENTICATED, why)
         except EnclaveError:
             await self._refuse(
                 context, "PeerAuth", peer, grpc.StatusCode.INVALID_ARGUMENT, "bad_handshake"
@@ -215,7 +217,7 @@ class ClientApi(rpc.ConsensusClientServicer):
     async def Auth(
         self, request: pb.AuthRequest, context: grpc.aio.ServicerContext
     ) -> pb.AuthResponse:
-        if len(request.handshake) > MAX_HANDSHAKE:
+        if len(request.handshake) > MAX_CLIENT_HANDSHAKE:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "handshake too large")
         try:
             session, reply = await self.enclave.client_handshake(bytes(request.handshake))

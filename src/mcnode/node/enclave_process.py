@@ -86,6 +86,7 @@ class EnclaveProcess:
             self.keys_dir,
             self.minimum_fee,
             css=self.css,
+            attestation=self.attestation,
         )
         try:
             self._proc = await asyncio.create_subprocess_exec(

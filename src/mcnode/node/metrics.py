@@ -69,6 +69,12 @@ class NodeMetrics:
             ["call", "reason"],
             registry=r,
         )
+        self.attestation_failures = Counter(
+            "mcnode_attestation_failures",
+            "Peer enclaves refused for their attestation evidence, by reason",
+            ["peer", "reason"],
+            registry=r,
+        )
         self.errors = Counter(
             "mcnode_errors", "Errors handled without stopping", ["where"], registry=r
         )

@@ -23,6 +23,7 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mcnode.crypto.signing import ed25519_public
+from mcnode.enclave.api import PeerEnclave
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import LedgerError
 from mcnode.node import admin
@@ -40,6 +41,12 @@ from mcnode.node.tasks import EXIT_ENCLAVE, Supervisor
 from mcnode.scp import QuorumSet
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
+
+# What /status and the status page say of an enclave's attestation mode, plainly.
+NOTICES = {
+    "sim": "SIMULATED: no hardware protection (simulated SGX evidence)",
+    "off": "NOT ATTESTED: attestation is off; peers and clients cannot check this enclave",
+}
 
 
 class Validator:
@@ -82,13 +89,19 @@ class Validator:
             wall=time.time,
             spawn=self.tasks.spawn,
             fail=self.tasks.fail,
-            on_peer_enclave=lambda name, peer: self.signers.learn(name, peer.block_signer),
+            on_peer_enclave=self._peer_enclave,
             trace_file=trace_file,
         )
+        self.peer_enclaves: dict[str, PeerEnclave] = {}  # what each peer's handshake proved
         self.started_at = time.time()
         self._servers: list[grpc.aio.Server] = []
         self._admin: web.AppRunner | None = None
         self.ports: dict[str, int] = {}
+
+    def _peer_enclave(self, name: str, peer: PeerEnclave) -> None:
+        """A session with `name`'s enclave was made: its handshake proved `peer`."""
+        self.peer_enclaves[name] = peer
+        self.signers.learn(name, peer.block_signer)
 
     # -- servers ------------------------------------------------------------------------------
     async def start_servers(self) -> None:
@@ -225,8 +238,14 @@ class Validator:
             d = p.status()
             d["last_heard_ago_s"] = None if p.last_heard is None else round(now - p.last_heard, 3)
             d["block_signer"] = signers.get(p.name)
+            proven = self.peer_enclaves.get(p.name)
+            d["attested"] = None if proven is None else proven.attested
+            attested = proven is not None and proven.attested
+            d["mrenclave"] = proven.mrenclave.hex() if proven is not None and attested else None
+            d["enclave_refused"] = self.host.txs.session_errors.get(p.name)
             peers.append(d)
         info = self.enclave.info
+        mode = self.cfg.attestation.mode
         q = self.cfg.quorum_set
         return {
             "node_id": self.cfg.name,
@@ -247,6 +266,13 @@ class Validator:
                 "identity": None if info is None else info.identity_public_key.hex(),
                 "block_signer": None if info is None else info.block_signing_public_key.hex(),
                 "measurement": None if info is None else info.measurement.hex(),
+                "mode": mode,
+                "notice": NOTICES.get(mode),
+                "mrenclave": None if info is None else info.measurement.hex(),
+                "mrsigner": None if info is None else info.mrsigner.hex(),
+                "isv_prod_id": None if info is None else info.isv_prod_id,
+                "isv_svn": None if info is None else info.isv_svn,
+                "evidence_expires": None if info is None else info.evidence_expires or None,
                 "hardening": {}
                 if info is None
                 else {

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from mcnode.enclave import EnclaveError
 from mcnode.enclave.api import PeerEnclave, peer_auth_message
+from mcnode.enclave.errors import PeerAuthError
 from mcnode.node.enclave_port import EnclavePort
 from mcnode.node.logs import NodeLog
 from mcnode.node.metrics import NodeMetrics
@@ -98,6 +99,9 @@ class TxRelay:
         self._to_relay: dict[str, list[bytes]] = {name: [] for name in peers}
         self._relaying: set[str] = set()  # peers with a relay loop running
         self._lost = {name: asyncio.Event() for name in peers}  # set when a session drops
+        # Why our last session attempt with a peer's enclave was refused (for /status);
+        # gone once a session is made.
+        self.session_errors: dict[str, str] = {}
 
     def reset(self) -> None:
         """Our enclave restarted: every session it had is gone."""
@@ -207,30 +211,47 @@ class TxRelay:
         reply, signature = await link.peer_auth(
             hello.message, self.sign(peer_auth_message(hello.transcript))
         )
-        peer = await self.enclave.peer_complete(
-            label, reply, signature, self.peer_keys[link.name]
-        )
+        peer = await self.enclave.peer_complete(label, reply, signature, self.peer_keys[link.name])
         self._sessions.add(link.name)
+        self.session_errors.pop(link.name, None)
         self.on_peer_enclave(link.name, peer)
 
     def _session_failed(self, peer: str, what: str, count: int, e: Exception) -> None:
         self._sessions.discard(peer)  # the next call makes a new session
         self._lost[peer].set()
+        if what == "connect" and isinstance(e, PeerAuthError):
+            self.refused(peer, e)  # its enclave's answer did not prove what it must
+            return
         # A relay to a peer that is down fails for every client tx: a debug line. A failed
         # fetch delays a slot: a warning.
         say = self.log.debug if what in ("relay", "connect") else self.log.warning
         say(f"{what} txs failed", peer=peer, count=count, error=type(e).__name__, detail=str(e))
 
+    def refused(self, peer: str, e: PeerAuthError) -> None:
+        """Our enclave refused `peer`'s enclave (its evidence, or its handshake): remember
+        why for /status, count it, and say so when the reason changes."""
+        if e.reason.startswith("attestation"):
+            self.metrics.attestation_failures.labels(peer, e.reason).inc()
+        before = self.session_errors.get(peer, "")
+        if not before.startswith(e.reason + ":"):  # one line per peer and reason
+            self.log.warning("peer enclave refused", peer=peer, reason=e.reason, detail=str(e))
+        self.session_errors[peer] = f"{e.reason}: {e}"
+
     # -- what peers send us (the peer API) -------------------------------------------------
-    async def accept_session(self, peer: str, message: bytes, signature: bytes) -> tuple[
-        bytes, bytes
-    ]:
+    async def accept_session(
+        self, peer: str, message: bytes, signature: bytes
+    ) -> tuple[bytes, bytes]:
         """A peer opens its session with our enclave, its host's signature vouching for
         it: our answer and our host's signature. Raises `PeerAuthError` (a forgery: nothing
         changed) or another `EnclaveError`."""
-        ours, theirs = await self.enclave.peer_accept(
-            in_label(peer), message, signature, self.peer_keys[peer]
-        )
+        try:
+            ours, theirs = await self.enclave.peer_accept(
+                in_label(peer), message, signature, self.peer_keys[peer]
+            )
+        except PeerAuthError as e:
+            if e.reason.startswith("attestation"):  # signed by the peer's host: it is the peer
+                self.refused(peer, e)
+            raise
         self.on_peer_enclave(peer, theirs)
         return ours.message, self.sign(peer_auth_message(ours.transcript))
 
