@@ -86,7 +86,7 @@ def timed(calls: list[Callable[[], object]]) -> tuple[float, float]:
 
 
 def connect(enclave: EnclaveApi) -> tuple[SessionId, ClientSession]:
-    session = ClientSession.connect(enclave.identity_public_key)
+    session = ClientSession.connect(None, None, expected_identity=enclave.identity_public_key)
     session_id, reply = enclave.client_handshake(session.first_message)
     session.finish(reply)
     return session_id, session
@@ -129,14 +129,9 @@ def main() -> None:
                 session_id, session = connect(enclave)
                 sealed = [session.encrypt_tx(tx.to_bytes()) for tx in txs]
                 propose = timed(
-                    [
-                        lambda c=c, e=enclave, s=session_id: e.client_tx_propose(s, c)
-                        for c in sealed
-                    ]
+                    [lambda c=c, e=enclave, s=session_id: e.client_tx_propose(s, c) for c in sealed]
                 )
-                refused = timed(
-                    [lambda e=enclave, c=sealed[0]: _refused(e, c)] * (args.calls // 4)
-                )
+                refused = timed([lambda e=enclave, c=sealed[0]: _refused(e, c)] * (args.calls // 4))
                 results[name] = {
                     "small call median ms": small[0],
                     "small call p90 ms": small[1],

@@ -27,6 +27,7 @@ from pathlib import Path
 from mcnode.client.keys import read_account_key
 from mcnode.client.node_client import NodeClient
 from mcnode.client.rings import input_credentials
+from mcnode.client.trust import read_network_trust
 from mcnode.client.wallet import Wallet
 from mcnode.crypto import SeededRandom
 from mcnode.ledger.db import LedgerDB
@@ -148,7 +149,11 @@ def main() -> None:
         burst, steady = txs[: a.txs], txs[a.txs :]
         with Cluster(d, log_level=a.log_level) as cluster:
             cluster.start()
-            clients = {n.name: NodeClient(n.client) for n in cluster.nodes}
+            trust = read_network_trust(d / "network.json")
+            clients = {
+                n.name: NodeClient(n.client, policy=trust.policy, root_ca_der=trust.root_ca_der)
+                for n in cluster.nodes
+            }
             for c in clients.values():
                 c.connect()
             watch = Watcher(d)

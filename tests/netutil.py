@@ -7,6 +7,7 @@ from pathlib import Path
 from mcnode.client.keys import read_account_key
 from mcnode.client.node_client import NodeClient, ProposeResult
 from mcnode.client.rings import input_credentials
+from mcnode.client.trust import read_network_trust
 from mcnode.client.wallet import Wallet
 from mcnode.crypto import SeededRandom
 from mcnode.ledger.db import LedgerDB
@@ -52,7 +53,11 @@ def build_txs(tmp: Path, count: int, seed: int = 7, ledger_node: str = "node0") 
 
 
 def submit(cluster: Cluster, node: str, tx: Tx) -> ProposeResult:
-    with NodeClient(cluster.node(node).client) as c:
+    """Pay through `node`, as a wallet holding the network's attestation policy does."""
+    trust = read_network_trust(cluster.dir / "network.json")
+    with NodeClient(
+        cluster.node(node).client, policy=trust.policy, root_ca_der=trust.root_ca_der
+    ) as c:
         return c.propose_tx(tx.to_bytes())
 
 

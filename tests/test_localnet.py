@@ -70,6 +70,13 @@ def test_localnet_runs_payments_and_agrees(tmp_path: Path) -> None:
     check_summary(s)
     assert s["failed_submissions"] == {}  # nothing was down: every submission got an answer
     assert s["committed_txs"] == s["submitted_txs"] - sum(s["rejected_txs"].values())
+    # Attestation is on by default: every validator's enclave runs this build, in
+    # simulation, and every one of them attested every peer's enclave.
+    from mcnode.enclave.measure import measure
+
+    for n in s["nodes"]:
+        assert (n["attestation"], n["mrenclave"]) == ("sim", measure().hex()), n
+        assert n["peers_attested"] == n["peers"] == 3, n
 
 
 def test_localnet_chaos_no_fork_and_nothing_committed_is_lost(tmp_path: Path) -> None:
@@ -151,15 +158,19 @@ def _client_tools(d: Path, cluster) -> None:  # type: ignore[no-untyped-def]
     bob_addr = mc("address", "--keys", str(bob)).stdout.strip()
     assert bob_addr == read_account_key(bob).default_address.to_string()
     before = int(mc("balance", "--keys", str(bob), "--node", node).stdout.split()[0])
-    sent = mc("send", "--keys", str(alice), "--to", bob_addr, "--amount", "777", "--node", node)
+    net = ("--network", str(d / "network.json"))
+    sent = mc(
+        "send", "--keys", str(alice), "--to", bob_addr, "--amount", "777", "--node", node, *net
+    )
     assert sent.returncode == 0, sent.stderr
     assert "committed in block" in sent.stdout
     after = int(mc("balance", "--keys", str(bob), "--node", node).stdout.split()[0])
     assert after == before + 777
     poor = d / "accounts" / "account-0007.json"
     broke = mc(
-        "send", "--keys", str(poor), "--to", bob_addr, "--amount", str(10**15), "--node", node
-    )
+        "send", "--keys", str(poor), "--to", bob_addr, "--amount", str(10**15), "--node", node,
+        *net,
+    )  # fmt: skip
     assert broke.returncode != 0 and "insufficient funds" in broke.stderr
 
 

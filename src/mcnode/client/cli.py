@@ -128,6 +128,14 @@ def balance(keys: str, uri: str) -> None:
 @click.option("--fee", default=DEFAULT_FEE, show_default=True)
 @click.option("--node", "uri", required=True, help="The validator's client address.")
 @click.option(
+    "--network",
+    "network_file",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="The network file (network.json) whose attestation policy the validator's "
+    "enclave must meet before it sees the payment.",
+)
+@click.option(
     "--ledger-cache",
     type=click.Path(file_okay=False),
     default=None,
@@ -135,11 +143,24 @@ def balance(keys: str, uri: str) -> None:
 )
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for the block.")
 def send(
-    keys: str, to: str, amount: int, fee: int, uri: str, ledger_cache: str | None, wait: float
+    keys: str,
+    to: str,
+    amount: int,
+    fee: int,
+    uri: str,
+    network_file: str,
+    ledger_cache: str | None,
+    wait: float,
 ) -> None:
-    """Pay AMOUNT to an address; wait for the block; print the outcome."""
+    """Pay AMOUNT to an address; wait for the block; print the outcome.
+
+    The payment goes only to an enclave whose attestation evidence meets the network's
+    policy (from --network): another build, or evidence that does not verify, is refused
+    before any transaction leaves this process."""
     from mcnode.client.node_client import ClientError, NodeClient
+    from mcnode.client.trust import TrustError, read_network_trust
     from mcnode.crypto.rng import system_random
+    from mcnode.enclave.errors import AttestationFailed
     from mcnode.transaction.builder import InsufficientFunds
 
     account = _account(keys)
@@ -150,7 +171,13 @@ def send(
     tmp = tempfile.TemporaryDirectory(prefix="mcnode-client-") if ledger_cache is None else None
     cache = Path(tmp.name if tmp else ledger_cache) / "ledger"  # type: ignore[arg-type]
     try:
-        with NodeClient(uri) as node:
+        trust = read_network_trust(network_file)
+    except TrustError as e:
+        raise click.ClickException(str(e)) from None
+    if not trust.attested:
+        click.echo("warning: this network runs without attestation", err=True)
+    try:
+        with NodeClient(uri, policy=trust.policy, root_ca_der=trust.root_ca_der) as node:
             led = _synced_ledger(node, cache)
             try:
                 w = Wallet(account)
@@ -178,7 +205,7 @@ def send(
                 sys.exit(1)
             finally:
                 led.close()
-    except ClientError as e:
+    except (ClientError, AttestationFailed) as e:
         raise click.ClickException(str(e)) from None
     finally:
         if tmp:

@@ -16,6 +16,7 @@ from typing import Any
 
 from mcnode.client.keys import read_account_key
 from mcnode.client.node_client import ClientError, NodeClient
+from mcnode.client.trust import trust_from_entry
 from mcnode.client.wallet import Wallet
 from mcnode.crypto.rng import system_random
 from mcnode.ledger.db import LedgerDB
@@ -69,7 +70,13 @@ class LoadGenerator:
         self.signers = [bytes.fromhex(n["block_signer"]) for n in network["nodes"]]
         self.accounts = sorted((self.dir / "accounts").glob("account-*.json"))
         self.wallets = [Wallet(read_account_key(p)) for p in self.accounts]
-        self.clients = {name: NodeClient(addr, timeout=5.0) for name, addr in self.nodes.items()}
+        trust = trust_from_entry(network.get("attestation"))  # what wallets check
+        self.clients = {
+            name: NodeClient(
+                addr, timeout=5.0, policy=trust.policy, root_ca_der=trust.root_ca_der
+            )
+            for name, addr in self.nodes.items()
+        }
         self.ledger = LedgerDB(
             ledger_dir or self.dir / "loadgen" / "ledger",
             create=True,

@@ -99,11 +99,16 @@ def summarize(
     nodes = []
     for n in cluster.nodes:
         s = n.status(2.0) or {}
+        enclave = s.get("enclave") or {}
         nodes.append(
             {
                 "node_id": n.name,
                 "block_height": s.get("block_height"),
                 "last_block_id": s.get("last_block_id"),
+                "attestation": enclave.get("mode"),
+                "mrenclave": enclave.get("mrenclave"),
+                "peers_attested": sum(1 for p in s.get("peers", []) if p.get("attested")),
+                "peers": len(s.get("peers", [])),
             }
         )
     balance = load.total_balance()
@@ -230,4 +235,10 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         t.add_row(k, v)
     ids = {n["last_block_id"] for n in summary["nodes"]}
     t.add_row("validators agree", "yes" if len(ids) == 1 else f"[red]NO: {len(ids)} tips[/]")
+    modes = {n.get("attestation") for n in summary["nodes"]}
+    attested = sum(n.get("peers_attested") or 0 for n in summary["nodes"])
+    pairs = sum(n.get("peers") or 0 for n in summary["nodes"])
+    mode = ", ".join(sorted(str(m) for m in modes))
+    notice = " (SIMULATED: no hardware protection)" if modes == {"sim"} else ""
+    t.add_row("attestation", f"{mode}{notice}; peer enclaves attested {attested} / {pairs}")
     console.print(t)
