@@ -138,6 +138,15 @@ class EnclaveProcess:
                 self.log.info("enclave process restarted", pid=info.pid, restarts=self.restarts)
                 break
 
+    async def refresh_identity(self, every: float) -> None:
+        """A service: ask the running enclave for its identity again every `every` s (its
+        evidence's expiry moves on as it remakes its collateral; /status shows it)."""
+        while True:
+            await asyncio.sleep(every)
+            if self.up:
+                with contextlib.suppress(EnclaveError):
+                    self.info = await self._call(ipc.Method.IDENTITY)
+
     async def stop(self) -> None:
         proc = self._proc
         self._down("stopped")

@@ -49,6 +49,9 @@ NOTICES = {
 }
 
 
+EVIDENCE_REFRESH_S = 60.0  # how often /status re-reads the enclave's evidence expiry
+
+
 class Validator:
     def __init__(self, cfg: NodeConfig, trace_file: TextIO | None = None) -> None:
         self.cfg = cfg
@@ -168,6 +171,8 @@ class Validator:
             measurement=info.measurement,
             hardening=",".join(h.name for h in info.hardening if h.applied) or "none",
         )
+        if not self.cfg.attestation.on:
+            self.log.warning("attestation is off", notice=NOTICES["off"])
         self._refuse_old_ledger()
         return True
 
@@ -209,6 +214,8 @@ class Validator:
                 **{f"peer-{n}": p.run() for n, p in self.peers.items()},
                 **{f"session-{n}": self.host.txs.keep_session(n) for n in self.peers},
             }
+            if self.cfg.attestation.on:
+                services["evidence"] = self.enclave.refresh_identity(EVIDENCE_REFRESH_S)
             return await self.tasks.run(services)
         finally:
             await self._shutdown()
