@@ -308,6 +308,7 @@ def node_config(tmp: Path, **extra: str) -> NodeConfig:
             "[[peers]]",
             f'name = "{n}"',
             f'uri = "{peer_uri("127.0.0.1", 7001 + i, KEYS[n][1])}"',
+            f'tls_cert = "peers/{n}.pem"',
         ]
     for table, body in extra.items():
         lines += [f"[{table}]", body]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import grpc
 
 from mcnode.client.keys import read_account_key
 from mcnode.client.node_client import NodeClient, ProposeResult
@@ -13,6 +16,7 @@ from mcnode.crypto import SeededRandom
 from mcnode.ledger.db import LedgerDB
 from mcnode.localnet.init import init_network
 from mcnode.localnet.procs import Cluster
+from mcnode.node.tls import PEER_TLS_NAME
 from mcnode.transaction.builder import TransactionBuilder
 from mcnode.transaction.tx import Tx
 from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
@@ -69,3 +73,19 @@ def block_ids(tmp: Path, node: str) -> list[bytes]:
 def key_images_in(tmp: Path, node: str, images: list[bytes]) -> list[bool]:
     with LedgerDB(tmp / node / "ledger", readonly=True) as led:
         return [led.contains_key_image(k) for k in images]
+
+
+def peer_channel(d: Path, as_node: str, to_node: str) -> grpc.Channel:
+    """A blocking channel to `to_node`'s peer port carrying `as_node`'s TLS identity (what
+    a configured peer, honest or not, can open; an outsider cannot)."""
+    node = d / as_node
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(d / to_node / "tls.pem").read_bytes(),
+        private_key=(node / "tls.key").read_bytes(),
+        certificate_chain=(node / "tls.pem").read_bytes(),
+    )
+    network = json.loads((d / "network.json").read_text())
+    address = next(n["peer"] for n in network["nodes"] if n["id"] == to_node)
+    return grpc.secure_channel(
+        address, creds, options=[("grpc.ssl_target_name_override", PEER_TLS_NAME)]
+    )

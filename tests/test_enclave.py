@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -258,8 +259,11 @@ def test_client_sessions_are_bounded_oldest_evicted(world: World) -> None:
     enclave = world.enclave(max_client_sessions=2)
     first, second = connect(enclave), connect(enclave)
     tx = world.pay(0)
+    propose(enclave, tx, first)
+    propose(enclave, tx, second)
     propose(enclave, tx, first)  # first is now the most recently used
-    third = connect(enclave)  # evicts second
+    third = connect(enclave)
+    propose(enclave, tx, third)  # established: evicts second, the least recently used
     with pytest.raises(SessionError):
         propose(enclave, tx, second)
     propose(enclave, tx, first)
@@ -267,6 +271,27 @@ def test_client_sessions_are_bounded_oldest_evicted(world: World) -> None:
     enclave.client_close(third.session_id)
     with pytest.raises(SessionError):
         propose(enclave, tx, third)
+
+
+def test_a_handshake_flood_never_evicts_a_session_that_carried_a_tx(world: World) -> None:
+    """Half-open sessions (a handshake and nothing since) churn among themselves only."""
+    enclave = world.enclave(max_client_sessions=4, max_half_open_sessions=8)
+    wallet = connect(enclave)
+    tx = world.pay(0)
+    propose(enclave, tx, wallet)
+    late = connect(enclave)  # handshook, has not sent yet
+    for _ in range(7):
+        enclave.client_handshake(os.urandom(32))  # what an attacker sends
+    propose(enclave, tx, late)  # 7 newer half-open sessions: still within the tier's 8
+    for _ in range(100):  # a flood of first messages that never go further
+        enclave.client_handshake(os.urandom(32))  # what an attacker sends
+    propose(enclave, tx, wallet)
+    propose(enclave, tx, late)
+    victim = connect(enclave)
+    for _ in range(8):
+        enclave.client_handshake(os.urandom(32))  # what an attacker sends
+    with pytest.raises(SessionError):  # half-open, pushed out by 8 newer ones
+        propose(enclave, tx, victim)
 
 
 def test_a_tx_over_one_noise_message_travels_in_frames(world: World) -> None:

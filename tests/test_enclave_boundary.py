@@ -20,7 +20,7 @@ from mcnode.enclave.noise import PEER_PROLOGUE, PEER_PROTOCOL, Handshake
 from mcnode.localnet.procs import Cluster
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
-from netutil import build_txs, key_images_in, make_net, submit
+from netutil import build_txs, key_images_in, make_net, peer_channel, submit
 
 _OP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -63,16 +63,23 @@ def peer_address(d: Path, node: str) -> str:
 def test_an_outsider_posing_as_a_peer_gets_no_session_and_no_transactions(
     net: tuple[Path, Cluster],
 ) -> None:
-    """The attack of the issue: read tx hashes from the public GetLatestMsg, claim to be
-    node1 in PeerAuth with a Noise key and a signing key of one's own, then FetchTxs and
-    ProposeTxs as node1. Every step is refused; the real peers' relays carry on."""
+    """An outsider cannot reach the peer API at all (mutual TLS). The next attack: node3's
+    host turned bad, holding its TLS key but no enclave, reads tx hashes from GetLatestMsg,
+    claims in PeerAuth with a Noise key and a signing key of its own, then FetchTxs and
+    ProposeTxs, and claims to be node1 on its own connection. Every step is refused; the
+    real peers' relays carry on."""
     d, cluster = net
     txs = build_txs(d, 6)
     cluster.start()
     assert submit(cluster, "node1", txs[0]).ok
     wait_committed(d, ["node0", "node1", "node2", "node3"], list(txs[0].key_images), 60)
 
-    channel = grpc.insecure_channel(peer_address(d, "node0"))
+    with grpc.insecure_channel(peer_address(d, "node0")) as plain:
+        with pytest.raises(grpc.RpcError) as no_tls:
+            rpc.ConsensusPeerStub(plain).GetLatestMsg(pb.Empty(), timeout=5)
+        assert no_tls.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    channel = peer_channel(d, "node3", "node0")
     stub = rpc.ConsensusPeerStub(channel)
     latest = stub.GetLatestMsg(pb.Empty(), timeout=5)
     assert latest.has_msg  # the hashes a node nominates are public; the txs must not be
@@ -90,29 +97,29 @@ def test_an_outsider_posing_as_a_peer_gets_no_session_and_no_transactions(
         hs = Handshake(PEER_PROTOCOL, PEER_PROLOGUE, initiator=True, static_private=noise_key)
         hello = hs.write(b"\x01" + bytes(32))
         forged = ed25519_sign(outsider_key, b"mcnode peer auth v1" + bytes(32))
-        auth = pb.PeerAuthRequest(from_peer="node1", handshake=hello, signature=forged)
+        auth = pb.PeerAuthRequest(from_peer="node3", handshake=hello, signature=forged)
         codes.add(("PeerAuth", refused(stub.PeerAuth, auth)))
-        fetch = pb.FetchTxsRequest(from_peer="node1", sealed_request=os.urandom(64))
+        fetch = pb.FetchTxsRequest(from_peer="node3", sealed_request=os.urandom(64))
         codes.add(("FetchTxs", refused(stub.FetchTxs, fetch)))
-        relay = pb.EncryptedTxs(from_peer="node1", ciphertext=os.urandom(200))
+        relay = pb.EncryptedTxs(from_peer="node3", ciphertext=os.urandom(200))
         codes.add(("ProposeTxs", refused(stub.ProposeTxs, relay)))
-        stranger = pb.PeerAuthRequest(from_peer="mallory", handshake=hello, signature=forged)
-        codes.add(("stranger", refused(stub.PeerAuth, stranger)))
+        posing = pb.PeerAuthRequest(from_peer="node1", handshake=hello, signature=forged)
+        codes.add(("posing", refused(stub.PeerAuth, posing)))
     channel.close()
     assert codes == {
         ("PeerAuth", grpc.StatusCode.UNAUTHENTICATED),
         ("FetchTxs", grpc.StatusCode.UNAUTHENTICATED),
         ("ProposeTxs", grpc.StatusCode.UNAUTHENTICATED),
-        ("stranger", grpc.StatusCode.PERMISSION_DENIED),
+        ("posing", grpc.StatusCode.PERMISSION_DENIED),
     }
     text = metrics(cluster, "node0")
     base = "mcnode_peer_calls_refused_total"
     assert sample(text, f'{base}{{call="PeerAuth",reason="bad_signature"}}') == 20
     assert sample(text, f'{base}{{call="FetchTxs",reason="no_session"}}') == 20
     assert sample(text, f'{base}{{call="ProposeTxs",reason="no_session"}}') == 20
-    assert sample(text, f'{base}{{call="PeerAuth",reason="not_a_configured_peer"}}') == 20
+    assert sample(text, f'{base}{{call="PeerAuth",reason="not_the_connection"}}') == 20
     log = (d / "node0" / "node.log").read_text()
-    assert log.count('event="peer call refused"') == 4  # one per (caller, call, reason)
+    assert log.count('event="peer call refused"') == 4  # one per (peer, call, reason)
 
     # The real peers' sessions were not disturbed: their relays and fetches carry on.
     before = sample(metrics(cluster, "node0"), 'mcnode_txs_validated_total{source="peer"}')

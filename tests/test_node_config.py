@@ -31,7 +31,7 @@ def base(**over: str) -> str:
         "listen": '[listen]\npeer = "127.0.0.1:7001"\nclient = "127.0.0.1:7101"\n',
         "peers": "".join(
             f'[[peers]]\nname = "{n}"\nuri = "mcp://127.0.0.1:{7002 + i}/?consensus-msg-key='
-            f'{(KEY[:-2] + f"{i:02x}")}"\n'
+            f'{(KEY[:-2] + f"{i:02x}")}"\ntls_cert = "peers/{n}.pem"\n'
             for i, n in enumerate("bcd")
         ),
         "extra": "",
@@ -57,6 +57,8 @@ def test_good_config_uses_every_key(tmp_path: Path) -> None:
     assert cfg.archive_sources == (tmp_path / "arch",) and cfg.archive_export == tmp_path / "out"
     assert str(cfg.admin_listen) == "127.0.0.1:7201"  # admin defaults to loopback
     assert cfg.peers[0].signing_key == bytes.fromhex(KEY[:-2] + "00")
+    assert cfg.peers[1].tls_cert == tmp_path / "peers" / "c.pem"
+    assert (cfg.tls_key, cfg.tls_cert) == (tmp_path / "tls.key", tmp_path / "tls.pem")
 
 
 @pytest.mark.parametrize(
@@ -79,7 +81,7 @@ def test_good_config_uses_every_key(tmp_path: Path) -> None:
             {
                 "peers": '[[peers]]\nname = "a"\nuri = "mcp://127.0.0.1:1/?consensus-msg-key='
                 + KEY
-                + '"\n'
+                + '"\ntls_cert = "x.pem"\n'
             },
             "peers[0].name: 'a' is this node itself",
         ),
@@ -88,7 +90,7 @@ def test_good_config_uses_every_key(tmp_path: Path) -> None:
                 "peers": (
                     '[[peers]]\nname = "b"\nuri = "mcp://127.0.0.1:1/?consensus-msg-key='
                     + KEY
-                    + '"\n'
+                    + '"\ntls_cert = "x.pem"\n'
                 )
                 * 2
             },
@@ -202,6 +204,13 @@ def test_keygen_writes_0600_key_and_prints_uri(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "node.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "tls.key").stat().st_mode & 0o777 == 0o600
+    from mcnode.node.keys import read_node_key
+    from mcnode.node.tls import read_tls_identity
+
+    read_tls_identity(
+        tmp_path / "tls.key", tmp_path / "tls.pem", read_node_key(tmp_path / "node.key")
+    )
     uri = r.stdout.strip().splitlines()[-1]
     assert uri.startswith("mcp://127.0.0.1:7005/?consensus-msg-key=") and len(uri) == 40 + 64
     again = subprocess.run(

@@ -18,7 +18,7 @@ from mcnode.crypto import SeededRandom
 from mcnode.crypto.signing import ed25519_keypair
 from mcnode.localnet.procs import Cluster, http_json
 from mcnode.node.keys import write_node_key
-from netutil import block_ids, build_txs, key_images_in, make_net, submit
+from netutil import block_ids, build_txs, key_images_in, make_net, peer_channel, submit
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_garbage_and_oversized_payloads_are_rejected_and_node_serves(
     cluster.start()
     cfg = cluster.network["nodes"][0]
     ident = lambda b: b  # noqa: E731
-    with grpc.insecure_channel(cfg["peer"]) as ch:
+    with peer_channel(d, "node1", "node0") as ch:  # a configured peer's connection
         send = ch.unary_unary(
             "/mcnode.v1.ConsensusPeer/SendConsensusMsg",
             request_serializer=ident,
@@ -150,8 +150,9 @@ def test_garbage_and_oversized_payloads_are_rejected_and_node_serves(
             request_serializer=ident,
             response_deserializer=ident,
         )
-        with pytest.raises(grpc.RpcError):
-            fetch(b"\x0a\x07mallory", timeout=5)  # not a configured peer
+        with pytest.raises(grpc.RpcError) as other:
+            fetch(b"\x0a\x07mallory", timeout=5)  # not the connection's peer
+        assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with grpc.insecure_channel(cfg["client"]) as ch:
         auth = ch.unary_unary(
             "/mcnode.v1.ConsensusClient/Auth", request_serializer=ident, response_deserializer=ident
@@ -346,9 +347,10 @@ def test_admin_endpoints_and_archive_export(tmp_path: Path) -> None:
 def test_bad_messages_on_a_consensus_stream_are_dropped_one_by_one(
     net: tuple[Path, Cluster],
 ) -> None:
-    """The stream validators use carries the same per-message checks as the unary call: a
-    forged or tampered message is dropped and counted, the stream goes on, and a stream of
-    undecodable bytes ends with an error while the node keeps serving."""
+    """Only configured peers get a stream at all (mutual TLS); on a peer's stream, a message
+    of a signer we do not know is dropped and counted and the stream goes on, a forged
+    signature (which an honest peer never relays) closes the stream and refuses that peer
+    for a while, and undecodable bytes end the stream, while the node keeps serving."""
     from mcnode.node.messages import sign_msg
     from mcnode.scp import Msg, Nominate, QuorumSet
     from mcnode.wire import consensus_pb2 as pb
@@ -357,6 +359,21 @@ def test_bad_messages_on_a_consensus_stream_are_dropped_one_by_one(
     txs = build_txs(d, 1)
     cluster.start()
     cfg = cluster.network["nodes"][0]
+    with grpc.insecure_channel(cfg["peer"]) as outsider:  # no TLS: no connection
+        with pytest.raises(grpc.RpcError) as plain:
+            outsider.unary_unary("/mcnode.v1.ConsensusPeer/GetLatestMsg")(b"", timeout=5)
+        assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
+    from mcnode.node.tls import PEER_TLS_NAME, make_tls_identity
+
+    mallory = make_tls_identity("mallory", bytes(32), SeededRandom(9))  # a cert of her own
+    creds = grpc.ssl_channel_credentials(
+        (d / "node0" / "tls.pem").read_bytes(), mallory.key_pem, mallory.cert_pem
+    )
+    opts = [("grpc.ssl_target_name_override", PEER_TLS_NAME)]
+    with grpc.secure_channel(cfg["peer"], creds, options=opts) as outsider:
+        with pytest.raises(grpc.RpcError) as unpinned:
+            outsider.unary_unary("/mcnode.v1.ConsensusPeer/GetLatestMsg")(b"", timeout=5)
+        assert unpinned.value.code() == grpc.StatusCode.UNAVAILABLE
     msg = Msg(
         "node1", 1, QuorumSet(2, ["node0", "node2"]), Nominate(frozenset({b"v" * 32}), frozenset())
     )
@@ -365,14 +382,22 @@ def test_bad_messages_on_a_consensus_stream_are_dropped_one_by_one(
     tampered.CopyFrom(forged)
     tampered.signer = bytes.fromhex(cluster.network["nodes"][1]["signing_key"])  # node1's key
     before = _metrics(cluster, "node0")
-    with grpc.insecure_channel(cfg["peer"]) as ch:
+    with peer_channel(d, "node2", "node0") as ch:  # node2 turned bad
         stream = ch.stream_unary(
             "/mcnode.v1.ConsensusPeer/ConsensusStream",
             request_serializer=pb.ConsensusMsg.SerializeToString,
             response_deserializer=pb.ConsensusMsgResponse.FromString,
         )
-        reply = stream(iter([forged, tampered, forged, tampered]), timeout=10)
-        assert reply.result == pb.PEER_OK  # the stream itself ended normally
+        reply = stream(iter([forged, forged]), timeout=10)
+        assert reply.result == pb.PEER_OK  # unknown signers: dropped, the stream goes on
+        with pytest.raises(grpc.RpcError) as closed:
+            stream(iter([forged, tampered, forged]), timeout=10)
+        assert closed.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "forged signature" in (closed.value.details() or "")
+        with pytest.raises(grpc.RpcError) as penalised:  # node2 is refused for a while
+            stream(iter([forged]), timeout=10)
+        assert "penalised" in (penalised.value.details() or "")
+    with peer_channel(d, "node3", "node0") as ch:
         raw = ch.stream_unary(
             "/mcnode.v1.ConsensusPeer/ConsensusStream",
             request_serializer=lambda b: b,

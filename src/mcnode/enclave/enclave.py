@@ -7,11 +7,15 @@ session (`peers`), and the plaintext of every tx it has accepted (keyed by tx ha
 The host gets contexts, ciphertext and redacted blocks; refusals carry a result code and
 a fixed sentence, never the validator's message (which can name ring members).
 
-Bounds: client sessions are kept least-recently-used first and the oldest is evicted when
-a new one would pass `max_client_sessions` (its client gets BAD_SESSION and handshakes
+Bounds: client sessions live in two tiers, each least-recently-used first with its oldest
+evicted when a new one would pass its bound (that client gets BAD_SESSION and handshakes
 again: clients of a request/response API never say goodbye, so refusing new sessions
-would lock everyone out). Peer session labels (each with at most one handshake, one
-pending and one current session) and cached txs are refused past their bound with
+would lock everyone out). A new session is *half-open* (`max_half_open_sessions`): a
+handshake costs its sender 32 bytes, so a flood of them may churn this tier, and only
+this tier. A session moves to the *established* tier (`max_client_sessions`) when a
+message on it decrypts, which only the client that finished the handshake can send;
+half-open sessions never evict established ones. Peer session labels (each with at most
+one handshake, one pending and one current session) and cached txs are refused past their bound with
 `CapacityError` (OVER_CAPACITY), since evicting either would lose consensus work.
 
 Peers exchange txs in batches (`encode_batch`) and ask for txs by hash with fetch
@@ -110,6 +114,7 @@ class EnclaveConfig:
     minimum_fee: int = DEFAULT_MINIMUM_FEE
     block_version: int = BLOCK_VERSION
     max_client_sessions: int = 10_000
+    max_half_open_sessions: int = 2_000
     max_peer_sessions: int = 256
     max_cached_txs: int = 100_000
     rng: RandomSource = field(default=system_random, repr=False)
@@ -127,7 +132,12 @@ class EnclaveConfig:
             raise ValueError("identity key must be a 32-byte X25519 private key")
         if self.minimum_fee < 0:
             raise ValueError("minimum fee must be >= 0")
-        for name in ("max_client_sessions", "max_peer_sessions", "max_cached_txs"):
+        for name in (
+            "max_client_sessions",
+            "max_half_open_sessions",
+            "max_peer_sessions",
+            "max_cached_txs",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         attests = self.attestation is not None and self.attestation.attests
@@ -172,7 +182,8 @@ class Enclave(EnclaveApi):
         self._identity_public = x25519_keypair(lambda _n: identity)[1]
         self._signing_key = config.block_signing_key
         self._signing_public = ed25519_public(config.block_signing_key)
-        self._clients: OrderedDict[SessionId, Transport] = OrderedDict()
+        self._clients: OrderedDict[SessionId, Transport] = OrderedDict()  # established
+        self._half_open: OrderedDict[SessionId, Transport] = OrderedDict()
         attestation = config.attestation
         self._attestation_mode = "off" if attestation is None else attestation.mode
         self._evidence: EvidenceMaker | None = None
@@ -202,7 +213,8 @@ class Enclave(EnclaveApi):
     def __repr__(self) -> str:
         return (
             f"<Enclave identity={self._identity_public.hex()[:16]} "
-            f"clients={len(self._clients)} peers={len(self._peers)} txs={len(self._txs)}>"
+            f"clients={len(self._clients)}+{len(self._half_open)} "
+            f"peers={len(self._peers)} txs={len(self._txs)}>"
         )
 
     @property
@@ -235,22 +247,32 @@ class Enclave(EnclaveApi):
             raise SessionError("a client's first handshake message carries no payload")
         msg2 = hs.write(self._payload)  # our block signer, and evidence bound to this handshake
         session = SessionId(self._rng(SESSION_ID_BYTES))
-        while len(self._clients) >= self._config.max_client_sessions:
-            self._clients.popitem(last=False)
-        self._clients[session] = hs.transport()
+        while len(self._half_open) >= self._config.max_half_open_sessions:
+            self._half_open.popitem(last=False)
+        self._half_open[session] = hs.transport()
         return session, msg2
 
     @_locked
     def client_tx_propose(self, session: SessionId, ciphertext: bytes) -> WellFormedTxContext:
         transport = self._clients.get(session)
-        if transport is None:
-            raise SessionError("no such session (expired or evicted): handshake again")
-        self._clients.move_to_end(session)
-        return self._accept(_decode_tx(transport.open(ciphertext, MAX_TX_BYTES)))
+        if transport is not None:
+            self._clients.move_to_end(session)
+            plaintext = transport.open(ciphertext, MAX_TX_BYTES)
+        else:
+            transport = self._half_open.get(session)
+            if transport is None:
+                raise SessionError("no such session (expired or evicted): handshake again")
+            plaintext = transport.open(ciphertext, MAX_TX_BYTES)  # raises unless authentic
+            del self._half_open[session]
+            while len(self._clients) >= self._config.max_client_sessions:
+                self._clients.popitem(last=False)
+            self._clients[session] = transport
+        return self._accept(_decode_tx(plaintext))
 
     @_locked
     def client_close(self, session: SessionId) -> None:
         self._clients.pop(session, None)
+        self._half_open.pop(session, None)
 
     def _accept(self, tx: Tx, range_proof_checked: bool = False) -> WellFormedTxContext:
         """Validate a tx (or re-check one we hold) and cache it; its context.

@@ -37,6 +37,7 @@ from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.origin import origin_block, sample_accounts
 from mcnode.node.config import peer_uri
 from mcnode.node.keys import write_node_key
+from mcnode.node.tls import make_tls_identity, write_tls_identity
 from mcnode.scp import QuorumSet
 from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
@@ -157,6 +158,7 @@ def node_toml(
             "[[peers]]",
             f'name = "{p.name}"',
             f'uri = "{peer_uri("127.0.0.1", p.peer_port, p.signing_public)}"',
+            f'tls_cert = "peers/{p.name}.pem"',
         ]
     for section, values in (extra or {}).items():
         lines += ["", f"[{section}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
@@ -191,6 +193,7 @@ def init_network(
     directory.mkdir(parents=True, exist_ok=True)
     ports = free_ports(3 * len(names))
     keys = [ed25519_keypair(rng) for _ in names]
+    tls = [make_tls_identity(n, k[0], rng) for n, k in zip(names, keys, strict=True)]
     specs = [
         NodeSpec(n, ports[3 * i], ports[3 * i + 1], ports[3 * i + 2], keys[i][1], qsets[n])
         for i, n in enumerate(names)
@@ -217,6 +220,11 @@ def init_network(
             shutil.rmtree(nd)
         nd.mkdir()
         write_node_key(nd / "node.key", keys[i][0])
+        write_tls_identity(nd / "tls.key", nd / "tls.pem", tls[i])
+        (nd / "peers").mkdir()
+        for j, other in enumerate(specs):
+            if j != i:
+                (nd / "peers" / f"{other.name}.pem").write_bytes(tls[j].cert_pem)
         shutil.copytree(
             template, nd / "ledger", ignore=shutil.ignore_patterns("lock.mdb", "writer.lock")
         )

@@ -4,16 +4,23 @@ Every handler checks sizes and never lets a peer's bytes raise out of it: bad in
 result code (or INVALID_ARGUMENT), and the node keeps serving. Each servicer is given the
 few things it needs (below, as Protocols), not the whole node.
 
-Enclave traffic from peers is refused unless it is a configured peer's: `PeerAuth` whose
-handshake is not signed by the named peer's consensus key is UNAUTHENTICATED (our enclave
-checked it and changed nothing), a name we do not know is PERMISSION_DENIED, and
-`FetchTxs`/`ProposeTxs` that open under no session of that peer are UNAUTHENTICATED.
-Each refusal is counted (`mcnode_peer_calls_refused_total{call,reason}`) and logged at
-most once per caller address and call per minute.
+The peer API serves configured peers only, and knows which one is calling: the peer port
+is mutual TLS with each peer's certificate pinned (`node.tls`), and `whose(context)` names
+the peer whose certificate the connection presented. A call whose connection is no peer's
+is PERMISSION_DENIED; a `from_peer` that is not the connection's peer likewise. A peer's
+consensus messages are credited to that peer, never to what a message claims. A stream
+that carries a forged signature is closed and its peer refused for a while (`Penalties`):
+an honest peer relays only messages it verified, so a forgery on its connection is its
+fault. `PeerAuth` whose handshake is not signed by the peer's consensus key is
+UNAUTHENTICATED (our enclave checked it and changed nothing), and `FetchTxs`/`ProposeTxs`
+that open under no session of that peer are UNAUTHENTICATED. Each refusal is counted
+(`mcnode_peer_calls_refused_total{call,reason}`) and logged at most once per peer (or
+caller address) and call per minute.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import NoReturn, Protocol
 
@@ -44,7 +51,7 @@ class ConsensusInbound(Protocol):
 
     latest_wire: pb.ConsensusMsg | None
 
-    def receive(self, wire: pb.ConsensusMsg) -> int: ...
+    def receive(self, wire: pb.ConsensusMsg, sender: str) -> int: ...
 
 
 class PeerTxs(Protocol):
@@ -77,39 +84,96 @@ class ChainReads(Protocol):
     def iter_block_data(self, start: int = 0, stop: int | None = None) -> Iterator[BlockData]: ...
 
 
+class Penalties:
+    """Peers refused for a while after forging on their stream: 1 s, doubling with each
+    offence to `MAX_PENALTY`, forgotten after an hour without one."""
+
+    FIRST, MAX_PENALTY, FORGIVE = 1.0, 60.0, 3600.0
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._until: dict[str, tuple[float, float]] = {}  # peer -> (refused until, length)
+
+    def punish(self, peer: str) -> float:
+        now = self.clock()
+        until, length = self._until.get(peer, (0.0, 0.0))
+        length = self.FIRST if now - until > self.FORGIVE else min(self.MAX_PENALTY, length * 2)
+        self._until[peer] = (now + length, length)
+        return length
+
+    def refused(self, peer: str) -> bool:
+        return self._until.get(peer, (0.0, 0.0))[0] > self.clock()
+
+
+FORGERY = (pb.PEER_BAD_SIGNATURE,)
+
+
 class PeerApi(rpc.ConsensusPeerServicer):
     def __init__(
         self,
         consensus: ConsensusInbound,
         txs: PeerTxs,
-        is_peer: Callable[[str], bool],
+        whose: Callable[[grpc.aio.ServicerContext], str | None],
         metrics: NodeMetrics,
         log: NodeLog,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.consensus = consensus
         self.txs = txs
-        self.is_peer = is_peer
+        self.whose = whose
         self.metrics = metrics
         self.log = log
+        self.penalties = Penalties(clock)
         self._said = Throttle(REFUSAL_LOG_INTERVAL)
+
+    async def _sender(self, context: grpc.aio.ServicerContext, call: str) -> str:
+        """The configured peer this connection belongs to (refused otherwise)."""
+        peer = self.whose(context)
+        if peer is None:
+            await self._refuse(
+                context, call, "", grpc.StatusCode.PERMISSION_DENIED, "not_a_configured_peer"
+            )
+        assert peer is not None
+        if self.penalties.refused(peer):
+            await self._refuse(context, call, peer, grpc.StatusCode.PERMISSION_DENIED, "penalised")
+        return peer
 
     async def SendConsensusMsg(
         self, request: pb.ConsensusMsg, context: grpc.aio.ServicerContext
     ) -> pb.ConsensusMsgResponse:
-        return pb.ConsensusMsgResponse(result=self.consensus.receive(request))
+        peer = await self._sender(context, "SendConsensusMsg")
+        result = self.consensus.receive(request, peer)
+        if result in FORGERY:
+            await self._forged(context, "SendConsensusMsg", peer)
+        return pb.ConsensusMsgResponse(result=result)
 
     async def ConsensusStream(
         self, request_iterator: AsyncIterator[pb.ConsensusMsg], context: grpc.aio.ServicerContext
     ) -> pb.ConsensusMsgResponse:
         """A peer's messages, one after another on one stream; each is checked alone, so
-        a bad one is dropped and counted and the stream goes on."""
+        a stale or unknown one is dropped and counted and the stream goes on. A forged one
+        ends the stream."""
+        peer = await self._sender(context, "ConsensusStream")
         async for request in request_iterator:
-            self.consensus.receive(request)
+            if self.consensus.receive(request, peer) in FORGERY:
+                await self._forged(context, "ConsensusStream", peer)
         return pb.ConsensusMsgResponse(result=pb.PEER_OK)
+
+    async def _forged(self, context: grpc.aio.ServicerContext, call: str, peer: str) -> None:
+        seconds = self.penalties.punish(peer)
+        await self._refuse(
+            context,
+            call,
+            peer,
+            grpc.StatusCode.PERMISSION_DENIED,
+            "forged_signature",
+            f"refused for {seconds:g} s",
+        )
 
     async def GetLatestMsg(
         self, request: pb.Empty, context: grpc.aio.ServicerContext
     ) -> pb.LatestMsgResponse:
+        await self._sender(context, "GetLatestMsg")
         m = self.consensus.latest_wire
         return pb.LatestMsgResponse(msg=m, has_msg=True) if m else pb.LatestMsgResponse()
 
@@ -120,20 +184,25 @@ class PeerApi(rpc.ConsensusPeerServicer):
         claimed: str,
         code: grpc.StatusCode,
         reason: str,
+        detail: str = "",
     ) -> NoReturn:
         self.metrics.peer_refused.labels(call, reason).inc()
         caller = (context.peer() or "").rsplit(":", 1)[0]  # the address, not the port
-        if self._said.allow((caller, call, reason)):
+        who = claimed or caller
+        if self._said.allow((who, call, reason)):
             self.log.warning(
-                "peer call refused", call=call, caller=caller, claimed=claimed[:64], why=reason
+                "peer call refused", call=call, caller=caller, peer=claimed[:64], why=reason
             )
-        await context.abort(code, f"{call} refused: {reason.replace('_', ' ')}")
+        words = f"{call} refused: {reason.replace('_', ' ')}"
+        await context.abort(code, f"{words}; {detail}" if detail else words)
         raise AssertionError("abort raises")
 
     async def _peer_only(self, context: grpc.aio.ServicerContext, call: str, peer: str) -> None:
-        if not self.is_peer(peer):
+        """The connection is a configured peer's, and `peer` (what the request says) is it."""
+        sender = await self._sender(context, call)
+        if peer != sender:
             await self._refuse(
-                context, call, peer, grpc.StatusCode.PERMISSION_DENIED, "not_a_configured_peer"
+                context, call, sender, grpc.StatusCode.PERMISSION_DENIED, "not_the_connection"
             )
 
     async def PeerAuth(

@@ -18,25 +18,32 @@ from mcnode.node.config import ConfigError, check_network_intersection, load_con
     "out_dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Directory for node.key (created if missing).",
+    help="Directory for node.key, tls.key and tls.pem (created if missing).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Peer address host.")
 @click.option("--port", default=7001, show_default=True, help="Peer address port.")
-@click.option("--force", is_flag=True, help="Replace an existing node.key.")
-def keygen(out_dir: str, host: str, port: int, force: bool) -> None:
-    """Create a validator's message-signing key and print its peer URI."""
+@click.option("--name", default="mcnode", show_default=True, help="Name in the TLS certificate.")
+@click.option("--force", is_flag=True, help="Replace an existing node.key and TLS files.")
+def keygen(out_dir: str, host: str, port: int, name: str, force: bool) -> None:
+    """Create a validator's message-signing key and its peer-port TLS identity, and print
+    its peer URI."""
     from mcnode.crypto.rng import system_random
     from mcnode.crypto.signing import ed25519_keypair
     from mcnode.node.keys import write_node_key
+    from mcnode.node.tls import default_paths, make_tls_identity, write_tls_identity
 
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     path = d / "node.key"
-    if path.exists() and not force:
-        raise click.ClickException(f"{path} exists; pass --force to replace it")
+    tls_key, tls_cert = default_paths(d)
+    for p in (path, tls_key, tls_cert):
+        if p.exists() and not force:
+            raise click.ClickException(f"{p} exists; pass --force to replace it")
     private, public = ed25519_keypair(system_random)
     write_node_key(path, private)
+    write_tls_identity(tls_key, tls_cert, make_tls_identity(name, private, system_random))
     click.echo(f"key: {path} (mode 0600)")
+    click.echo(f"tls: {tls_key} (mode 0600), {tls_cert} (give it to your peers)")
     click.echo(peer_uri(host, port, public))
 
 
@@ -78,6 +85,7 @@ def run(config_path: str, log_level: str, force: bool, trace_path: str | None) -
     from mcnode.node.keys import NodeKeyError
     from mcnode.node.logs import setup
     from mcnode.node.service import run_validator
+    from mcnode.node.tls import TlsError
 
     setup(log_level)
     profile_dir = os.environ.get("MCNODE_PROFILE_DIR")
@@ -96,6 +104,9 @@ def run(config_path: str, log_level: str, force: bool, trace_path: str | None) -
         code = asyncio.run(run_validator(cfg, trace))
     except NodeKeyError as e:
         click.echo(f"mcnode run: config error: key_file: {e}", err=True)
+        sys.exit(2)
+    except TlsError as e:
+        click.echo(f"mcnode run: config error: tls: {e}", err=True)
         sys.exit(2)
     except LedgerError as e:
         click.echo(f"mcnode run: ledger error: {e}", err=True)

@@ -5,6 +5,9 @@ is one line naming the field. Relative paths are relative to the config file's d
 
     name = "alice"
     key_file = "node.key"              # Ed25519 message-signing key (mode 0600)
+    tls_key = "tls.key"                # the peer port's TLS key (mode 0600; default shown)
+    tls_cert = "tls.pem"               # its certificate, vouched for by key_file's key:
+                                       # peers pin it (both from `mcnode keygen`)
     ledger_dir = "ledger"
     state_dir = "state"                # SCP restart state
     allow_unsafe_quorum = false
@@ -24,6 +27,7 @@ is one line naming the field. Relative paths are relative to the config file's d
     [[peers]]
     name = "bob"
     uri = "mcp://127.0.0.1:7002/?consensus-msg-key=<64 hex>"
+    tls_cert = "peers/bob.pem"         # bob's tls.pem: only bob can connect as bob
 
     [archive]
     sources = ["/srv/archive"]         # catch-up sources (directories)
@@ -97,6 +101,7 @@ class PeerConfig:
     host: str
     port: int
     signing_key: bytes  # Ed25519 public key (consensus-msg-key)
+    tls_cert: Path | None = None  # its pinned TLS certificate (`node.tls`)
 
     @property
     def address(self) -> str:
@@ -140,6 +145,8 @@ class AttestationSettings:
 class NodeConfig:
     name: str
     key_file: Path
+    tls_key: Path
+    tls_cert: Path
     ledger_dir: Path
     state_dir: Path
     peer_listen: HostPort
@@ -279,6 +286,8 @@ def parse_config(text: str, path: Path) -> NodeConfig:
     if not name or len(name.encode()) > 256 or any(c.isspace() for c in name):
         raise ConfigError("name: must be 1..256 bytes without spaces")
     key_file = base / r.get("key_file", str, required=True)
+    tls_key = base / r.get("tls_key", str, "tls.key")
+    tls_cert = base / r.get("tls_cert", str, "tls.pem")
     ledger_dir = base / r.get("ledger_dir", str, "ledger")
     state_dir = base / r.get("state_dir", str, "state")
     allow_unsafe = r.get("allow_unsafe_quorum", bool, False)
@@ -302,15 +311,15 @@ def parse_config(text: str, path: Path) -> NodeConfig:
             raise ConfigError(f"{where}: expected a table with name and uri")
         pr = _Reader(p, f"{where}.")
         pname = pr.get("name", str, required=True)
-        uri = pr.get("uri", str, required=True)
+        host, port, key = parse_peer_uri(pr.get("uri", str, required=True), f"{where}.uri")
+        peer_cert = base / pr.get("tls_cert", str, required=True)
         pr.finish()
         if pname == name:
             raise ConfigError(f"{where}.name: {pname!r} is this node itself")
         if pname in seen:
             raise ConfigError(f"{where}.name: duplicate peer name {pname!r}")
         seen.add(pname)
-        host, port, key = parse_peer_uri(uri, f"{where}.uri")
-        peers.append(PeerConfig(pname, host, port, key))
+        peers.append(PeerConfig(pname, host, port, key, peer_cert))
     keys = [p.signing_key for p in peers]
     if len(set(keys)) != len(keys):
         raise ConfigError("peers: two peers share one consensus-msg-key")
@@ -380,6 +389,8 @@ def parse_config(text: str, path: Path) -> NodeConfig:
     return NodeConfig(
         name=name,
         key_file=key_file,
+        tls_key=tls_key,
+        tls_cert=tls_cert,
         ledger_dir=ledger_dir,
         state_dir=state_dir,
         peer_listen=peer_listen,

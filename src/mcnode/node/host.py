@@ -246,12 +246,14 @@ class ConsensusHost:
             p.send(wire)
 
     # -- incoming -----------------------------------------------------------------------------
-    def receive(self, wire: pb.ConsensusMsg) -> int:
-        """A consensus message as a peer sent it: checked, then handled at once (no task
-        per message). Returns the `PeerResult` code for the sender."""
+    def receive(self, wire: pb.ConsensusMsg, sender: str) -> int:
+        """A consensus message as peer `sender` (the connection's authenticated peer) sent
+        it: checked, then handled at once (no task per message). Returns the `PeerResult`
+        code for the sender. The wire's own `relayed_by` is not read: who handed us a copy
+        is the connection's peer, never a claim inside the message."""
         key = dedup_key(wire)
         if self.flood.is_known(key):  # a copy: note who has it, nothing else
-            self.flood.note_copy(key, wire.relayed_by)
+            self.flood.note_copy(key, sender)
             self.metrics.msgs_duplicate.inc()
             return pb.PEER_OK
         try:
@@ -260,8 +262,7 @@ class ConsensusHost:
             reason = pb.PeerResult.Name(e.code).removeprefix("PEER_").lower()
             self.metrics.msgs_dropped.labels(reason).inc()
             return e.code
-        relayer = wire.relayed_by if wire.relayed_by in self.peers else checked.peer
-        if self.flood.first_sight(key, relayer):
+        if self.flood.first_sight(key, sender):
             try:
                 self._on_new_msg(checked, key)
             except Exception as e:  # a bug must not end the peer's stream; it is reported

@@ -23,6 +23,7 @@ import grpc
 
 from mcnode.node.config import PeerConfig
 from mcnode.node.logs import NodeLog
+from mcnode.node.tls import PEER_TLS_NAME, TlsIdentity
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
 
@@ -47,6 +48,15 @@ def channel_options(max_bytes: int) -> list[tuple[str, Any]]:
     ]
 
 
+def tls_credentials(own: TlsIdentity, peer_cert_pem: bytes) -> grpc.ChannelCredentials:
+    """Mutual TLS to one peer: we show our certificate and accept only its pinned one."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=peer_cert_pem,
+        private_key=own.key_pem,
+        certificate_chain=own.cert_pem,
+    )
+
+
 class PeerCallError(Exception):
     """A call to a peer failed: unreachable, timed out, refused, or answered with an error
     (`code` is the gRPC status name, `detail` the peer's words)."""
@@ -66,12 +76,20 @@ class PeerLink:
         max_bytes: int,
         log: NodeLog,
         on_sent: Callable[[], None],
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
+        """`credentials`: our TLS identity and the peer's pinned certificate
+        (`tls_credentials`); None only for tests that serve a peer in plaintext."""
         self.cfg = cfg
         self.name = cfg.name
         self.own_name = own_name
         self.log = log
-        self.channel = grpc.aio.insecure_channel(cfg.address, options=channel_options(max_bytes))
+        opts = channel_options(max_bytes)
+        if credentials is None:
+            self.channel = grpc.aio.insecure_channel(cfg.address, options=opts)
+        else:
+            opts.append(("grpc.ssl_target_name_override", PEER_TLS_NAME))
+            self.channel = grpc.aio.secure_channel(cfg.address, credentials, options=opts)
         self.peer = rpc.ConsensusPeerStub(self.channel)
         self.chain = rpc.BlockchainStub(self.channel)
         self.queue: asyncio.Queue[pb.ConsensusMsg] = asyncio.Queue(QUEUE_LIMIT)

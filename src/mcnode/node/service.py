@@ -35,9 +35,10 @@ from mcnode.node.host import ConsensusHost
 from mcnode.node.keys import read_node_key
 from mcnode.node.logs import NodeLog
 from mcnode.node.metrics import NodeMetrics
-from mcnode.node.peers import PeerLink, channel_options
+from mcnode.node.peers import PeerLink, channel_options, tls_credentials
 from mcnode.node.signers import BlockSigners
 from mcnode.node.tasks import EXIT_ENCLAVE, Supervisor
+from mcnode.node.tls import PeerCerts, read_peer_cert, read_tls_identity
 from mcnode.scp import QuorumSet
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
@@ -75,9 +76,21 @@ class Validator:
             css=cfg.attestation.css,
             attestation=write_enclave_document(cfg.attestation, cfg.state_dir),
         )
+        # The peer port's identity and each peer's pinned certificate (TlsError, one line
+        # naming the file, if any is missing or not vouched for by its consensus key).
+        self.tls = read_tls_identity(cfg.tls_key, cfg.tls_cert, self.signing_key)
+        peer_certs = {p.name: read_peer_cert(p.tls_cert, p.signing_key, p.name) for p in cfg.peers}
+        self.peer_certs = PeerCerts(peer_certs)
         max_bytes = cfg.limits.max_message_bytes
         self.peers = {
-            p.name: PeerLink(p, cfg.name, max_bytes, self.log, self.metrics.msgs_out.inc)
+            p.name: PeerLink(
+                p,
+                cfg.name,
+                max_bytes,
+                self.log,
+                self.metrics.msgs_out.inc,
+                tls_credentials(self.tls, peer_certs[p.name]),
+            )
             for p in cfg.peers
         }
         self.host = ConsensusHost(
@@ -106,13 +119,18 @@ class Validator:
         self.peer_enclaves[name] = peer
         self.signers.learn(name, peer.block_signer)
 
+    def _whose(self, context: grpc.aio.ServicerContext) -> str | None:
+        """The configured peer whose pinned certificate this call's connection showed."""
+        presented = context.auth_context().get("x509_pem_cert") or [b""]
+        return self.peer_certs.name_of(presented[0])
+
     # -- servers ------------------------------------------------------------------------------
     async def start_servers(self) -> None:
         cfg, host = self.cfg, self.host
         opts = channel_options(cfg.limits.max_message_bytes)
         chain = BlockchainApi(self.ledger, cfg.min_fee, cfg.limits.max_message_bytes)
         peer_server = grpc.aio.server(options=opts)
-        peer_api = PeerApi(host, host.txs, lambda name: name in self.peers, self.metrics, self.log)
+        peer_api = PeerApi(host, host.txs, self._whose, self.metrics, self.log)
         rpc.add_ConsensusPeerServicer_to_server(peer_api, peer_server)
         rpc.add_BlockchainServicer_to_server(chain, peer_server)
         client_server = grpc.aio.server(options=opts)
@@ -138,7 +156,16 @@ class Validator:
         self.health = health.aio.HealthServicer()
         for s in (peer_server, client_server):
             health_pb2_grpc.add_HealthServicer_to_server(self.health, s)
-        self.ports["peer"] = peer_server.add_insecure_port(str(cfg.peer_listen))
+        self.ports["peer"] = peer_server.add_secure_port(
+            str(cfg.peer_listen),
+            grpc.ssl_server_credentials(
+                [(self.tls.key_pem, self.tls.cert_pem)],
+                # Our own certificate too: gRPC wants at least one, and a node with no
+                # peers (a one-node network) trusts nobody else.
+                root_certificates=self.peer_certs.bundle + self.tls.cert_pem,
+                require_client_auth=True,
+            ),
+        )
         self.ports["client"] = client_server.add_insecure_port(str(cfg.client_listen))
         for s in (peer_server, client_server):
             await s.start()
