@@ -324,10 +324,11 @@ def test_admin_endpoints_and_archive_export(tmp_path: Path) -> None:
         assert "<html" in page and "node0" in page
         req = urllib.request.Request(f"http://{admin}/loglevel", data=b"debug", method="POST")
         assert op.open(req, timeout=3).read() == b"debug\n"
-        bad = urllib.request.Request(f"http://{admin}/loglevel", data=b"loud", method="POST")
-        with pytest.raises(urllib.error.HTTPError) as e:
-            op.open(bad, timeout=3)
-        assert e.value.code == 400
+        for body in (b"loud", b"\xff\xfedebug", "débug".encode("latin-1")):  # not UTF-8 too
+            bad = urllib.request.Request(f"http://{admin}/loglevel", data=body, method="POST")
+            with pytest.raises(urllib.error.HTTPError) as e:
+                op.open(bad, timeout=3)
+            assert e.value.code == 400
         with pytest.raises(urllib.error.HTTPError) as e:
             op.open(f"http://{admin}/scp/99999", timeout=3)
         assert e.value.code == 404
