@@ -206,10 +206,10 @@ class Bench:
         if "a" in chosen:
             await self.run_one("a relayed_by flood", lambda t: attacks.relayed_by_flood(t, s))
         if "b" in chosen:
-            txs = [self.tx() for _ in range(3)]
+            txs = [self.tx() for _ in range(4)]
             await self.run_one(
                 "b Auth flood",
-                lambda t: attacks.auth_flood(t, a.auth_seconds, txs=txs),
+                lambda t: attacks.auth_flood(t, a.auth_seconds, max_calls=a.auth_calls, txs=txs),
                 probe=False,
                 seconds=a.auth_seconds,
             )
@@ -258,18 +258,20 @@ def summary_line(m: Measured) -> str:
 def table(rows: list[tuple[str, Measured]]) -> str:
     head = (
         "| attack | sent (s) | answers | refused at connect | node RSS peak MB | "
-        "enclave RSS peak MB | CPU cores | blocks/s | log lines (errors) | wallet via node0 |"
+        "enclave RSS peak MB | node CPU cores | attacker CPU | blocks/s | log lines (errors) | "
+        "wallet via node0 |"
     )
-    out = [head, "|" + "---|" * 10]
+    out = [head, "|" + "---|" * 11]
     for label, m in rows:
         r, b, d = m.result, m.before, m.during
         stop = f" (stopped: {r.stopped_early})" if r.stopped_early else ""
         rate = d.blocks_per_s if d.seconds >= 2 else None  # too short a window to say
         out.append(
             f"| {label} | {r.sent} ({r.seconds}){stop} | {_codes(r)} | {r.refused_at_connect} | "
-            f"{_arrow(b.rss_mb_peak, d.rss_mb_peak)} | "
+            f"{_arrow(b.rss_mb_peak, d.rss_mb_peak)} (end {d.rss_mb_end:.0f}) | "
             f"{_arrow(b.enclave_rss_mb_peak, d.enclave_rss_mb_peak)} | "
-            f"{_arrow(b.cpu_cores, d.cpu_cores)} | {_arrow(b.blocks_per_s, rate)} | "
+            f"{_arrow(b.cpu_cores, d.cpu_cores)} | {m.attacker_cpu_cores} | "
+            f"{_arrow(b.blocks_per_s, rate)} | "
             f"{b.log_lines} ({b.error_lines}) → {d.log_lines} ({d.error_lines}) | {_wallets(r)} |"
         )
     return "\n".join(out)
@@ -329,7 +331,10 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="each attack's time bound")
-    ap.add_argument("--auth-seconds", type=float, default=20.0, help="attack b's time bound")
+    ap.add_argument("--auth-seconds", type=float, default=45.0, help="attack b's time bound")
+    ap.add_argument(
+        "--auth-calls", type=int, default=12_000, help="attack b stops after this many calls"
+    )
     ap.add_argument("--baseline", type=float, default=5.0, help="load-only window before each")
     ap.add_argument("--attacks", default="a,b,c,d,e", help="which (comma-separated)")
     ap.add_argument("--tx-rate", type=float, default=3.0, help="the steady load's payments/s")

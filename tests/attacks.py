@@ -391,6 +391,7 @@ class Measured:
     before: Window  # load only
     during: Window  # load and the attack
     result: AttackResult
+    attacker_cpu_cores: float  # this process's CPU during the attack (the same 2 cores)
 
 
 async def measured(
@@ -401,9 +402,11 @@ async def measured(
     await asyncio.sleep(baseline)
     before = await asyncio.to_thread(monitor.window)
     await asyncio.to_thread(monitor.mark)
+    t, c = time.monotonic(), time.process_time()
     result = await attack()
+    cores = (time.process_time() - c) / max(time.monotonic() - t, 1e-6)
     during = await asyncio.to_thread(monitor.window)
-    return Measured(before, during, result)
+    return Measured(before, during, result, round(cores, 2))
 
 
 # -- channels ---------------------------------------------------------------------------------
@@ -684,18 +687,24 @@ async def auth_flood(
     txs: list[Tx] | None = None,
 ) -> AttackResult:
     """Auth calls with 32 random bytes as the Noise message, `concurrency` in flight,
-    until `seconds` (or `max_calls`). With `txs` (three payments of distinct outputs):
-    wallet `before` handshakes before the flood and pays after it on that session;
-    wallet `during` handshakes and pays in the middle of it; wallet `after` pays with a
-    fresh handshake once the flood is over."""
+    until `seconds` (or `max_calls`). With `txs` (up to four payments of distinct outputs),
+    real wallets through the flood:
+      `before`              handshakes before the flood, pays after it on that session;
+      `during`              handshakes and pays halfway through the flood;
+      `auth during, pay after`  handshakes halfway through, pays after it on that session;
+      `after`               handshakes and pays once the flood is over.
+    Halfway: half of `max_calls` made, or half of `seconds` gone, whichever comes first.
+    A wallet whose session was evicted shows `BAD_SESSION->OK` (it had to handshake again)."""
     t0 = time.monotonic()
     tally = _Tally()
+    txs = list(txs or [])
     wallets: dict[str, WalletOutcome] = {}
-    early: WalletSession | str | None = None
+    sessions: dict[str, WalletSession | str] = {}
     if txs:
-        early = await wallet_auth(target.client, target.trust)
+        sessions["before"] = await wallet_auth(target.client, target.trust)
     ch = channel(target.client)
     deadline = t0 + seconds
+    flood_s = 0.0
     try:
         if not await connects(ch):
             tally.refused_at_connect += 1
@@ -721,28 +730,35 @@ async def auth_flood(
                 except grpc.RpcError as e:
                     tally.error(e)
 
-        async def during() -> None:
-            await asyncio.sleep(seconds / 2)
-            if txs and len(txs) > 1:
+        async def halfway() -> None:
+            half = max_calls / 2 if max_calls is not None else float("inf")
+            while tally.sent < half and time.monotonic() < t0 + seconds / 2:
+                await asyncio.sleep(0.05)
+            if len(txs) > 3:
+                sessions["auth during, pay after"] = await wallet_auth(target.client, target.trust)
+            if len(txs) > 1:
                 wallets["during"] = await pay(target, txs[1])
 
         workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
-        probe = asyncio.create_task(during())
+        probe = asyncio.create_task(halfway())
         await asyncio.gather(*workers)
         flood_s = time.monotonic() - t0
         await probe
     finally:
         await ch.close()
-    if txs:
-        if isinstance(early, WalletSession):
-            try:
-                wallets["before"] = await pay(target, txs[0], early)
-            finally:
-                await early.channel.close()
-        elif early is not None:
-            wallets["before"] = WalletOutcome(auth=early)
-        if len(txs) > 2:
-            wallets["after"] = await pay(target, txs[2])
+    for name, i in (("before", 0), ("auth during, pay after", 3)):
+        ws = sessions.get(name)
+        if ws is None or i >= len(txs):
+            continue
+        if isinstance(ws, str):
+            wallets[name] = WalletOutcome(auth=ws)
+            continue
+        try:
+            wallets[name] = await pay(target, txs[i], ws)
+        finally:
+            await ws.channel.close()
+    if len(txs) > 2:
+        wallets["after"] = await pay(target, txs[2])
     return tally.result(
         "auth_flood", t0, "", wallets, flood_seconds=round(flood_s, 2),
         auth_per_s=round(tally.sent / max(flood_s, 1e-6), 1),
