@@ -449,17 +449,25 @@ async def latest_msg(address: str) -> pb.ConsensusMsg | None:
         await ch.close()
 
 
-async def _finish_stream(call: Any, tally: _Tally, timeout: float = 10.0) -> None:
-    """Close our side of a client stream and count the node's one answer."""
+async def _finish_stream(call: Any, tally: _Tally, timeout: float = 10.0) -> float | None:
+    """Close our side of a client stream and count the node's one answer; seconds the
+    answer took after we closed (None: none came within `timeout`, the call cancelled)."""
+    t = time.monotonic()
     try:
         await asyncio.wait_for(call.done_writing(), timeout)
-        await asyncio.wait_for(call, timeout)
+        await asyncio.wait_for(call, max(0.1, timeout - (time.monotonic() - t)))
         tally.code("OK")
+        return round(time.monotonic() - t, 2)
     except grpc.RpcError as e:
         tally.error(e)
-    except TimeoutError:
+        return round(time.monotonic() - t, 2)
+    except (TimeoutError, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # we are being cancelled ourselves
         call.cancel()
-        tally.code("NO_ANSWER", f"no answer {timeout:.0f}s after the stream closed")
+        tally.code("NO_ANSWER", f"no answer within {timeout:.0f}s of closing the stream")
+        return None
 
 
 async def _write_stream(
@@ -552,12 +560,13 @@ async def relayed_by_flood(
             response_deserializer=pb.ConsensusMsgResponse.FromString,
         )(timeout=seconds + 60)
         why, written = await _write_stream(call, copy, t0 + seconds, tally, too_big)
-        await _finish_stream(call, tally, timeout=15.0)
+        answer_s = await _finish_stream(call, tally, timeout=15.0)
     finally:
         await ch.close()
     return tally.result(
-        "relayed_by", t0, why, bytes_sent=written, signer=msg.signer.hex()[:16], source=source
-    )
+        "relayed_by", t0, why, bytes_sent=written, signer=msg.signer.hex()[:16], source=source,
+        answer_after_close_s=answer_s,
+    )  # fmt: skip
 
 
 # -- finding 2: Auth flood and the wallets it evicts ------------------------------------------
@@ -802,11 +811,12 @@ async def bad_signature_flood(
         why, written = await _write_stream(
             call, lambda _i: head + os.urandom(64) + tail, t0 + seconds, tally
         )
-        await _finish_stream(call, tally, timeout=30.0)
+        answer_s = await _finish_stream(call, tally, timeout=30.0)
     finally:
         await ch.close()
     return tally.result(
         "bad_signature", t0, why, claimed_signer=signer_name, bytes_sent=written,
+        answer_after_close_s=answer_s,
         msgs_per_s=round(tally.sent / max(time.monotonic() - t0, 1e-6)),
         real_scp_msg=real is not None,
     )  # fmt: skip
