@@ -42,6 +42,7 @@ import grpc
 from mcnode.client.trust import ClientTrust, read_network_trust
 from mcnode.enclave.client import ClientSession
 from mcnode.ledger.db import LedgerDB
+from mcnode.node.tls import PEER_TLS_NAME
 from mcnode.transaction.tx import Tx
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
@@ -412,8 +413,11 @@ async def measured(
 # -- channels ---------------------------------------------------------------------------------
 
 
-def channel(address: str, **options: Any) -> grpc.aio.Channel:
-    """An outsider's plaintext channel; its own TCP connection (no shared subchannel)."""
+def channel(
+    address: str, creds: grpc.ChannelCredentials | None = None, **options: Any
+) -> grpc.aio.Channel:
+    """An outsider's plaintext channel (or, with `creds`, an insider's TLS one); its own
+    TCP connection (no shared subchannel)."""
     opts: list[tuple[str, Any]] = [
         ("grpc.use_local_subchannel_pool", 1),
         ("grpc.max_send_message_length", 16 * MIB),
@@ -422,7 +426,25 @@ def channel(address: str, **options: Any) -> grpc.aio.Channel:
         ("grpc.max_reconnect_backoff_ms", 1000),
     ]
     opts += list(options.items())
+    if creds is not None:
+        opts.append(("grpc.ssl_target_name_override", PEER_TLS_NAME))
+        return grpc.aio.secure_channel(address, creds, options=opts)
     return grpc.aio.insecure_channel(address, options=opts)
+
+
+def insider(target: Target, as_peer: str | None, to_node: str | None = None) -> Any:
+    """TLS credentials of configured peer `as_peer` (its host turned bad: it holds the
+    peer's TLS key, from the localnet layout beside the target) for `to_node`'s peer port
+    (default: the target's); None for an outsider."""
+    if as_peer is None:
+        return None
+    net = target.node_dir.parent
+    me = net / as_peer
+    return grpc.ssl_channel_credentials(
+        root_certificates=(net / (to_node or target.node_dir.name) / "tls.pem").read_bytes(),
+        private_key=(me / "tls.key").read_bytes(),
+        certificate_chain=(me / "tls.pem").read_bytes(),
+    )
 
 
 async def connects(ch: grpc.aio.Channel, timeout: float = CONNECT_TIMEOUT) -> bool:
@@ -434,10 +456,10 @@ async def connects(ch: grpc.aio.Channel, timeout: float = CONNECT_TIMEOUT) -> bo
         return False
 
 
-async def latest_msg(address: str) -> pb.ConsensusMsg | None:
-    """A validly signed consensus message, from a node's public GetLatestMsg (None if the
-    node would not connect or has said nothing yet)."""
-    ch = channel(address)
+async def latest_msg(address: str, creds: Any = None) -> pb.ConsensusMsg | None:
+    """A validly signed consensus message, from a node's GetLatestMsg (None if the node
+    would not connect or has said nothing yet)."""
+    ch = channel(address, creds)
     try:
         if not await connects(ch):
             return None
@@ -517,20 +539,22 @@ async def relayed_by_flood(
     source_peer: str | None = None,
     relayed_by_bytes: int = MIB,
     rss_limit_mb: float = 1536.0,
+    as_peer: str | None = None,
 ) -> AttackResult:
     """Fetch a peer's signed message (GetLatestMsg on that peer's public port), then send
     it to the target again and again on one ConsensusStream, each copy with a fresh
     `relayed_by` of `relayed_by_bytes`. Stops early when the target's RSS has grown by
-    `rss_limit_mb` (to protect the machine)."""
+    `rss_limit_mb` (to protect the machine). `as_peer`: sent over that configured peer's
+    TLS connection (an insider), which reads `source_peer`'s message as a peer would."""
     t0 = time.monotonic()
     tally = _Tally()
-    source = source_peer or next(iter(target.peer_addrs))
-    msg = await latest_msg(target.peer_addrs[source])
+    source = source_peer or next(n for n in target.peer_addrs if n != as_peer)
+    msg = await latest_msg(target.peer_addrs[source], insider(target, as_peer, source))
     if msg is None:
         # After mutual TLS an outsider cannot read the peer's message either; our own
         # node's message is the next best (it is refused as not a peer's, but the copy
         # path runs first).
-        msg = await latest_msg(target.peer)
+        msg = await latest_msg(target.peer, insider(target, as_peer))
     if msg is None:
         tally.refused_at_connect += 1
         return tally.result("relayed_by", t0, "no signed message to replay (GetLatestMsg refused)")
@@ -549,7 +573,7 @@ async def relayed_by_flood(
             return f"node RSS grew {now - start_rss:.0f} MB (limit {rss_limit_mb:.0f})"
         return ""
 
-    ch = channel(target.peer)
+    ch = channel(target.peer, insider(target, as_peer))
     try:
         if not await connects(ch):
             tally.refused_at_connect += 1
@@ -778,16 +802,24 @@ async def auth_flood(
 
 
 async def bad_signature_flood(
-    target: Target, seconds: float, *, claimed_signer: str | None = None
+    target: Target,
+    seconds: float,
+    *,
+    claimed_signer: str | None = None,
+    as_peer: str | None = None,
 ) -> AttackResult:
     """ConsensusMsgs whose signer is a configured peer's key and whose signature is 64
     random bytes (so each is new and must be verified), as fast as one ConsensusStream
     takes them. The SCP bytes are that peer's real latest message when it can be read,
-    random otherwise (the signature is checked first)."""
+    random otherwise (the signature is checked first). `as_peer`: over that configured
+    peer's TLS connection (an insider), opening a new stream whenever one is ended, until
+    `seconds`; `extra["streams"]` counts the streams opened."""
     t0 = time.monotonic()
     tally = _Tally()
-    signer_name = claimed_signer or next(iter(target.peer_keys))
-    real = await latest_msg(target.peer_addrs.get(signer_name, target.peer))
+    signer_name = claimed_signer or next(n for n in target.peer_keys if n != as_peer)
+    real = await latest_msg(
+        target.peer_addrs.get(signer_name, target.peer), insider(target, as_peer, signer_name)
+    )
     scp_msg = bytes(real.scp_msg) if real is not None else os.urandom(200)
     prev = bytes(real.prev_block_id) if real is not None else os.urandom(32)
     marker = b"\xa5" * 64
@@ -798,24 +830,36 @@ async def bad_signature_flood(
         ).SerializeToString().split(marker)
     )  # fmt: skip
 
-    ch = channel(target.peer)
+    ch = channel(target.peer, insider(target, as_peer))
+    streams = 0
+    written = 0
+    answer_s: float | None = None
+    why = ""
     try:
         if not await connects(ch):
             tally.refused_at_connect += 1
             return tally.result("bad_signature", t0, "refused at connect")
-        call = ch.stream_unary(
-            PEER + "ConsensusStream",
-            request_serializer=None,
-            response_deserializer=pb.ConsensusMsgResponse.FromString,
-        )(timeout=seconds + 60)
-        why, written = await _write_stream(
-            call, lambda _i: head + os.urandom(64) + tail, t0 + seconds, tally
-        )
-        answer_s = await _finish_stream(call, tally, timeout=30.0)
+        while time.monotonic() < t0 + seconds:
+            call = ch.stream_unary(
+                PEER + "ConsensusStream",
+                request_serializer=None,
+                response_deserializer=pb.ConsensusMsgResponse.FromString,
+            )(timeout=seconds + 60)
+            streams += 1
+            why, n = await _write_stream(
+                call, lambda _i: head + os.urandom(64) + tail, t0 + seconds, tally
+            )
+            written += n
+            if not why:
+                answer_s = await _finish_stream(call, tally, timeout=30.0)
+            if as_peer is None:
+                break
+            await asyncio.sleep(0.05)  # an insider comes straight back
     finally:
         await ch.close()
     return tally.result(
         "bad_signature", t0, why, claimed_signer=signer_name, bytes_sent=written,
+        streams=streams,
         answer_after_close_s=answer_s,
         msgs_per_s=round(tally.sent / max(time.monotonic() - t0, 1e-6)),
         real_scp_msg=real is not None,
