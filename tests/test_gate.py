@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -341,3 +345,78 @@ def test_a_real_server_refuses_floods_and_bad_bytes_before_its_servicer(lines: L
     assert refused("GetNodeConfig", "undecodable") == 1
     assert refused("ConsensusStream", "over_budget") == 1
     assert refused("ConsensusStream", "undecodable") == 1
+
+
+# -- gRPC core's own lines ----------------------------------------------------------------------
+_HANDSHAKES = """
+import asyncio, datetime, sys
+from mcnode.node.logs import quiet_grpc_core
+if sys.argv[1] == "quiet":
+    quiet_grpc_core()
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = (
+    x509.CertificateBuilder().subject_name(name).issuer_name(name)
+    .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+    .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256())
+)
+pair = (
+    key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ),
+    cert.public_bytes(serialization.Encoding.PEM),
+)
+
+async def main():
+    server = grpc.aio.server()
+    port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([pair]))
+    await server.start()
+    for _ in range(3):  # plaintext to a TLS port: a failed handshake each
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            try:
+                await ch.unary_unary("/x/y")(b"", timeout=0.5)
+            except grpc.aio.AioRpcError:
+                pass
+    await server.stop(0)
+
+asyncio.run(main())
+"""
+
+
+def test_failed_tls_handshakes_write_no_line_once_grpc_core_is_quiet(tmp_path: Path) -> None:
+    """What `mcnode run` does first (`quiet_grpc_core`, before grpc is imported) keeps
+    gRPC core's INFO line per failed handshake out of the log; without it, one each."""
+    script = tmp_path / "handshakes.py"
+    script.write_text(_HANDSHAKES)
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    said: dict[str, int] = {}
+    for mode in ("loud", "quiet"):
+        r = subprocess.run(
+            [sys.executable, str(script), mode],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        said[mode] = r.stderr.count("Handshake failed")
+    assert said == {"loud": 3, "quiet": 0}
+
+
+def test_the_run_command_imports_no_grpc_before_quieting_it() -> None:
+    code = "import sys, mcnode.node.cli; print('grpc' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert r.stdout.strip() == "False"
