@@ -34,6 +34,7 @@ Rules of this file:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import ipaddress
 import time
@@ -77,6 +78,7 @@ def method_class(method: str) -> str:
     return _SERVICE_CLASSES.get(service, "other")
 
 
+@functools.lru_cache(maxsize=4096)
 def source_of(peer: str) -> str:
     """The caller's address without its port, from `context.peer()`: "ipv4:127.0.0.1:5555"
     -> "ipv4:127.0.0.1"; IPv6 ("ipv6:%5B2001:db8::1%5D:5555") -> its /64,
@@ -93,8 +95,8 @@ def source_of(peer: str) -> str:
         return "ipv6:" + host[:100]
     if addr.ipv4_mapped is not None:
         return f"ipv4:{addr.ipv4_mapped}"
-    net = ipaddress.IPv6Network((addr, 64), strict=False)
-    return f"ipv6:[{net.network_address}]/64"
+    prefix = ipaddress.IPv6Address(int(addr) >> 64 << 64)
+    return f"ipv6:[{prefix}]/64"
 
 
 class _Bucket:

@@ -6,9 +6,9 @@ peer links, the consensus host, servers. Every long-lived task (the host's timer
 catch-up, each peer link, the enclave's watcher) runs under the `Supervisor`'s task group;
 gRPC and the admin server run their own handlers, which reach the node only through the
 narrow interfaces in `api.py` and `admin.py`; every gRPC method is behind `gate.Gate`
-(budgets per caller, clean refusals), each server made by `gate.make_server`. The node stops on SIGINT/SIGTERM (exit 0),
-when its own ledger becomes unusable (exit 3), when a service task fails (exit 4), or when
-its enclave cannot start (exit 5), with one log line.
+(budgets per caller, clean refusals), each server made by `gate.make_server`. The node
+stops on SIGINT/SIGTERM (exit 0), when its own ledger becomes unusable (exit 3), when a
+service task fails (exit 4), or when its enclave cannot start (exit 5), with one log line.
 """
 
 from __future__ import annotations
