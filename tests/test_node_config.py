@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mcnode.client.wallet import DEFAULT_FEE
-from mcnode.node.config import ConfigError, load_config, parse_config, peer_uri
+from mcnode.node.config import (
+    Budget,
+    ConfigError,
+    RateLimits,
+    load_config,
+    parse_config,
+    peer_uri,
+)
 from mcnode.scp import QuorumSet
 from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
@@ -43,7 +51,11 @@ def base(**over: str) -> str:
 def test_good_config_uses_every_key(tmp_path: Path) -> None:
     extra = (
         "[limits]\npending_txs = 5\nvalues_per_slot = 7\nmax_txs_per_block = 9\n"
-        "max_message_bytes = 100000\n"
+        "max_message_bytes = 100000\nclient_connections = 3\npeer_connections = 4\n"
+        "[rate_limits]\nmax_sources = 100\nauth = { calls = 1, burst = 2, bytes = 3, "
+        "bytes_burst = 4 }\nauth_all = { calls = 5 }\npropose_tx = { bytes = 6.5 }\n"
+        "peer_msgs = { burst = 7 }\npeer_calls = {}\nblockchain = { calls = 8 }\n"
+        "other = { bytes_burst = 9 }\n"
         "[scp]\nnomination_timeout = 0.5\nnomination_timeout_increment = 0.25\n"
         "ballot_timeout = 0.75\nballot_timeout_increment = 0.1\n"
         "[block]\nmin_interval = 1.5\nmin_fee = 10\n"
@@ -59,6 +71,19 @@ def test_good_config_uses_every_key(tmp_path: Path) -> None:
     assert cfg.peers[0].signing_key == bytes.fromhex(KEY[:-2] + "00")
     assert cfg.peers[1].tls_cert == tmp_path / "peers" / "c.pem"
     assert (cfg.tls_key, cfg.tls_cert) == (tmp_path / "tls.key", tmp_path / "tls.pem")
+    assert (cfg.limits.client_connections, cfg.limits.peer_connections) == (3, 4)
+    rl, d = cfg.rate_limits, RateLimits()
+    assert rl.max_sources == 100
+    assert rl.auth == Budget(1, 2, 3, 4)
+    assert rl.auth_all == replace(d.auth_all, calls=5)  # the rest keep their defaults
+    assert rl.propose_tx == replace(d.propose_tx, bytes=6.5)
+    assert rl.peer_msgs == replace(d.peer_msgs, burst=7) and rl.peer_calls == d.peer_calls
+    assert rl.blockchain.calls == 8 and rl.other.bytes_burst == 9
+
+
+def test_rate_limits_default_when_absent(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, base()))
+    assert cfg.rate_limits == RateLimits() and cfg.rate_limits.auth.calls == 20
 
 
 @pytest.mark.parametrize(
@@ -100,6 +125,23 @@ def test_good_config_uses_every_key(tmp_path: Path) -> None:
         ({"extra": "surprise = 1\n"}, "listen.surprise: unknown setting"),
         ({"extra": "[limits]\npending_txs = 0\n"}, "limits.pending_txs: must be positive"),
         ({"extra": "[scp]\nballot_timeout = -1\n"}, "scp: ballot_timeout must be positive"),
+        ({"extra": "[limits]\npeer_connections = 0\n"}, "limits.peer_connections: must be"),
+        ({"extra": "[rate_limits]\nauth = { rate = 1 }\n"}, "rate_limits.auth.rate: unknown"),
+        ({"extra": "[rate_limits]\nspeed = 1\n"}, "rate_limits.speed: unknown setting"),
+        (
+            {"extra": "[rate_limits]\npeer_msgs = { calls = -1 }\n"},
+            "rate_limits.peer_msgs.calls: must be positive",
+        ),
+        (
+            {"extra": "[rate_limits]\nother = { burst = 0.5 }\n"},
+            "rate_limits.other.burst: must be at least 1",
+        ),
+        (
+            {"extra": '[rate_limits]\nauth = { calls = "many" }\n'},
+            "rate_limits.auth.calls: expected a number, got 'many'",
+        ),
+        ({"extra": "[rate_limits]\nauth = 5\n"}, "rate_limits.auth: expected a table"),
+        ({"extra": "[rate_limits]\nmax_sources = 1\n"}, "rate_limits.max_sources: must be"),
         ({"extra": '[block]\nmin_fee = "cheap"\n'}, "block.min_fee: expected an integer"),
         (
             {"listen": '[listen]\npeer = "127.0.0.1:99999"\nclient = "1"\n'},

@@ -72,6 +72,9 @@ def keygen(out_dir: str, host: str, port: int, name: str, force: bool) -> None:
 )
 def run(config_path: str, log_level: str, force: bool, trace_path: str | None) -> None:
     """Run one validator until SIGINT/SIGTERM."""
+    from mcnode.node.logs import quiet_grpc_core, setup
+
+    quiet_grpc_core()  # before anything imports grpc
     try:
         cfg = load_config(config_path)
         problem = check_network_intersection(cfg)
@@ -83,7 +86,6 @@ def run(config_path: str, log_level: str, force: bool, trace_path: str | None) -
         sys.exit(2)
     from mcnode.ledger.errors import LedgerError
     from mcnode.node.keys import NodeKeyError
-    from mcnode.node.logs import setup
     from mcnode.node.service import run_validator
     from mcnode.node.tls import TlsError
 

@@ -38,6 +38,20 @@ is one line naming the field. Relative paths are relative to the config file's d
     values_per_slot = 100
     max_txs_per_block = 1000
     max_message_bytes = 4194304
+    client_connections = 512           # open connections to the client port, at most
+    peer_connections = 128             # and to the peer port
+
+    [rate_limits]                      # per source address (IPv6: per /64), as token
+    max_sources = 4096                 # buckets; sources remembered (least recent forgotten)
+    auth = { calls = 20, burst = 40 }  # calls per second (a stream: messages) and at once;
+                                       # bytes = request bytes per second, bytes_burst at once;
+                                       # a key left out keeps its default (see RateLimits)
+    auth_all = { calls = 500 }         # Auth from all sources together (enclave DH work)
+    propose_tx = { calls = 50, burst = 200, bytes = 2097152 }
+    peer_msgs = { calls = 2000, bytes = 8388608 }  # ConsensusStream, SendConsensusMsg
+    peer_calls = { calls = 200 }       # the other ConsensusPeer calls
+    blockchain = { calls = 50 }        # GetLastBlockInfo, GetBlocks (either port)
+    other = { calls = 20 }             # GetNodeConfig, health checks
 
     [scp]
     nomination_timeout = 1.0
@@ -114,6 +128,51 @@ class Limits:
     values_per_slot: int = 100
     max_txs_per_block: int = 1000
     max_message_bytes: int = 4 * 1024 * 1024
+    client_connections: int = 512
+    peer_connections: int = 128
+
+
+KIB, MIB = 1024, 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Two token buckets: `calls` per second (each message of a stream is one) holding at
+    most `burst`, and request `bytes` per second holding at most `bytes_burst`."""
+
+    calls: float
+    burst: float
+    bytes: float
+    bytes_burst: float
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """`[rate_limits]`: what one source address may ask of us (`node.gate`). The defaults
+    are the only ones: an honest peer or wallet stays well inside them."""
+
+    max_sources: int = 4096
+    # A client handshake is <= 4 KiB and costs our enclave a DH: 20/s is far more than a
+    # wallet needs; all sources together are capped too.
+    auth: Budget = Budget(20, 40, 128 * KIB, 256 * KIB)
+    auth_all: Budget = Budget(500, 1000, 4 * MIB, 8 * MIB)
+    # A tx is 7-100 KB and costs the enclave 6-66 ms to check; the byte budget makes big
+    # ones count for more. The burst lets a wallet service hand over a backlog.
+    propose_tx: Budget = Budget(50, 200, 2 * MIB, 8 * MIB)
+    # Consensus messages of one peer: a busy 4-node net has a few hundred per second.
+    peer_msgs: Budget = Budget(2000, 4000, 8 * MIB, 16 * MIB)
+    peer_calls: Budget = Budget(200, 400, 8 * MIB, 16 * MIB)
+    # Requests are tiny (a GetBlocks page is 100 blocks): 50/s is 5,000 blocks/s.
+    blockchain: Budget = Budget(50, 100, 64 * KIB, 128 * KIB)
+    other: Budget = Budget(20, 40, 64 * KIB, 128 * KIB)
+
+    def budget(self, name: str) -> Budget:
+        value = getattr(self, name)
+        assert isinstance(value, Budget), name
+        return value
+
+
+BUDGET_NAMES = ("auth", "auth_all", "propose_tx", "peer_msgs", "peer_calls", "blockchain", "other")
 
 
 ATTESTATION_MODES = ("off", "sim", "dcap")
@@ -157,6 +216,7 @@ class NodeConfig:
     archive_sources: tuple[Path, ...] = ()
     archive_export: Path | None = None
     limits: Limits = field(default_factory=Limits)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     scp: ScpConfig = field(default_factory=ScpConfig)
     min_block_interval: float = 0.0
     min_fee: int = DEFAULT_MINIMUM_FEE
@@ -350,12 +410,23 @@ def parse_config(text: str, path: Path) -> NodeConfig:
         values_per_slot=lim.get("values_per_slot", int, Limits.values_per_slot),
         max_txs_per_block=lim.get("max_txs_per_block", int, Limits.max_txs_per_block),
         max_message_bytes=lim.get("max_message_bytes", int, Limits.max_message_bytes),
+        client_connections=lim.get("client_connections", int, Limits.client_connections),
+        peer_connections=lim.get("peer_connections", int, Limits.peer_connections),
     )
     lim.finish()
-    for f in ("pending_txs", "values_per_slot", "max_txs_per_block", "max_message_bytes"):
+    for f in (
+        "pending_txs",
+        "values_per_slot",
+        "max_txs_per_block",
+        "max_message_bytes",
+        "client_connections",
+        "peer_connections",
+    ):
         _positive(getattr(limits, f), f"limits.{f}")
     if limits.max_message_bytes < 64 * 1024:
         raise ConfigError("limits.max_message_bytes: must be at least 65536")
+
+    rate_limits = _rate_limits(r.table("rate_limits"))
 
     sc = r.table("scp")
     d = ScpConfig()
@@ -401,12 +472,37 @@ def parse_config(text: str, path: Path) -> NodeConfig:
         archive_sources=sources,
         archive_export=base / export if export else None,
         limits=limits,
+        rate_limits=rate_limits,
         scp=scp,
         min_block_interval=min_interval,
         min_fee=min_fee,
         network_file=base / network_file if network_file else None,
         attestation=attestation,
     )
+
+
+def _rate_limits(t: _Reader) -> RateLimits:
+    """Each budget is a table of up to four numbers; those left out keep their default."""
+    d = RateLimits()
+    max_sources = t.get("max_sources", int, d.max_sources)
+    if not 16 <= max_sources <= 1_000_000:
+        raise ConfigError("rate_limits.max_sources: must be 16..1000000")
+    budgets: dict[str, Budget] = {}
+    for name in BUDGET_NAMES:
+        b = t.table(name)
+        default = d.budget(name)
+        values = {
+            k: b.get(k, float, getattr(default, k))
+            for k in ("calls", "burst", "bytes", "bytes_burst")
+        }
+        b.finish()
+        for k, v in values.items():
+            _positive(v, f"rate_limits.{name}.{k}")
+        if values["burst"] < 1:
+            raise ConfigError(f"rate_limits.{name}.burst: must be at least 1")
+        budgets[name] = Budget(**values)
+    t.finish()
+    return RateLimits(max_sources=max_sources, **budgets)
 
 
 def _hex32s(values: list[Any], where: str) -> tuple[bytes, ...]:

@@ -5,10 +5,11 @@ Secrets never reach here: callers pass ids, hashes (hex, shortened) and counts o
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, MutableMapping
 from typing import Any
 
 LOG = logging.getLogger("mcnode")
@@ -79,23 +80,50 @@ class NodeLog:
 class Throttle:
     """At most one `allow(key)` per `interval` seconds per key: for lines a stranger can
     provoke (refused calls). Remembers at most `max_keys` keys, oldest forgotten first,
-    so that many callers cannot make it grow."""
+    so that many callers cannot make it grow; with `overall`, at most that many lines per
+    interval for all keys together (so that many callers cannot make the log grow
+    either). `check` also says how many were held back for the key since its last line."""
 
     def __init__(
-        self, interval: float, clock: Callable[[], float] = time.monotonic, max_keys: int = 1024
+        self,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 1024,
+        overall: int | None = None,
     ) -> None:
         self.interval = interval
         self.clock = clock
         self.max_keys = max_keys
-        self._last: OrderedDict[Hashable, float] = OrderedDict()
+        self.overall = overall
+        # key -> (time of its last line, or None before its first; lines held back since)
+        self._last: OrderedDict[Hashable, tuple[float | None, int]] = OrderedDict()
+        self._window = (float("-inf"), 0)  # (start of the overall window, lines in it)
 
     def allow(self, key: Hashable) -> bool:
+        return self.check(key) is not None
+
+    def check(self, key: Hashable) -> int | None:
+        """None if no line for `key` now (counted as held back); otherwise the number held
+        back since its last line."""
         now = self.clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
-            return False
-        self._last[key] = now
+        last, held = self._last.get(key, (None, 0))
+        ok = last is None or now - last >= self.interval
+        if ok and self.overall is not None:
+            start, lines = self._window
+            if now - start >= self.interval:
+                start, lines = now, 0
+            ok = lines < self.overall
+            self._window = (start, lines + ok)
+        self._last[key] = (now, 0) if ok else (last, held + 1)
         self._last.move_to_end(key)
         while len(self._last) > self.max_keys:
             self._last.popitem(last=False)
-        return True
+        return held if ok else None
+
+
+def quiet_grpc_core(environ: MutableMapping[str, str] = os.environ) -> None:
+    """gRPC core writes its own lines to stderr, one per failed TLS handshake at INFO (for
+    example `ssl_transport_security.cc:2563] Handshake failed ...`), which anyone can
+    provoke: ERROR only, unless the operator set GRPC_VERBOSITY. Core reads the variable
+    when grpc is first imported, so this must run before that."""
+    environ.setdefault("GRPC_VERBOSITY", "ERROR")

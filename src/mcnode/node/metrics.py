@@ -69,6 +69,12 @@ class NodeMetrics:
             ["call", "reason"],
             registry=r,
         )
+        self.requests_refused = Counter(
+            "mcnode_requests_refused",
+            "gRPC requests refused before any work: over_budget or undecodable",
+            ["api", "method", "reason"],
+            registry=r,
+        )
         self.attestation_failures = Counter(
             "mcnode_attestation_failures",
             "Peer enclaves refused for their attestation evidence, by reason",

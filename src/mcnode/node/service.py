@@ -5,9 +5,10 @@ writer), the enclave process (it alone holds the enclave's keys; we learn its id
 peer links, the consensus host, servers. Every long-lived task (the host's timers,
 catch-up, each peer link, the enclave's watcher) runs under the `Supervisor`'s task group;
 gRPC and the admin server run their own handlers, which reach the node only through the
-narrow interfaces in `api.py` and `admin.py`. The node stops on SIGINT/SIGTERM (exit 0),
-when its own ledger becomes unusable (exit 3), when a service task fails (exit 4), or when
-its enclave cannot start (exit 5), with one log line.
+narrow interfaces in `api.py` and `admin.py`; every gRPC method is behind `gate.Gate`
+(budgets per caller, clean refusals), each server made by `gate.make_server`. The node
+stops on SIGINT/SIGTERM (exit 0), when its own ledger becomes unusable (exit 3), when a
+service task fails (exit 4), or when its enclave cannot start (exit 5), with one log line.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from mcnode.node.api import BlockchainApi, ClientApi, PeerApi
 from mcnode.node.attestation import write_enclave_document
 from mcnode.node.config import NodeConfig, peer_uri
 from mcnode.node.enclave_process import EnclaveProcess, EnclaveStartError
+from mcnode.node.gate import Budgets, Gate, make_server
 from mcnode.node.host import ConsensusHost
 from mcnode.node.keys import read_node_key
 from mcnode.node.logs import NodeLog
 from mcnode.node.metrics import NodeMetrics
-from mcnode.node.peers import PeerLink, channel_options, tls_credentials
+from mcnode.node.peers import PeerLink, tls_credentials
 from mcnode.node.signers import BlockSigners
 from mcnode.node.tasks import EXIT_ENCLAVE, Supervisor
 from mcnode.node.tls import PeerCerts, read_peer_cert, read_tls_identity
@@ -127,13 +129,17 @@ class Validator:
     # -- servers ------------------------------------------------------------------------------
     async def start_servers(self) -> None:
         cfg, host = self.cfg, self.host
-        opts = channel_options(cfg.limits.max_message_bytes)
         chain = BlockchainApi(self.ledger, cfg.min_fee, cfg.limits.max_message_bytes)
-        peer_server = grpc.aio.server(options=opts)
+
+        def gate(api: str) -> Gate:
+            budgets = Budgets.from_limits(cfg.rate_limits, time.monotonic)
+            return Gate(api, budgets, self.metrics, self.log)
+
+        peer_server = make_server("peer", cfg.limits, gate("peer"))
         peer_api = PeerApi(host, host.txs, self._whose, self.metrics, self.log)
         rpc.add_ConsensusPeerServicer_to_server(peer_api, peer_server)
         rpc.add_BlockchainServicer_to_server(chain, peer_server)
-        client_server = grpc.aio.server(options=opts)
+        client_server = make_server("client", cfg.limits, gate("client"))
         client_api = ClientApi(
             self.enclave,
             host.txs,
