@@ -15,7 +15,9 @@ Rules of this file:
      `context.read()`, which would hand it raw bytes).
 - The caller is its source address without the port (`source_of`): IPv4 "ipv4:a.b.c.d";
   IPv6 its /64, "ipv6:[2001:db8::]/64", since one host commonly holds a whole /64;
-  anything else (unix sockets) as gRPC names it.
+  anything else (unix sockets) as gRPC names it. On the peer port, where mutual TLS says
+  which configured peer a connection is (`whose`), the caller is that peer ("peer:bob"):
+  peers that share an address (a NAT, or one host's loopback) each get their own budget.
 - Budgets are token buckets (`Budgets`), per source and, for some classes, for all
   sources together. A request larger than a bucket's burst is let through only when the
   bucket is full, and leaves it in debt: the long-run rate holds for any size, and no size
@@ -223,8 +225,10 @@ class Gate(grpc.aio.ServerInterceptor):
         metrics: NodeMetrics,
         log: NodeLog,
         clock: Callable[[], float] = time.monotonic,
+        whose: Callable[[grpc.aio.ServicerContext], str | None] | None = None,
     ) -> None:
         self.api = api
+        self.whose = whose
         self.budgets = budgets
         self.metrics = metrics
         self.log = log
@@ -253,6 +257,13 @@ class Gate(grpc.aio.ServerInterceptor):
         if len(self._wrapped) < 1024:
             self._wrapped[method] = (handler, wrapped)
         return wrapped  # type: ignore[return-value]
+
+    def _source(self, context: grpc.aio.ServicerContext) -> str:
+        if self.whose is not None:
+            peer = self.whose(context)
+            if peer is not None:
+                return f"peer:{peer}"
+        return source_of(context.peer())
 
     # -- the three steps ------------------------------------------------------------------
     async def _charge(
@@ -315,14 +326,14 @@ class Gate(grpc.aio.ServerInterceptor):
         parse = h.request_deserializer
 
         async def admit(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-            source = source_of(context.peer())
+            source = self._source(context)
             await self._charge(context, source, name, klass, len(raw))
             return await self._parse(context, source, name, parse, raw)
 
         async def messages(
             raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext
         ) -> AsyncIterator[Any]:
-            source = source_of(context.peer())
+            source = self._source(context)
             await self._charge(context, source, name, klass, 0)  # opening is a call too
             async for raw in raws:
                 await self._charge(context, source, name, klass, len(raw))

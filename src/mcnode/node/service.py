@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import grpc
@@ -131,15 +132,15 @@ class Validator:
         cfg, host = self.cfg, self.host
         chain = BlockchainApi(self.ledger, cfg.min_fee, cfg.limits.max_message_bytes)
 
-        def gate(api: str) -> Gate:
+        def gate(api: str, whose: Callable[[grpc.aio.ServicerContext], str | None] | None) -> Gate:
             budgets = Budgets.from_limits(cfg.rate_limits, time.monotonic)
-            return Gate(api, budgets, self.metrics, self.log)
+            return Gate(api, budgets, self.metrics, self.log, whose=whose)
 
-        peer_server = make_server("peer", cfg.limits, gate("peer"))
+        peer_server = make_server("peer", cfg.limits, gate("peer", self._whose))
         peer_api = PeerApi(host, host.txs, self._whose, self.metrics, self.log)
         rpc.add_ConsensusPeerServicer_to_server(peer_api, peer_server)
         rpc.add_BlockchainServicer_to_server(chain, peer_server)
-        client_server = make_server("client", cfg.limits, gate("client"))
+        client_server = make_server("client", cfg.limits, gate("client", None))
         client_api = ClientApi(
             self.enclave,
             host.txs,
