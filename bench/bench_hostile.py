@@ -39,22 +39,23 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import attacks
-from attacks import AttackResult, Measured, Monitor, Target, WalletOutcome
-from mcnode.client.keys import read_account_key
-from mcnode.client.rings import input_credentials
-from mcnode.client.wallet import Wallet
+from attacks import (
+    ACCOUNTS,
+    OUTPUTS,
+    RESTART_IF_GROWN_MB,
+    AttackResult,
+    Measured,
+    Monitor,
+    Target,
+    WalletOutcome,
+    probe_txs,
+    start_load,
+    stop_process,
+)
 from mcnode.crypto import SeededRandom
-from mcnode.ledger.db import LedgerDB
 from mcnode.localnet.init import init_network
 from mcnode.localnet.procs import Cluster
-from mcnode.transaction.builder import TransactionBuilder
 from mcnode.transaction.tx import Tx
-from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
-
-ACCOUNTS = 12
-LOAD_ACCOUNTS = 8  # the load generator's; the rest pay the probes
-OUTPUTS = 4
-RESTART_IF_GROWN_MB = 500.0
 
 
 def machine() -> str:
@@ -67,54 +68,6 @@ def machine() -> str:
     except OSError:
         pass
     return f"{platform.machine()} {os.cpu_count()} cores {model}".strip()
-
-
-def probe_txs(d: Path) -> list[Tx]:
-    """One payment per output of the probe accounts (none shares an input with the load)."""
-    accts = sorted((d / "accounts").glob("account-*.json"))
-    wallets = [Wallet(read_account_key(p)) for p in accts]
-    rng = SeededRandom(3)
-    txs: list[Tx] = []
-    with LedgerDB(d / "node0" / "ledger", readonly=True) as led:
-        for w in wallets[LOAD_ACCOUNTS:]:
-            to = wallets[0].account.default_address
-            for coin in w.unspent(led):
-                b = TransactionBuilder(
-                    w.account, fee=DEFAULT_MINIMUM_FEE, tombstone_block=led.num_blocks() + 5000
-                )
-                b.add_input(input_credentials(led, coin, rng))
-                b.add_output(to, 1000 + len(txs))
-                txs.append(b.build(rng))
-    return txs
-
-
-def load_dir(d: Path) -> Path:
-    """A directory the load generator sees: the network file and the load's accounts."""
-    ld = d / "load"
-    (ld / "accounts").mkdir(parents=True, exist_ok=True)
-    shutil.copy(d / "network.json", ld / "network.json")
-    for p in sorted((d / "accounts").glob("account-*.json"))[:LOAD_ACCOUNTS]:
-        shutil.copy(p, ld / "accounts" / p.name)
-    return ld
-
-
-def start_load(d: Path, rate: float) -> subprocess.Popen[bytes]:
-    log = open(d / "load.log", "ab")  # noqa: SIM115 - owned by the child
-    cmd = [sys.executable, "-m", "mcnode", "load", "--dir", str(load_dir(d))]
-    cmd += ["--tx-rate", str(rate), "--duration", "86400", "--seed", "5"]
-    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    log.close()
-    return p
-
-
-def stop_process(p: subprocess.Popen[bytes]) -> None:
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 class Bench:

@@ -24,7 +24,11 @@ exception.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -39,11 +43,17 @@ from urllib.parse import parse_qs, urlparse
 
 import grpc
 
+from mcnode.client.keys import read_account_key
+from mcnode.client.rings import input_credentials
 from mcnode.client.trust import ClientTrust, read_network_trust
+from mcnode.client.wallet import Wallet
+from mcnode.crypto import SeededRandom
 from mcnode.enclave.client import ClientSession
 from mcnode.ledger.db import LedgerDB
 from mcnode.node.tls import PEER_TLS_NAME
+from mcnode.transaction.builder import TransactionBuilder
 from mcnode.transaction.tx import Tx
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
 
@@ -293,6 +303,7 @@ class Window:
     log_lines: int  # lines the node (and its enclave, through it) wrote to node.log
     error_lines: int  # of which level=error
     alive: bool  # the host process still runs at the end
+    refusal_lines: int = 0  # of which "... refused" events (what an attack makes it say)
 
 
 class Monitor:
@@ -361,13 +372,14 @@ class Monitor:
         cpu = self._cpu() - self._cpu0
         h1 = block_height(self.target)
         blocks = (h1 - self._h0) if h1 is not None and self._h0 is not None else 0
-        lines = errors = 0
+        lines = errors = refusals = 0
         try:
             with open(self.target.log_path, "rb") as f:
                 f.seek(self._log0)
                 for line in f:
                     lines += 1
                     errors += b"level=error" in line
+                    refusals += b' refused"' in line
         except OSError:
             pass
         with self._lock:
@@ -384,6 +396,7 @@ class Monitor:
             lines,
             errors,
             alive,
+            refusals,
         )
 
 
@@ -476,7 +489,8 @@ async def _finish_stream(call: Any, tally: _Tally, timeout: float = 10.0) -> flo
     answer took after we closed (None: none came within `timeout`, the call cancelled)."""
     t = time.monotonic()
     try:
-        await asyncio.wait_for(call.done_writing(), timeout)
+        with contextlib.suppress(asyncio.InvalidStateError):  # the call had ended already
+            await asyncio.wait_for(call.done_writing(), timeout)
         await asyncio.wait_for(call, max(0.1, timeout - (time.monotonic() - t)))
         tally.code("OK")
         return round(time.monotonic() - t, 2)
@@ -516,17 +530,66 @@ async def _write_stream(
             await asyncio.wait_for(call.write(item), max(0.1, deadline - now))
         except TimeoutError:
             break  # flow control held us until the deadline
-        except (grpc.RpcError, asyncio.InvalidStateError) as e:
-            if isinstance(e, grpc.RpcError):
-                tally.error(e)
-            else:
-                tally.code("STREAM_CLOSED", str(e))
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            # The node ended the call: its status is what `_finish_stream` counts (the
+            # failed write itself only says so, in words of the client's core).
             why = "the node ended the stream"
             break
         tally.sent += 1
         written += len(item) if isinstance(item, bytes) else item.ByteSize()
         i += 1
     return why, written
+
+
+class SourceProxy:
+    """A TCP relay on 127.0.0.1 whose connections reach `upstream` from other loopback
+    addresses (`sources`, one per accepted connection, round robin): an attacker with
+    many addresses, on one machine. The node sees each connection's own source."""
+
+    def __init__(self, upstream: str, sources: list[str]) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.sources = sources
+        self._next = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.address = ""
+
+    async def __aenter__(self) -> SourceProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.address = f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        source = self.sources[self._next % len(self.sources)]
+        self._next += 1
+        try:
+            ur, uw = await asyncio.open_connection(*self.upstream, local_addr=(source, 0))
+        except OSError:
+            w.close()
+            return
+
+        async def pipe(a: asyncio.StreamReader, b: asyncio.StreamWriter) -> None:
+            try:
+                while data := await a.read(65536):
+                    b.write(data)
+                    await b.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                b.close()
+
+        for t in (pipe(r, uw), pipe(ur, w)):
+            task = asyncio.create_task(t)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
 
 # -- finding 1: relayed_by ------------------------------------------------------------------
@@ -574,22 +637,31 @@ async def relayed_by_flood(
         return ""
 
     ch = channel(target.peer, insider(target, as_peer))
+    streams = written = 0
+    answer_s: float | None = None
+    why = ""
     try:
         if not await connects(ch):
             tally.refused_at_connect += 1
             return tally.result("relayed_by", t0, "refused at connect")
-        call = ch.stream_unary(
-            PEER + "ConsensusStream",
-            request_serializer=None,
-            response_deserializer=pb.ConsensusMsgResponse.FromString,
-        )(timeout=seconds + 60)
-        why, written = await _write_stream(call, copy, t0 + seconds, tally, too_big)
-        answer_s = await _finish_stream(call, tally, timeout=15.0)
+        while time.monotonic() < t0 + seconds:  # a stream the node ends is opened again
+            call = ch.stream_unary(
+                PEER + "ConsensusStream",
+                request_serializer=None,
+                response_deserializer=pb.ConsensusMsgResponse.FromString,
+            )(timeout=seconds + 60)
+            streams += 1
+            why, n = await _write_stream(call, copy, t0 + seconds, tally, too_big)
+            written += n
+            answer_s = await _finish_stream(call, tally, timeout=15.0)
+            if why != "the node ended the stream":
+                break
+            await asyncio.sleep(0.05)
     finally:
         await ch.close()
     return tally.result(
         "relayed_by", t0, why, bytes_sent=written, signer=msg.signer.hex()[:16], source=source,
-        answer_after_close_s=answer_s,
+        answer_after_close_s=answer_s, streams=streams,
     )  # fmt: skip
 
 
@@ -718,6 +790,8 @@ async def auth_flood(
     concurrency: int = 16,
     max_calls: int | None = None,
     txs: list[Tx] | None = None,
+    via: str | None = None,
+    connections: int = 1,
 ) -> AttackResult:
     """Auth calls with 32 random bytes as the Noise message, `concurrency` in flight,
     until `seconds` (or `max_calls`). With `txs` (up to four payments of distinct outputs),
@@ -727,7 +801,9 @@ async def auth_flood(
       `auth during, pay after`  handshakes halfway through, pays after it on that session;
       `after`               handshakes and pays once the flood is over.
     Halfway: half of `max_calls` made, or half of `seconds` gone, whichever comes first.
-    A wallet whose session was evicted shows `BAD_SESSION->OK` (it had to handshake again)."""
+    A wallet whose session was evicted shows `BAD_SESSION->OK` (it had to handshake again).
+    `via`: the attacker's calls go to this address instead (a `SourceProxy`, so that they
+    come from other addresses than the wallets'), over `connections` connections."""
     t0 = time.monotonic()
     tally = _Tally()
     txs = list(txs or [])
@@ -735,23 +811,29 @@ async def auth_flood(
     sessions: dict[str, WalletSession | str] = {}
     if txs:
         sessions["before"] = await wallet_auth(target.client, target.trust)
-    ch = channel(target.client)
+    chs = [channel(via or target.client) for _ in range(max(1, connections))]
     deadline = t0 + seconds
     flood_s = 0.0
     try:
-        if not await connects(ch):
-            tally.refused_at_connect += 1
+        for ch in chs:
+            if not await connects(ch):
+                tally.refused_at_connect += 1
+        if tally.refused_at_connect == len(chs):
             return tally.result("auth_flood", t0, "refused at connect")
-        auth = ch.unary_unary(
-            CLIENT + "Auth",
-            request_serializer=None,
-            response_deserializer=pb.AuthResponse.FromString,
-        )
+        auths = [
+            ch.unary_unary(
+                CLIENT + "Auth",
+                request_serializer=None,
+                response_deserializer=pb.AuthResponse.FromString,
+            )
+            for ch in chs
+        ]
         request_head = b"\x0a\x20"  # field 1 (handshake), 32 bytes
         stop = False
 
-        async def worker() -> None:
+        async def worker(k: int) -> None:
             nonlocal stop
+            auth = auths[k % len(auths)]
             while not stop and time.monotonic() < deadline:
                 if max_calls is not None and tally.sent >= max_calls:
                     stop = True
@@ -772,13 +854,14 @@ async def auth_flood(
             if len(txs) > 1:
                 wallets["during"] = await pay(target, txs[1])
 
-        workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        workers = [asyncio.create_task(worker(k)) for k in range(concurrency)]
         probe = asyncio.create_task(halfway())
         await asyncio.gather(*workers)
         flood_s = time.monotonic() - t0
         await probe
     finally:
-        await ch.close()
+        for ch in chs:
+            await ch.close()
     for name, i in (("before", 0), ("auth during, pay after", 3)):
         ws = sessions.get(name)
         if ws is None or i >= len(txs):
@@ -830,16 +913,21 @@ async def bad_signature_flood(
         ).SerializeToString().split(marker)
     )  # fmt: skip
 
-    ch = channel(target.peer, insider(target, as_peer))
     streams = 0
     written = 0
     answer_s: float | None = None
     why = ""
-    try:
-        if not await connects(ch):
-            tally.refused_at_connect += 1
-            return tally.result("bad_signature", t0, "refused at connect")
-        while time.monotonic() < t0 + seconds:
+    while time.monotonic() < t0 + seconds:
+        # An outsider refused at the TLS handshake tries again at once: each try costs
+        # the node a handshake, which is what is left for it to drain.
+        ch = channel(target.peer, insider(target, as_peer))
+        try:
+            left = t0 + seconds - time.monotonic()
+            if not await connects(ch, min(0.5, max(0.1, left))):
+                tally.refused_at_connect += 1
+                why = "refused at connect"
+                continue
+            why = ""
             call = ch.stream_unary(
                 PEER + "ConsensusStream",
                 request_serializer=None,
@@ -850,13 +938,12 @@ async def bad_signature_flood(
                 call, lambda _i: head + os.urandom(64) + tail, t0 + seconds, tally
             )
             written += n
-            if not why:
-                answer_s = await _finish_stream(call, tally, timeout=30.0)
+            answer_s = await _finish_stream(call, tally, timeout=30.0)
             if as_peer is None:
                 break
             await asyncio.sleep(0.05)  # an insider comes straight back
-    finally:
-        await ch.close()
+        finally:
+            await ch.close()
     return tally.result(
         "bad_signature", t0, why, claimed_signer=signer_name, bytes_sent=written,
         streams=streams,
@@ -955,6 +1042,17 @@ def _http(method: str, url: str, body: bytes | None, timeout: float = 5.0) -> tu
         return "refused at connect", str(e)[:100]
 
 
+def metric(target: Target, name: str, **labels: str) -> float:
+    """One sample of the node's /metrics (0 if absent): `name{labels}` exactly."""
+    with _NO_PROXY.open(f"http://{target.admin}/metrics", timeout=5.0) as r:
+        text = r.read().decode()
+    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 async def admin_probes(target: Target) -> AttackResult:
     """Each odd admin request once; `extra["answers"]`: path -> "http NNN: first line"."""
     t0 = time.monotonic()
@@ -1038,7 +1136,6 @@ async def oversized_metadata(
     tally = _Tally()
     pad = "a" * header_bytes
     chans = {"client": channel(target.client), "peer": channel(target.peer)}
-    deadline = t0 + seconds
     try:
         calls = []
         for port, ch in chans.items():
@@ -1051,6 +1148,7 @@ async def oversized_metadata(
             )
         if not calls:
             return tally.result("oversized_metadata", t0, "refused at connect")
+        deadline = time.monotonic() + seconds  # from when the connections are up
 
         async def worker(k: int) -> None:
             i = k
@@ -1132,3 +1230,58 @@ def _blocks_spending(ledger_dir: Path, key_image: bytes) -> int:
         for data in led.iter_block_data(0, led.num_blocks()):
             n += key_image in data.contents.key_images
     return n
+
+
+# -- a network under attack -------------------------------------------------------------------
+ACCOUNTS = 12
+LOAD_ACCOUNTS = 8  # the load generator's; the rest pay the probes
+OUTPUTS = 4
+RESTART_IF_GROWN_MB = 500.0
+
+
+def probe_txs(d: Path) -> list[Tx]:
+    """One payment per output of the probe accounts (none shares an input with the load)."""
+    accts = sorted((d / "accounts").glob("account-*.json"))
+    wallets = [Wallet(read_account_key(p)) for p in accts]
+    rng = SeededRandom(3)
+    txs: list[Tx] = []
+    with LedgerDB(d / "node0" / "ledger", readonly=True) as led:
+        for w in wallets[LOAD_ACCOUNTS:]:
+            to = wallets[0].account.default_address
+            for coin in w.unspent(led):
+                b = TransactionBuilder(
+                    w.account, fee=DEFAULT_MINIMUM_FEE, tombstone_block=led.num_blocks() + 5000
+                )
+                b.add_input(input_credentials(led, coin, rng))
+                b.add_output(to, 1000 + len(txs))
+                txs.append(b.build(rng))
+    return txs
+
+
+def load_dir(d: Path) -> Path:
+    """A directory the load generator sees: the network file and the load's accounts."""
+    ld = d / "load"
+    (ld / "accounts").mkdir(parents=True, exist_ok=True)
+    shutil.copy(d / "network.json", ld / "network.json")
+    for p in sorted((d / "accounts").glob("account-*.json"))[:LOAD_ACCOUNTS]:
+        shutil.copy(p, ld / "accounts" / p.name)
+    return ld
+
+
+def start_load(d: Path, rate: float) -> subprocess.Popen[bytes]:
+    log = open(d / "load.log", "ab")  # noqa: SIM115 - owned by the child
+    cmd = [sys.executable, "-m", "mcnode", "load", "--dir", str(load_dir(d))]
+    cmd += ["--tx-rate", str(rate), "--duration", "86400", "--seed", "5"]
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    return p
+
+
+def stop_process(p: subprocess.Popen[bytes]) -> None:
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

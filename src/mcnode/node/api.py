@@ -30,6 +30,7 @@ from mcnode.enclave import EnclaveError, ProposeTxError, ProposeTxResult, Sessio
 from mcnode.enclave.errors import PeerAuthError
 from mcnode.ledger.block import Block, BlockData
 from mcnode.node.enclave_port import EnclavePort, EnclaveUnavailable
+from mcnode.node.gate import Penalties
 from mcnode.node.logs import NodeLog, Throttle
 from mcnode.node.metrics import NodeMetrics
 from mcnode.node.pending import PoolFull
@@ -84,27 +85,6 @@ class ChainReads(Protocol):
     def iter_block_data(self, start: int = 0, stop: int | None = None) -> Iterator[BlockData]: ...
 
 
-class Penalties:
-    """Peers refused for a while after forging on their stream: 1 s, doubling with each
-    offence to `MAX_PENALTY`, forgotten after an hour without one."""
-
-    FIRST, MAX_PENALTY, FORGIVE = 1.0, 60.0, 3600.0
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self._until: dict[str, tuple[float, float]] = {}  # peer -> (refused until, length)
-
-    def punish(self, peer: str) -> float:
-        now = self.clock()
-        until, length = self._until.get(peer, (0.0, 0.0))
-        length = self.FIRST if now - until > self.FORGIVE else min(self.MAX_PENALTY, length * 2)
-        self._until[peer] = (now + length, length)
-        return length
-
-    def refused(self, peer: str) -> bool:
-        return self._until.get(peer, (0.0, 0.0))[0] > self.clock()
-
-
 FORGERY = (pb.PEER_BAD_SIGNATURE,)
 
 
@@ -116,14 +96,14 @@ class PeerApi(rpc.ConsensusPeerServicer):
         whose: Callable[[grpc.aio.ServicerContext], str | None],
         metrics: NodeMetrics,
         log: NodeLog,
-        clock: Callable[[], float] = time.monotonic,
+        penalties: Penalties | None = None,
     ) -> None:
         self.consensus = consensus
         self.txs = txs
         self.whose = whose
         self.metrics = metrics
         self.log = log
-        self.penalties = Penalties(clock)
+        self.penalties = penalties or Penalties(time.monotonic)
         self._said = Throttle(REFUSAL_LOG_INTERVAL)
 
     async def _sender(self, context: grpc.aio.ServicerContext, call: str) -> str:

@@ -197,6 +197,29 @@ class Budgets:
         return None
 
 
+class Penalties:
+    """Configured peers refused for a while after misbehaving (forging on their stream, or
+    running over their budget): 1 s, doubling with each offence to `MAX_PENALTY`,
+    forgotten after an hour without one. One instance is shared by the peer server's gate
+    and its servicer."""
+
+    FIRST, MAX_PENALTY, FORGIVE = 1.0, 60.0, 3600.0
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._until: dict[str, tuple[float, float]] = {}  # peer -> (refused until, length)
+
+    def punish(self, peer: str) -> float:
+        now = self.clock()
+        until, length = self._until.get(peer, (0.0, 0.0))
+        length = self.FIRST if now - until > self.FORGIVE else min(self.MAX_PENALTY, length * 2)
+        self._until[peer] = (now + length, length)
+        return length
+
+    def refused(self, peer: str) -> bool:
+        return self._until.get(peer, (0.0, 0.0))[0] > self.clock()
+
+
 class _Handler(NamedTuple):
     """The fields gRPC reads of a method handler (as `grpc.RpcMethodHandler`)."""
 
@@ -226,9 +249,11 @@ class Gate(grpc.aio.ServerInterceptor):
         log: NodeLog,
         clock: Callable[[], float] = time.monotonic,
         whose: Callable[[grpc.aio.ServicerContext], str | None] | None = None,
+        penalties: Penalties | None = None,
     ) -> None:
         self.api = api
         self.whose = whose
+        self.penalties = penalties
         self.budgets = budgets
         self.metrics = metrics
         self.log = log
@@ -269,8 +294,17 @@ class Gate(grpc.aio.ServerInterceptor):
     async def _charge(
         self, context: grpc.aio.ServicerContext, source: str, method: str, klass: str, n: int
     ) -> None:
+        peer = source.removeprefix("peer:") if source.startswith("peer:") else None
+        if peer is not None and self.penalties is not None and self.penalties.refused(peer):
+            await self._refuse(
+                context, source, method, "penalised", grpc.StatusCode.RESOURCE_EXHAUSTED
+            )
         short = self.budgets.charge(source, klass, n)
         if short is not None:
+            if peer is not None and self.penalties is not None:
+                # An honest peer never comes near its budget: one over it is refused for
+                # a while, so that its next streams end before their first message.
+                short += f"; refused for {self.penalties.punish(peer):g} s"
             await self._refuse(
                 context, source, method, "over_budget", grpc.StatusCode.RESOURCE_EXHAUSTED, short
             )
@@ -314,7 +348,7 @@ class Gate(grpc.aio.ServerInterceptor):
                 **extra,
                 suppressed=held,
             )
-        sentence = OVER_BUDGET if reason == "over_budget" else UNDECODABLE
+        sentence = UNDECODABLE if reason == "undecodable" else OVER_BUDGET
         await context.abort(code, sentence)
         raise AssertionError("abort raises")
 

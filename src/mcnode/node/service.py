@@ -33,7 +33,7 @@ from mcnode.node.api import BlockchainApi, ClientApi, PeerApi
 from mcnode.node.attestation import write_enclave_document
 from mcnode.node.config import NodeConfig, peer_uri
 from mcnode.node.enclave_process import EnclaveProcess, EnclaveStartError
-from mcnode.node.gate import Budgets, Gate, make_server
+from mcnode.node.gate import Budgets, Gate, Penalties, make_server
 from mcnode.node.host import ConsensusHost
 from mcnode.node.keys import read_node_key
 from mcnode.node.logs import NodeLog
@@ -132,12 +132,14 @@ class Validator:
         cfg, host = self.cfg, self.host
         chain = BlockchainApi(self.ledger, cfg.min_fee, cfg.limits.max_message_bytes)
 
+        penalties = Penalties(time.monotonic)  # peers refused for a while: gate and servicer
+
         def gate(api: str, whose: Callable[[grpc.aio.ServicerContext], str | None] | None) -> Gate:
             budgets = Budgets.from_limits(cfg.rate_limits, time.monotonic)
-            return Gate(api, budgets, self.metrics, self.log, whose=whose)
+            return Gate(api, budgets, self.metrics, self.log, whose=whose, penalties=penalties)
 
         peer_server = make_server("peer", cfg.limits, gate("peer", self._whose))
-        peer_api = PeerApi(host, host.txs, self._whose, self.metrics, self.log)
+        peer_api = PeerApi(host, host.txs, self._whose, self.metrics, self.log, penalties)
         rpc.add_ConsensusPeerServicer_to_server(peer_api, peer_server)
         rpc.add_BlockchainServicer_to_server(chain, peer_server)
         client_server = make_server("client", cfg.limits, gate("client", None))
