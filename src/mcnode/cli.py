@@ -89,7 +89,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "keygen": LazyCommand(
         "mcnode.node.cli:keygen",
-        "Create a validator's message-signing key and print its peer URI.",
+        "Create a validator's message-signing key and TLS identity; print its peer URI.",
     ),
     "ledger": LazyCommand(
         "mcnode.ledger.cli:ledger",

@@ -25,8 +25,7 @@ from mcnode.node.config import ConfigError, check_network_intersection, load_con
 @click.option("--name", default="mcnode", show_default=True, help="Name in the TLS certificate.")
 @click.option("--force", is_flag=True, help="Replace an existing node.key and TLS files.")
 def keygen(out_dir: str, host: str, port: int, name: str, force: bool) -> None:
-    """Create a validator's message-signing key and its peer-port TLS identity, and print
-    its peer URI."""
+    """Create a validator's message-signing key and TLS identity; print its peer URI."""
     from mcnode.crypto.rng import system_random
     from mcnode.crypto.signing import ed25519_keypair
     from mcnode.node.keys import write_node_key
