@@ -92,7 +92,13 @@ def phases(d: Path) -> dict[str, Any]:
     }
 
 
-def row(d: Path, rtt: float, duration: float, rate: float, *extra: str) -> dict[str, Any]:
+def row(base: Path, rtt: float, duration: float, rate: float, *extra: str) -> dict[str, Any]:
+    """One run on a fresh network (a reused directory's load generator would carry the
+    fees of earlier runs in its balances)."""
+    from mcnode.localnet.init import init_network
+
+    d = Path(tempfile.mkdtemp(dir=base))
+    init_network(d, nodes=4, force=True)
     s = run_localnet(d, rtt, duration, rate, *extra)
     ph = phases(d)
     one_way = rtt / 2
@@ -234,7 +240,6 @@ def main() -> None:
     ap.add_argument("--compare-timeouts", type=float, default=None, metavar="RTT_MS")
     ap.add_argument("--switch", action="store_true")
     a = ap.parse_args()
-    from mcnode.localnet.init import init_network
     from mcnode.localnet.netns import why_not_available
 
     reason = why_not_available()
@@ -244,8 +249,7 @@ def main() -> None:
     if a.switch:
         res["switch"] = switch_error_and_cost([50.0, 100.0, 200.0])
     with tempfile.TemporaryDirectory(prefix="bench-wan-") as tmp:
-        d = Path(tmp) / "net"
-        init_network(d, nodes=4)
+        d = Path(tmp)
         rtts = [float(x) for x in a.rtts.split(",") if x]
         res["rows"] = [row(d, r, a.duration, a.tx_rate) for r in rtts]
         if a.compare_timeouts is not None:

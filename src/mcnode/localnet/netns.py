@@ -510,10 +510,11 @@ class NetworkFaults:
                     s.heights_at_heal = _heights(cluster)
                 self._check_caught_up(s, time.monotonic() - started, cluster)
             caught = s.caught_up_s
-            blocks = None
+            blocks = after = None
             if s.cut_at is not None and s.healed_at is not None:
                 lo, hi = started + s.cut_at + self.GRACE_S, started + s.healed_at
                 blocks = sum(1 for b in load.stats.blocks if lo <= b[3] <= hi)
+                after = sum(1 for b in load.stats.blocks if b[3] > hi)
             parts.append(
                 {
                     "spec": s.p.spec,
@@ -525,6 +526,7 @@ class NetworkFaults:
                     "heights_at_cut": s.heights_at_cut,
                     "heights_at_heal": s.heights_at_heal,
                     "blocks_while_cut": blocks,
+                    "blocks_after_heal": after,
                     "caught_up_after_heal_s": caught,
                 }
             )
