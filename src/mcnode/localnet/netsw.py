@@ -298,7 +298,9 @@ def main(argv: list[str]) -> int:
         sw.open()
         sw.serve()
     finally:
-        # Stdin closed, or SIGTERM: the launcher is gone; leave nothing behind.
+        # Stdin closed, or SIGTERM: the launcher is gone; leave nothing behind. Both come
+        # when it dies, so the second must not cut the teardown short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if not os.environ.get("MCNODE_NETSW_KEEP"):
             _teardown(cfg)
     return 0
