@@ -2,9 +2,9 @@
 and validators in their own namespaces agree at 100 ms with loss, through a minority
 partition (which catches up) and through a 2|2 split (no quorum: no commits until healed).
 
-These need root, /dev/net/tun and `ip netns`; without them every test here is skipped with
-the reason. Each run is bounded (subprocess and pytest timeouts); the file takes about two
-and a half minutes on 2 cores."""
+The plans, partitions and directory edits are checked everywhere; the rest needs root,
+/dev/net/tun and `ip netns`, and without them is skipped with the reason. Each run is
+bounded (subprocess and pytest timeouts); the file takes about two minutes on 2 cores."""
 
 from __future__ import annotations
 
@@ -19,16 +19,22 @@ from typing import Any
 
 import pytest
 
+from mcnode.localnet.init import init_network, rehost, scp_timeouts_of, set_scp_timeouts
 from mcnode.localnet.netns import (
+    NetnsError,
     NetnsRun,
     cleanup,
+    matrix_plan,
     node_address,
+    parse_loss,
+    parse_partition,
+    scp_timeouts,
     uniform_plan,
     why_not_available,
 )
 
 REASON = why_not_available()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+needs_netns = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
@@ -78,6 +84,7 @@ def _peer(tmp: Path, net: NetnsRun, node: str, *args: str) -> list[str]:
     return [*net.exec_prefix(node), sys.executable, str(script), *args]
 
 
+@needs_netns
 @pytest.mark.timeout(60)
 def test_switch_delays_by_the_configured_rtt(tmp_path: Path) -> None:
     with NetnsRun(uniform_plan(["a", "b"], 100.0), tmp_path) as net:
@@ -99,6 +106,7 @@ def test_switch_delays_by_the_configured_rtt(tmp_path: Path) -> None:
     assert _namespaces(net.run_id) == []
 
 
+@needs_netns
 @pytest.mark.timeout(60)
 def test_switch_loss_and_one_way_cut(tmp_path: Path) -> None:
     plan = uniform_plan(["a", "b"], 0.0, loss=0.2)
@@ -129,6 +137,7 @@ def test_switch_loss_and_one_way_cut(tmp_path: Path) -> None:
         assert st is not None and st["pairs"]["a>b"]["cut"] == 200
 
 
+@needs_netns
 @pytest.mark.timeout(60)
 def test_nothing_outlives_a_sigkilled_launcher(tmp_path: Path) -> None:
     code = (
@@ -210,6 +219,7 @@ def run_netns(d: Path, *args: str, timeout: float = 150) -> dict[str, Any]:
     return s
 
 
+@needs_netns
 @pytest.mark.timeout(200)
 def test_four_validators_agree_at_100ms_with_loss(tmp_path: Path) -> None:
     s = run_netns(tmp_path / "net", "--rtt-ms", "100", "--loss", "1%", "--duration", "20")
@@ -224,6 +234,7 @@ def test_four_validators_agree_at_100ms_with_loss(tmp_path: Path) -> None:
     assert "10.77." not in toml and "127.0.0.1" in toml
 
 
+@needs_netns
 @pytest.mark.timeout(200)
 def test_minority_partition_does_not_stop_commits_and_catches_up(tmp_path: Path) -> None:
     s = run_netns(
@@ -248,6 +259,7 @@ def test_minority_partition_does_not_stop_commits_and_catches_up(tmp_path: Path)
     assert p["caught_up_after_heal_s"] < 10, p
 
 
+@needs_netns
 @pytest.mark.timeout(200)
 def test_two_two_split_stops_commits_until_healed(tmp_path: Path) -> None:
     s = run_netns(
@@ -269,3 +281,68 @@ def test_two_two_split_stops_commits_until_healed(tmp_path: Path) -> None:
     assert max(h) - min(h) <= 1, p  # a slot may have ended on one side only; not a fork
     assert p["blocks_after_heal"] > 0, p  # and commits resumed
     assert s["committed_txs"] == s["submitted_txs"] - sum(s["rejected_txs"].values())
+
+
+# -- without root: plans, partitions, the directory ---------------------------------------
+
+NAMES = ["node0", "node1", "node2", "node3"]
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "wan" / "aws-4-regions.json"
+
+
+def test_partitions_parse_both_ways_and_one_way() -> None:
+    p = parse_partition("node0,node1|node2,node3", 5, 15, NAMES)
+    assert p.pairs() == {(a, b) for a in NAMES for b in NAMES if (a < "node2") != (b < "node2")}
+    q = parse_partition("node3>node0,node1", 1, None, NAMES)
+    assert q.one_way and q.pairs() == {("node3", "node0"), ("node3", "node1")}
+    for bad in ("node0|node0", "node0", "node9|node1", "|node1"):
+        with pytest.raises(NetnsError):
+            parse_partition(bad, 1, 2, NAMES)
+    with pytest.raises(NetnsError):
+        parse_partition("node0|node1", 5, 4, NAMES)
+    assert parse_loss("1%") == parse_loss("0.01") == 0.01
+    with pytest.raises(NetnsError):
+        parse_loss("1.5")
+
+
+def test_example_matrix_gives_each_pair_its_regions_round_trip() -> None:
+    plan = matrix_plan(NAMES, EXAMPLE)
+    assert plan.rtt_ms[("node0", "node3")] == plan.rtt_ms[("node3", "node0")] == 218.0
+    assert plan.max_rtt_ms() == 218.0
+    links = plan.links()
+    assert links[("node1", "node2")].delay_s == 0.062  # half of 124 ms, each way
+    assert links[("client", "node0")].delay_s == 0.0
+    s = plan.summary()
+    assert s["mode"] == "netns/matrix" and s["regions"]["node3"] == "ap-southeast"
+    u = uniform_plan(NAMES, 100.0, 5.0, 0.01)
+    assert {lk.delay_s for lk in u.links().values()} == {0.05, 0.0}
+    assert u.summary()["rtt_ms"] == 100.0
+
+
+def test_scp_timeouts_scale_only_beyond_loopback_figures() -> None:
+    assert (
+        scp_timeouts(0)
+        == scp_timeouts(100)
+        == {
+            "nomination_timeout": 0.25,
+            "nomination_timeout_increment": 0.25,
+            "ballot_timeout": 0.5,
+            "ballot_timeout_increment": 0.5,
+        }
+    )
+    assert scp_timeouts(200)["ballot_timeout"] == 1.0
+
+
+def test_rehost_moves_the_nodes_and_back(tmp_path: Path) -> None:
+    d = tmp_path / "net"
+    init_network(d, nodes=3, attestation=False, accounts=2)
+    before = {f: f.read_text() for f in [d / "network.json", *d.glob("node*/node.toml")]}
+    rehost(d, {"node0": "10.77.0.10", "node1": "10.77.0.11", "node2": "10.77.0.12"})
+    toml = (d / "node1" / "node.toml").read_text()
+    assert 'peer = "10.77.0.11:' in toml and "mcp://10.77.0.10:" in toml
+    assert "127.0.0.1" not in toml
+    had = scp_timeouts_of(d, "node0")
+    set_scp_timeouts(d, scp_timeouts(200))
+    assert scp_timeouts_of(d, "node2")["ballot_timeout"] == 1.0
+    set_scp_timeouts(d, had)
+    rehost(d, {})
+    assert {f: f.read_text() for f in before} == before
