@@ -96,6 +96,67 @@ def _apply(opts: list, f):  # type: ignore[no-untyped-def]
     help="Chaos: SIGKILL a random validator this often and restart it later.",
 )
 @click.option("--seed", type=int, default=None, help="Seed the load's choices.")
+@click.option(
+    "--netns",
+    is_flag=True,
+    help="Each validator in its own network namespace, the load generator in another, "
+    "joined by a userspace WAN switch (root; see --rtt-ms and the README).",
+)
+@click.option(
+    "--rtt-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="--netns: round trip between any two validators.",
+)
+@click.option(
+    "--jitter-ms",
+    type=float,
+    default=None,
+    help="--netns: each packet's one-way "
+    "delay varies uniformly by +/- this (reorders packets, as netem does).",
+)
+@click.option("--loss", default=None, help="--netns: packet loss per direction (0.01 or 1%).")
+@click.option(
+    "--latency-matrix",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="--netns: JSON round trips per pair of nodes or regions (examples/wan/).",
+)
+@click.option(
+    "--client-rtt-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="--netns: round trip between the load generator and each validator.",
+)
+@click.option(
+    "--partition",
+    "partitions",
+    multiple=True,
+    help='--netns: "node0,node1|node2,node3" cuts both ways, "a>b,c" one way (repeatable).',
+)
+@click.option(
+    "--partition-at",
+    "partition_at",
+    type=float,
+    multiple=True,
+    help="Seconds after the load starts (one per --partition; default 5).",
+)
+@click.option(
+    "--heal-at",
+    "heal_at",
+    type=float,
+    multiple=True,
+    help="Seconds after the load starts (one per --partition; default: never).",
+)
+@click.option(
+    "--scp-timeouts",
+    type=click.Choice(["auto", "keep"]),
+    default="auto",
+    show_default=True,
+    help="--netns: scale node.toml's [scp] timeouts to the slowest round trip (auto) or keep them.",
+)
 @click.option("--no-live", is_flag=True, help="No live view (for logs and CI).")
 @click.option(
     "--scp-trace",
@@ -113,6 +174,16 @@ def localnet(
     seed: int | None,
     no_live: bool,
     scp_trace: bool,
+    netns: bool,
+    rtt_ms: float,
+    jitter_ms: float | None,
+    loss: str | None,
+    latency_matrix: str | None,
+    client_rtt_ms: float,
+    partitions: tuple[str, ...],
+    partition_at: tuple[float, ...],
+    heal_at: tuple[float, ...],
+    scp_timeouts: str,
     **kw: object,
 ) -> None:
     """A whole network on this machine: validators, real payments, a live view.
@@ -121,6 +192,24 @@ def localnet(
     --duration or Ctrl-C, stop everything and print a summary."""
     if ctx.invoked_subcommand is not None:
         return
+    wan = {
+        "--rtt-ms": rtt_ms,
+        "--jitter-ms": jitter_ms,
+        "--loss": loss,
+        "--latency-matrix": latency_matrix,
+        "--client-rtt-ms": client_rtt_ms,
+        "--partition": partitions,
+    }
+    if not netns and any(wan.values()):
+        used = ", ".join(k for k, v in wan.items() if v)
+        raise click.UsageError(f"{used}: only with --netns")
+    if netns:
+        from mcnode.localnet.netns import why_not_available
+
+        reason = why_not_available()
+        if reason:
+            click.echo(reason, err=True)
+            sys.exit(2)
     from rich.console import Console
 
     from mcnode.localnet.procs import Cluster
@@ -144,19 +233,39 @@ def localnet(
             )  # type: ignore[arg-type]
         console = Console(stderr=True)
         console.print(f"[bold]mcnode localnet[/] in {d}")
-        summary = run(
-            Cluster(d, scp_trace=scp_trace),
-            RunOptions(
-                directory=d,
-                tx_rate=tx_rate,
-                duration=duration,
-                json_summary=Path(json_summary) if json_summary else None,
-                kill_random=kill_random,
-                live=not no_live,
-                seed=seed,
-            ),
-            console,
+        opts = RunOptions(
+            directory=d,
+            tx_rate=tx_rate,
+            duration=duration,
+            json_summary=Path(json_summary) if json_summary else None,
+            kill_random=kill_random,
+            live=not no_live,
+            seed=seed,
         )
+        if netns:
+            from mcnode.localnet.wan import WanArgs, run_netns
+
+            summary = run_netns(
+                opts,
+                WanArgs(
+                    rtt_ms=rtt_ms,
+                    jitter_ms=jitter_ms,
+                    loss=loss,
+                    latency_matrix=Path(latency_matrix) if latency_matrix else None,
+                    client_rtt_ms=client_rtt_ms,
+                    partitions=partitions,
+                    partition_at=partition_at,
+                    heal_at=heal_at,
+                    scp_timeouts=scp_timeouts,
+                    scp_trace=scp_trace,
+                ),
+                console,
+            )
+        else:
+            from mcnode.localnet.init import rehost
+
+            rehost(d, {})  # back on loopback, if a --netns run left it elsewhere
+            summary = run(Cluster(d, scp_trace=scp_trace), opts, console)
         print_summary(summary, Console())
         ids = {n["last_block_id"] for n in summary["nodes"]}
         ok = len(ids) == 1 and summary["supply_conserved"] is not False
@@ -186,6 +295,20 @@ def init_cmd(directory: str, force: bool, **kw: object) -> None:
 
 
 init_cmd.params.extend(p for o in _common for p in o(lambda: None).__click_params__)
+
+
+@localnet.command("cleanup")
+def cleanup_cmd() -> None:
+    """Remove network namespaces (and their links) left by `localnet --netns` runs that
+    are gone, e.g. after SIGKILL of the launcher and its switch."""
+    from mcnode.localnet.netns import cleanup, why_not_available
+
+    reason = why_not_available()
+    if reason:
+        click.echo(reason.replace("--netns", "cleanup"), err=True)
+        sys.exit(2)
+    gone = cleanup()
+    click.echo(f"removed {len(gone)} namespace(s)" + (": " + ", ".join(gone) if gone else ""))
 
 
 @localnet.command("up")

@@ -22,6 +22,7 @@ init time (peers must know them before anyone starts)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import time
@@ -308,3 +309,48 @@ def _attestation(directory: Path, rng: RandomSource) -> _Trust:
     key = new_signer_key(directory / "enclave-signer.pem")
     (directory / "enclave.css").write_bytes(sign_css(key, mrenclave))
     return _Trust(f"localnet-{pki.root_fingerprint()[:12]}", mrenclave, pki.root_ca_pem.decode())
+
+
+_ADDR = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})\b")
+
+
+def rehost(directory: Path, hosts: dict[str, str]) -> None:
+    """Move each node to its host address (`{name: "10.77.0.10"}`; `localnet --netns`)
+    keeping its ports: rewrites every `address:port` of that node's ports in each
+    node.toml (listen addresses, peer URIs) and in network.json. Idempotent; TLS names
+    are pinned, not addresses, so nothing else changes."""
+    net = json.loads((directory / "network.json").read_text())
+    by_port: dict[str, str] = {}
+    for n in net["nodes"]:
+        for key in ("peer", "client", "admin"):
+            by_port[n[key].rsplit(":", 1)[1]] = hosts.get(n["id"], "127.0.0.1")
+
+    def sub(text: str) -> str:
+        return _ADDR.sub(lambda m: f"{by_port.get(m.group(2), m.group(1))}:{m.group(2)}", text)
+
+    files = [directory / "network.json"] + [directory / n["id"] / "node.toml" for n in net["nodes"]]
+    for f in files:
+        old = f.read_text()
+        new = sub(old)
+        if new != old:
+            f.write_text(new)
+
+
+def set_scp_timeouts(directory: Path, values: dict[str, float]) -> None:
+    """Set `[scp]` keys in every node.toml of a localnet (what `localnet --netns` does for
+    a network whose round trips need longer timeouts)."""
+    net = json.loads((directory / "network.json").read_text())
+    for n in net["nodes"]:
+        f = directory / n["id"] / "node.toml"
+        text = f.read_text()
+        for key, v in values.items():
+            text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {v}", text)
+            if count != 1:
+                raise LocalnetError(f"{f}: no single `{key}` line to set")
+        f.write_text(text)
+
+
+def scp_timeouts_of(directory: Path, node: str) -> dict[str, float]:
+    import tomllib
+
+    return dict(tomllib.loads((directory / node / "node.toml").read_text()).get("scp", {}))

@@ -46,13 +46,17 @@ class LoadStats:
     failed: Counter[str] = field(default_factory=Counter)  # could not reach a node
     expired: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    by_node_ms: dict[str, list[float]] = field(default_factory=dict)  # by node submitted to
     fees: int = 0
     blocks: list[tuple[int, int, int, float]] = field(default_factory=list)  # idx, ki, outs, t
 
-    def percentile(self, q: float) -> float | None:
-        if not self.latencies_ms:
+    def percentile(self, q: float, node: str | None = None) -> float | None:
+        """Submit-to-commit latency (ms) at quantile `q`, of every tx or of those
+        submitted to `node`."""
+        lat = self.latencies_ms if node is None else self.by_node_ms.get(node, [])
+        if not lat:
             return None
-        xs = sorted(self.latencies_ms)
+        xs = sorted(lat)
         return round(xs[min(len(xs) - 1, int(q * len(xs)))], 2)
 
 
@@ -126,7 +130,9 @@ class LoadGenerator:
                 self.by_image.pop(k, None)
             self.stats.committed += 1
             self.stats.fees += FEE
-            self.stats.latencies_ms.append((now - f.submitted_at) * 1000)
+            ms = (now - f.submitted_at) * 1000
+            self.stats.latencies_ms.append(ms)
+            self.stats.by_node_ms.setdefault(f.node, []).append(ms)
         n = self.ledger.num_blocks()
         for h, f in list(self.inflight.items()):
             if f.tombstone <= n:

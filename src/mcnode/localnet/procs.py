@@ -79,6 +79,9 @@ class NodeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.env: dict[str, str] | None = None  # the process's environment (None: ours)
+        # Run it under this command (`ip netns exec NS` for `localnet --netns`), which
+        # must exec the rest of its arguments in the same process.
+        self.prefix: list[str] = []
 
     def start(self) -> None:
         if self.running():
@@ -86,6 +89,7 @@ class NodeProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [
+                *self.prefix,
                 sys.executable,
                 "-m",
                 "mcnode",

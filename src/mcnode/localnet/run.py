@@ -8,7 +8,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -16,6 +16,17 @@ from rich.table import Table
 
 from mcnode.localnet.load import LoadGenerator
 from mcnode.localnet.procs import Cluster
+
+
+class NetworkHook(Protocol):
+    """What `localnet --netns` adds to a run (`netns.NetworkFaults`): called every loop
+    turn with the seconds since the load started, and asked for the summary's `network`."""
+
+    def tick(self, elapsed: float, cluster: Cluster, load: LoadGenerator) -> None: ...
+
+    def end(self, elapsed: float) -> None: ...  # the load stopped: heal what is still cut
+
+    def summary(self, cluster: Cluster, load: LoadGenerator, started: float) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,7 @@ class RunOptions:
     kill_random: float | None = None
     live: bool = True
     seed: int | None = None
+    network: NetworkHook | None = None
 
 
 class _Stop(Exception):
@@ -109,6 +121,11 @@ def summarize(
                 "mrenclave": enclave.get("mrenclave"),
                 "peers_attested": sum(1 for p in s.get("peers", []) if p.get("attested")),
                 "peers": len(s.get("peers", [])),
+                "commit_latency_ms": {  # of the txs submitted to this node
+                    "p50": st.percentile(0.5, n.name),
+                    "p99": st.percentile(0.99, n.name),
+                    "count": len(st.by_node_ms.get(n.name, [])),
+                },
             }
         )
     balance = load.total_balance()
@@ -171,6 +188,8 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
                     if now >= at:
                         cluster.node(name).start()
                         del restart_at[name]
+                if opts.network is not None:
+                    opts.network.tick(now - started, cluster, load)
                 if live and now >= next_view:
                     live.update(_view(cluster, load, started))
                     next_view = now + 0.25
@@ -180,6 +199,8 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
         finally:
             if live:
                 live.stop()
+        if opts.network is not None:
+            opts.network.end(time.monotonic() - started)
         for name in list(restart_at):
             cluster.node(name).start()
         for n in cluster.nodes:
@@ -195,6 +216,8 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
         cluster.wait_height(target, timeout=30)
         supply = _supply(opts.directory)
         summary = summarize(cluster, load, elapsed, kills, supply)
+        if opts.network is not None:
+            summary["network"] = opts.network.summary(cluster, load, started)
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
