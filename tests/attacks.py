@@ -484,6 +484,15 @@ async def latest_msg(address: str, creds: Any = None) -> pb.ConsensusMsg | None:
         await ch.close()
 
 
+def consensus_stream(ch: grpc.aio.Channel, timeout: float) -> Any:
+    """A ConsensusStream call on `ch` that takes raw bytes (what an attacker writes)."""
+    return ch.stream_unary(
+        PEER + "ConsensusStream",
+        request_serializer=None,
+        response_deserializer=pb.ConsensusMsgResponse.FromString,
+    )(timeout=timeout)
+
+
 async def _finish_stream(call: Any, tally: _Tally, timeout: float = 10.0) -> float | None:
     """Close our side of a client stream and count the node's one answer; seconds the
     answer took after we closed (None: none came within `timeout`, the call cancelled)."""
@@ -645,11 +654,7 @@ async def relayed_by_flood(
             tally.refused_at_connect += 1
             return tally.result("relayed_by", t0, "refused at connect")
         while time.monotonic() < t0 + seconds:  # a stream the node ends is opened again
-            call = ch.stream_unary(
-                PEER + "ConsensusStream",
-                request_serializer=None,
-                response_deserializer=pb.ConsensusMsgResponse.FromString,
-            )(timeout=seconds + 60)
+            call = consensus_stream(ch, seconds + 60)
             streams += 1
             why, n = await _write_stream(call, copy, t0 + seconds, tally, too_big)
             written += n
@@ -928,11 +933,7 @@ async def bad_signature_flood(
                 why = "refused at connect"
                 continue
             why = ""
-            call = ch.stream_unary(
-                PEER + "ConsensusStream",
-                request_serializer=None,
-                response_deserializer=pb.ConsensusMsgResponse.FromString,
-            )(timeout=seconds + 60)
+            call = consensus_stream(ch, seconds + 60)
             streams += 1
             why, n = await _write_stream(
                 call, lambda _i: head + os.urandom(64) + tail, t0 + seconds, tally
@@ -1099,11 +1100,7 @@ async def held_streams(
             if not await connects(ch, timeout=min(CONNECT_TIMEOUT * 2, seconds)):
                 tally.refused_at_connect += 1
                 return
-            call = ch.stream_unary(
-                PEER + "ConsensusStream",
-                request_serializer=None,
-                response_deserializer=pb.ConsensusMsgResponse.FromString,
-            )(timeout=seconds + 30)
+            call = consensus_stream(ch, seconds + 30)
             why = ""
             while time.monotonic() < deadline and not why:
                 try:

@@ -30,7 +30,7 @@ from mcnode.enclave import EnclaveError, ProposeTxError, ProposeTxResult, Sessio
 from mcnode.enclave.errors import PeerAuthError
 from mcnode.ledger.block import Block, BlockData
 from mcnode.node.enclave_port import EnclavePort, EnclaveUnavailable
-from mcnode.node.gate import Penalties
+from mcnode.node.gate import Penalties, source_of
 from mcnode.node.logs import NodeLog, Throttle
 from mcnode.node.metrics import NodeMetrics
 from mcnode.node.pending import PoolFull
@@ -167,7 +167,7 @@ class PeerApi(rpc.ConsensusPeerServicer):
         detail: str = "",
     ) -> NoReturn:
         self.metrics.peer_refused.labels(call, reason).inc()
-        caller = (context.peer() or "").rsplit(":", 1)[0]  # the address, not the port
+        caller = source_of(context.peer() or "")
         who = claimed or caller
         if self._said.allow((who, call, reason)):
             self.log.warning(
