@@ -186,6 +186,39 @@ def test_non_leader_waits_and_echoes_leader() -> None:
     assert out is not None and out.topic == Nominate(frozenset({Y}), frozenset())
 
 
+OWN = ScpConfig(rebroadcast_interval=1000.0, vote_own_values=True)
+
+
+def test_vote_own_values_votes_at_once_without_leading() -> None:
+    h = core5(config=OWN, slot=SLOT_V1_LEADS)
+    out = h.propose(X)  # v1 leads round 1, but we vote our own value now
+    assert out is not None and out.topic == Nominate(frozenset({X}), frozenset())
+    later = h.propose(Y)  # and values proposed later in the round too
+    assert later is not None and later.topic == Nominate(frozenset({X, Y}), frozenset())
+    assert h.recv(h.nominate("v2", voted=[Z])) is None  # a non-leader still is not echoed
+    out = h.recv(h.nominate("v1", voted=[Z]))  # the leader still is
+    assert out is not None and out.topic == Nominate(frozenset({X, Y, Z}), frozenset())
+
+
+def test_vote_own_values_stops_at_the_first_candidate() -> None:
+    h = core5(config=OWN, slot=SLOT_V1_LEADS)
+    h.propose(X)
+    h.recv_from(["v2", "v3", "v4"], lambda s: h.nominate(s, accepted=[X]))
+    assert h.state()["Z"] == [X.hex()]
+    h.propose(Y)
+    assert Y.hex() not in h.state()["X"]
+
+
+def test_vote_own_values_quorum_of_own_votes_accepts_in_one_step() -> None:
+    # Every node holding x votes it at once: a quorum of votes (no leader's echo needed)
+    # makes x accepted at the first round of messages.
+    h = core5(config=OWN, slot=SLOT_V1_LEADS)
+    h.propose(X)
+    h.recv_from(["v2", "v3"], lambda s: h.nominate(s, voted=[X]))
+    out = h.recv(h.nominate("v4", voted=[X]))
+    assert out is not None and out.topic == Nominate(frozenset(), frozenset({X}))
+
+
 def test_peer_nomination_starts_our_rounds_and_leader_is_echoed() -> None:
     # Nomination starts on the first nomination heard, not only on propose_values.
     h = core5(config=QUIET, slot=SLOT_V1_LEADS)

@@ -5,8 +5,12 @@ intact. A failing seed is a bug: rerun it with `mcnode sim` to see it."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -115,17 +119,33 @@ def _sweep_case(seed: int) -> tuple[dict[str, QuorumSet], SimConfig]:
         byzantine=tuple((b, rng.choice(KINDS)) for b in byz_nodes[:f]),
         garbage_interval=0.01,
         max_time=30.0,
+        # Odd seeds: every node votes its own values in every round (the node's setting);
+        # even seeds: only round leaders introduce values (the draft).
+        scp=replace(SimConfig().scp, vote_own_values=seed % 2 == 1),
     )
     return topo, cfg
 
 
-def _sweep(seeds: range) -> None:
-    failures = []
-    for seed in seeds:
-        topo, cfg = _sweep_case(seed)
-        r = simulate(topo, cfg)
-        if not r.agreement:
-            failures.append((seed, r.disagreements))
+def _run_seed(seed: int) -> tuple[int, object] | None:
+    topo, cfg = _sweep_case(seed)
+    r = simulate(topo, cfg)
+    return None if r.agreement else (seed, r.disagreements)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ProcessPoolExecutor]:
+    """Workers for the sweeps, one per core (spawned, not forked: earlier tests leave
+    gRPC threads in this process)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(os.cpu_count() or 1, mp_context=ctx) as ex:
+        yield ex
+
+
+def _sweep(pool: ProcessPoolExecutor, seeds: range) -> None:
+    """Each seed is an independent, deterministic simulation, so they run on every core;
+    a failing seed reproduces alone with `_run_seed(seed)`."""
+    results = list(pool.map(_run_seed, seeds, chunksize=5))
+    failures = [r for r in results if r is not None]
     assert not failures, f"seeds with disagreement: {failures[:5]}"
 
 
@@ -133,14 +153,14 @@ SWEEP_SEEDS = int(os.environ.get("MCNODE_SWEEP_SEEDS", "1000"))
 
 
 @pytest.mark.parametrize("block", range(10))
-def test_safety_sweep(block: int) -> None:
+def test_safety_sweep(pool: ProcessPoolExecutor, block: int) -> None:
     """1,000 seeds by default (in ten blocks); MCNODE_SWEEP_SEEDS changes the count."""
     per = SWEEP_SEEDS // 10
-    _sweep(range(block * per, (block + 1) * per))
+    _sweep(pool, range(block * per, (block + 1) * per))
 
 
 @pytest.mark.soak
 @pytest.mark.parametrize("block", range(100))
-def test_safety_soak(block: int) -> None:
+def test_safety_soak(pool: ProcessPoolExecutor, block: int) -> None:
     """10,000+ further seeds: `pytest -m soak`."""
-    _sweep(range(100_000 + block * 100, 100_000 + (block + 1) * 100))
+    _sweep(pool, range(100_000 + block * 100, 100_000 + (block + 1) * 100))

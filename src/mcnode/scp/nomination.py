@@ -120,11 +120,7 @@ class Nomination:
         self.own_values.update(v for v in values if self.slot.is_valid(v))
         if not self.started:
             return self._start()
-        if (
-            self.slot.node_id in self.leaders
-            and not self.candidates
-            and self._vote(self.own_values)
-        ):
+        if not self.candidates and self._introduces_own() and self._vote(self.own_values):
             self._record_self()
             self._update(self.own_values)
             return True
@@ -175,11 +171,9 @@ class Nomination:
         self.leaders |= new_leaders
         self.slot.trace("nomination round", round=self.round, leaders=new_leaders)
         self.timer_at = self.slot.now() + self.slot.config.nomination_timeout_for(self.round)
-        changed = False
+        changed = self._introduces_own() and self._vote(self.own_values)
         for leader in self.leaders:
-            if leader == self.slot.node_id:
-                changed |= self._vote(self.own_values)
-            else:
+            if leader != self.slot.node_id:
                 st = self.latest.get(leader)
                 if st is not None:
                     changed |= self._vote(st.voted | st.accepted)
@@ -187,6 +181,11 @@ class Nomination:
             self._record_self()
             self._update(self.voted)
         return changed
+
+    def _introduces_own(self) -> bool:
+        """Whether we vote for our own values now: as a leader of some round so far, or
+        always with `vote_own_values`."""
+        return self.slot.config.vote_own_values or self.slot.node_id in self.leaders
 
     def _vote(self, values: frozenset[Value] | set[Value]) -> bool:
         """Echo valid values into `voted` (closed once a candidate exists)."""
