@@ -222,6 +222,24 @@ def test_txs_a_message_names_are_fetched_before_scp_sees_it(tmp_path: Path) -> N
     run(go())
 
 
+def test_a_named_tx_that_arrives_by_relay_meanwhile_is_not_fetched(tmp_path: Path) -> None:
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        rig.peers["n1"].has = {Y.tx_hash}
+        recv(rig, nominate(rig, "n1", Y.tx_hash))  # its vote outran its relay
+        running = asyncio.create_task(rig.spawned.drain())  # the fetch task runs now
+        await asyncio.sleep(0.01)
+        assert rig.host.scp.stats["msgs_received"] == 0  # held for Y
+        rig.enclave.txs[Y.tx_hash] = Y
+        rig.host.txs.add_client_tx(Y)  # Y lands in the pool (as a relay's txs do)
+        await running
+        await rig.spawned.drain()
+        assert rig.peers["n1"].fetches == 0
+        assert rig.host.scp.stats["msgs_processed"] == 1
+
+    run(go())
+
+
 def test_a_failed_fetch_is_retried_then_scp_judges_what_we_have(tmp_path: Path) -> None:
     async def go() -> None:
         rig = Rig(tmp_path)

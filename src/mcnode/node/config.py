@@ -58,6 +58,9 @@ is one line naming the field. Relative paths are relative to the config file's d
     nomination_timeout_increment = 0.5
     ballot_timeout = 1.0
     ballot_timeout_increment = 0.5
+    vote_own_values = true             # vote our own pending txs in every nomination
+                                       # round (false: only as a round's leader, as the
+                                       # SCP draft; see README "Real network conditions")
 
     [block]
     min_interval = 0.0                 # seconds between blocks, at least
@@ -439,6 +442,8 @@ def parse_config(text: str, path: Path) -> NodeConfig:
         ballot_timeout_increment=sc.get(
             "ballot_timeout_increment", float, d.ballot_timeout_increment
         ),
+        # On in the node (not the draft's leaders-only rule): see ScpConfig and README.
+        vote_own_values=sc.get("vote_own_values", bool, True),
     )
     sc.finish()
     try:

@@ -45,6 +45,10 @@ from mcnode.scp import Externalized, Msg, Node, QuorumSet
 from mcnode.transaction.validation import WellFormedTxContext
 from mcnode.wire import consensus_pb2 as pb
 
+# A message naming txs we lack waits this long for them to arrive by relay (they usually
+# are in flight: see `_await_relayed`) before we fetch them from the message's peer.
+RELAY_GRACE = 0.05
+
 
 class PeerPort(PeerTxCalls, PeerChainCalls, Protocol):
     """A peer link as the host uses it (`peers.PeerLink`; a fake in tests)."""
@@ -112,7 +116,7 @@ class ConsensusHost:
             metrics,
             log,
             spawn,
-            self.nominate,
+            self._new_txs,
             on_peer_enclave,
         )
         self.catchup = CatchUp(
@@ -133,6 +137,7 @@ class ConsensusHost:
         self._trace_file = trace_file
         self._block_ids: OrderedDict[int, bytes] = OrderedDict()  # block index -> id
         self._wake = asyncio.Event()
+        self._pool_grew = asyncio.Event()  # set (and cleared) each time txs join the pool
         # A decided slot's block is being formed (the enclave is asked, then the ledger):
         # SCP waits, and peers' messages for the next slot wait in the inbox, until it is
         # in the ledger. Our messages for slot k+1 name block k; they cannot go out first.
@@ -325,7 +330,10 @@ class ConsensusHost:
         self, checked: CheckedMsg, missing: list[bytes], attempt: int
     ) -> None:
         cur = self.scp.current_slot_index
-        await self.txs.fetch(checked.peer, missing)
+        if attempt == 0:
+            await self._await_relayed(missing, RELAY_GRACE)
+        if any(v not in self.pool for v in missing):
+            await self.txs.fetch(checked.peer, missing)
         if self.scp.current_slot_index != cur:
             return  # the slot is over: the message is of no use now
         if any(v not in self.pool for v in missing) and self.inbox.retry_later(
@@ -334,6 +342,26 @@ class ConsensusHost:
             self._wake.set()
             return
         self._step(lambda: self.scp.handle_message(checked.msg))
+
+    async def _await_relayed(self, hashes: list[bytes], grace: float) -> None:
+        """Wait up to `grace` seconds for `hashes` to reach the pool by relay. A peer
+        relays a new tx and votes for it at once, so its vote often arrives while the
+        relayed tx is still in our enclave's checks; fetching it instead would cost a
+        round trip to the peer (two one-way delays on a WAN) for a tx a few ms away."""
+
+        async def arrived() -> None:
+            while any(v not in self.pool for v in hashes):
+                await self._pool_grew.wait()
+
+        with contextlib.suppress(TimeoutError):  # real time: the relay is on the wire
+            await asyncio.wait_for(arrived(), grace)
+
+    def _new_txs(self) -> None:
+        """Txs joined the pool (a client's or a peer's relay): wake whoever waits for
+        them, and nominate."""
+        self._pool_grew.set()
+        self._pool_grew.clear()
+        self.nominate()
 
     # -- nomination ---------------------------------------------------------------------------
     def nominate(self) -> None:
