@@ -336,7 +336,7 @@ def rehost(directory: Path, hosts: dict[str, str]) -> None:
             f.write_text(new)
 
 
-def set_scp_timeouts(directory: Path, values: dict[str, float]) -> None:
+def set_scp_timeouts(directory: Path, values: dict[str, float | bool]) -> None:
     """Set `[scp]` keys in every node.toml of a localnet (what `localnet --netns` does for
     a network whose round trips need longer timeouts)."""
     net = json.loads((directory / "network.json").read_text())
@@ -344,13 +344,14 @@ def set_scp_timeouts(directory: Path, values: dict[str, float]) -> None:
         f = directory / n["id"] / "node.toml"
         text = f.read_text()
         for key, v in values.items():
-            text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {v}", text)
+            toml = ("true" if v else "false") if isinstance(v, bool) else repr(v)
+            text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {toml}", text)
             if count != 1:
                 raise LocalnetError(f"{f}: no single `{key}` line to set")
         f.write_text(text)
 
 
-def scp_timeouts_of(directory: Path, node: str) -> dict[str, float]:
+def scp_timeouts_of(directory: Path, node: str) -> dict[str, float | bool]:
     import tomllib
 
     return dict(tomllib.loads((directory / node / "node.toml").read_text()).get("scp", {}))
