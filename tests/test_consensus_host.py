@@ -579,6 +579,7 @@ def test_an_enclave_restart_empties_the_pool_and_the_node_goes_on(tmp_path: Path
         rig.enclave.down = False
         rig.host.enclave_restarted()
         assert len(rig.host.pool) == 0 and rig.metric("mcnode_pending_txs") == 0
+        assert rig.metric("mcnode_enclave_restarts_total") == 1
         # Catch-up brings the block from peers; consensus goes on from slot 2.
         for name in ("n1", "n2"):
             rig.peers[name].height = 2

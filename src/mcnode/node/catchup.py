@@ -132,6 +132,13 @@ class CatchUp:
         n = self.ledger.num_blocks()
         return [p.name for p in self.peers.values() if p.slot >= n + 2 or p.blocks > n]
 
+    def blocks_behind(self) -> int:
+        """How many blocks the most advanced peer has that we lack, as far as we know: a
+        peer speaking about slot s holds at least blocks 0..s-1 (slot k decides block k),
+        and one asked its height said `blocks`. 0 when no peer is known to be ahead."""
+        best = max((max(p.slot, p.blocks) for p in self.peers.values()), default=0)
+        return max(0, best - self.ledger.num_blocks())
+
     def behind(self) -> bool:
         if self.decided_ahead():
             return True

@@ -442,6 +442,7 @@ class ConsensusHost:
         """Our enclave process was restarted: what it held is gone. The pool's txs are
         dropped (peers still hold them: a slot naming one fetches it) and every enclave
         session is made anew."""
+        self.metrics.enclave_restarts.inc()
         self.pool.remove(self.pool.oldest(len(self.pool)))
         self.metrics.pending.set(0)
         self.txs.reset()

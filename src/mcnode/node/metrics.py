@@ -1,13 +1,47 @@
 """Prometheus metrics of one node (its own registry, so several nodes can share a process),
-and `SlotTimer`, which turns SCP's progress into slot and phase timings."""
+and `SlotTimer`, which turns SCP's progress into slot and phase timings.
+
+Names follow Prometheus's conventions (`promtool check metrics` passes on a live node):
+base units (`_seconds`, unix times as `_timestamp_seconds`), counters end in `_total`
+(prometheus-client adds it), gauges of things name what they count. Some gauges are read
+from the node when scraped (`set_function`, or `Reading` for a value that may be
+unknown) rather than set as things happen. deploy/prometheus/mcnode-rules.yml and
+deploy/grafana/mcnode-dashboard.json are written against these names.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 PHASES = ("NOMINATE", "PREPARE", "COMMIT", "EXTERNALIZE")
+
+
+class Reading(Collector):
+    """A gauge read from the node when scraped that has no sample while its value is
+    unknown (`set_function`'s function returns None), where a `Gauge` would show 0."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._read: Callable[[], float | None] = lambda: None
+        registry.register(self)
+
+    def set_function(self, read: Callable[[], float | None]) -> None:
+        self._read = read
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> list[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation)
+        value = self._read()
+        if value is not None:
+            family.add_metric([], value)
+        return [family]
 
 
 class NodeMetrics:
@@ -18,9 +52,55 @@ class NodeMetrics:
             "mcnode_scp_phase", "Phase of the current slot (1 = in it)", ["phase"], registry=r
         )
         self.nomination_round = Gauge("mcnode_scp_nomination_round", "Nomination round", registry=r)
-        self.ballot_counter = Gauge("mcnode_scp_ballot_counter", "Ballot counter b.n", registry=r)
+        self.ballot_number = Gauge(
+            "mcnode_scp_ballot_number", "Ballot number b.n of the current slot", registry=r
+        )
         self.block_height = Gauge("mcnode_ledger_blocks", "Blocks in the ledger", registry=r)
         self.pending = Gauge("mcnode_pending_txs", "Pending transactions", registry=r)
+        # Read from the node when scraped (the service binds them): ledger age, how far
+        # behind, peers, the enclave and its evidence.
+        self.last_block_time = Reading(
+            "mcnode_ledger_last_block_timestamp_seconds",
+            "Unix time the last block was signed (no sample while the ledger holds only "
+            "the origin block). Blocks are made only when payments wait: an idle network's "
+            "ledger ages",
+            r,
+        )
+        self.blocks_behind = Gauge(
+            "mcnode_ledger_blocks_behind",
+            "Blocks the most advanced peer has that this node lacks (from the slots peers "
+            "speak about and the heights they report)",
+            registry=r,
+        )
+        self.peers_configured = Gauge(
+            "mcnode_peers_configured", "Peers in this node's configuration", registry=r
+        )
+        self.peers_connected = Gauge(
+            "mcnode_peers_connected", "Configured peers whose connection is up", registry=r
+        )
+        self.peer_connected = Gauge(
+            "mcnode_peer_connected",
+            "1 while the connection to this peer is up",
+            ["peer"],
+            registry=r,
+        )
+        self.enclave_up = Gauge(
+            "mcnode_enclave_up",
+            "1 while the enclave process runs and has said who it is",
+            registry=r,
+        )
+        self.enclave_restarts = Counter(
+            "mcnode_enclave_restarts",
+            "Times the enclave process died (it is started again at once)",
+            registry=r,
+        )
+        self.evidence_expiry = Reading(
+            "mcnode_attestation_evidence_expiry_timestamp_seconds",
+            "Unix time the collateral of the attestation evidence this node's enclave serves "
+            "expires (remade when a third of its window is left); no sample when "
+            "attestation is off or the enclave is down",
+            r,
+        )
         self.txs_validated = Counter(
             "mcnode_txs_validated", "Transactions accepted as well formed", ["source"], registry=r
         )
@@ -128,7 +208,7 @@ class SlotTimer:
                 self._left.add(earlier)
                 self.m.phase_seconds.labels(earlier).observe(self.elapsed())
         self.m.nomination_round.set(round_)
-        self.m.ballot_counter.set(counter)
+        self.m.ballot_number.set(counter)
 
     def externalized(self) -> float:
         """The slot was decided: its time, observed; returns it in seconds."""

@@ -116,6 +116,27 @@ class Validator:
         self._servers: list[grpc.aio.Server] = []
         self._admin: web.AppRunner | None = None
         self.ports: dict[str, int] = {}
+        self._watch_metrics()
+
+    def _watch_metrics(self) -> None:
+        """Bind the gauges read at each scrape of /metrics to what they show."""
+        m, peers, enclave = self.metrics, self.peers, self.enclave
+        m.peers_configured.set(len(peers))
+        m.peers_connected.set_function(lambda: sum(p.connected for p in peers.values()))
+        for name, link in peers.items():
+            m.peer_connected.labels(name).set_function(lambda link=link: float(link.connected))
+        m.blocks_behind.set_function(self.host.catchup.blocks_behind)
+        m.last_block_time.set_function(self._last_block_time)
+        m.enclave_up.set_function(lambda: float(enclave.up))
+        m.evidence_expiry.set_function(
+            lambda: None if enclave.info is None else enclave.info.evidence_expires or None
+        )
+
+    def _last_block_time(self) -> float | None:
+        """Unix time our last block was signed; None while we hold only the origin."""
+        n = self.ledger.num_blocks()
+        sig = self.ledger.get_block_signature(n - 1) if n > 1 else None
+        return None if sig is None else float(sig.signed_at)
 
     def _peer_enclave(self, name: str, peer: PeerEnclave) -> None:
         """A session with `name`'s enclave was made: its handshake proved `peer`."""
