@@ -388,13 +388,13 @@ class Validator:
         busy = self.host.busy_for()
         slot = self.host.scp.current_slot_index
         phase = self.host.scp.phase()
+        txs = "1 tx" if pending == 1 else f"{pending} txs"
         if busy is not None and busy > STALLED_AFTER_S:
             return "stalled", (
-                f"stalled: {pending} txs pending, slot {slot} undecided for {busy:.0f} s "
-                f"(phase {phase})"
+                f"stalled: {txs} pending, slot {slot} undecided for {busy:.0f} s (phase {phase})"
             )
         since = "" if busy is None else f" for {busy:.1f} s"
-        return "working", f"working: {pending} txs pending, slot {slot} in {phase}{since}"
+        return "working", f"working: {txs} pending, slot {slot} in {phase}{since}"
 
     def info(self) -> dict[str, Any]:
         """stellar-core's `info`, for this node: what an operator checks first."""
@@ -502,7 +502,8 @@ class Validator:
                     "last_heard": r["last_heard"],
                     "last_heard_ago_s": r["last_heard_ago_s"],
                     "slot": r["slot"],
-                    "blocks": r["blocks"],
+                    # Its height as catch-up last asked it (it asks quiet peers only).
+                    "height_asked": r["blocks"] or None,
                     "attested": r["attested"],
                     "mrenclave": r["mrenclave"],
                     "enclave_refused": r["enclave_refused"],
