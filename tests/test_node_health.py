@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from host_fakes import KEYS, Rig, tx
 from mcnode.node import admin
 from mcnode.node.health import (
     DELAYED_AFTER_S,
@@ -36,6 +37,7 @@ from mcnode.node.history import (
     WarningLog,
 )
 from mcnode.node.logs import NodeLog
+from mcnode.node.messages import sign_msg
 from mcnode.node.metrics import NodeMetrics
 from mcnode.scp import Ballot, Externalize, Nominate, Prepare, QuorumSet
 
@@ -204,6 +206,38 @@ def test_no_quorum_line_counts_this_node_and_names_who_is_missing() -> None:
 def test_closure_follows_known_quorum_sets() -> None:
     known = {"b": QuorumSet(1, ["x"]), "x": QuorumSet(1, ["y"])}
     assert closure(QuorumSet(1, ["b", "c"]), known) == ["b", "c", "x", "y"]
+
+
+# -- the host feeds them ----------------------------------------------------------------------
+def test_the_host_records_what_peers_said_and_what_it_decided(tmp_path: Path) -> None:
+    t = tx(7)
+
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        rig.enclave.txs[t.tx_hash] = t
+        rig.host.pool.add(t)
+        for peer in ("n1", "n2"):
+            msg = rig.msg(peer, 1, externalize((t.tx_hash,)))
+            rig.host.receive(rig.wire(peer, msg), peer)
+        await rig.spawned.drain()
+        assert rig.ledger.num_blocks() == 2
+        now = 1_700_000_000.0 + rig.t[0]
+        (rec,) = rig.host.slot_log.recent(5)
+        assert (rec.slot, rec.txs) == (1, 1) and rec.total_s >= 0
+        series = rig.host.rates.series(now)
+        assert (sum(series["blocks"]), sum(series["txs"])) == (1, 1)
+        obs = rig.host.observed
+        assert obs.last_decided() == (1, now)
+        agree = obs.judge("n1", link_up=True, blocks=0, now=now, busy_for=None)
+        assert agree.verdict is Verdict.AGREE and agree.decided == 1
+        assert agree.said is not None and agree.said.statement == "Externalize"
+        # n3 speaks on another chain: it disagrees.
+        other = rig.msg("n3", 2, Nominate(frozenset({tx(8).tx_hash}), frozenset()))
+        rig.host.receive(sign_msg(other, b"\x99" * 32, KEYS["n3"][0], "n3"), "n3")
+        m = obs.judge("n3", link_up=True, blocks=0, now=now, busy_for=None)
+        assert m.verdict is Verdict.DISAGREE, m
+
+    asyncio.run(go())
 
 
 # -- history --------------------------------------------------------------------------------

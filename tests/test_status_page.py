@@ -75,14 +75,22 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 15.0) -> Any:
     raise AssertionError(f"{what}: not after {timeout} s (last: {last!r})")
 
 
+def view_when(net: Net, path: str, what: str, ok: Callable[[Any], bool]) -> Any:
+    """node0's `path` once `ok` holds for it (bounded): links come up, and go down, within
+    a second or two of a peer starting or stopping."""
+
+    def check() -> Any:
+        view = net.get(path)
+        return view if ok(view) else None
+
+    return wait_for(what, check)
+
+
 def test_info_quorum_peers_scp_and_history_describe_a_running_network(net: Net) -> None:
     start = net.height()
     net.pay(4)
     # Links to the peer that started last may still be inside gRPC's reconnect backoff.
-    q = wait_for(
-        "every member agrees",
-        lambda: (lambda q: q if q["counts"]["agree"] == 3 else None)(net.get("/quorum")),
-    )
+    q = view_when(net, "/quorum", "every member agrees", lambda q: q["counts"]["agree"] == 3)
     assert q["fail_at"] == 2 and q["quorum"] is True, q
     assert q["line"] == "quorum: 4 reachable, 3 needed; 2 more failures would leave no quorum"
     said = q["members"]["node1"]["last_said"]
@@ -132,6 +140,7 @@ def dump_dom(net: Net, profile: Path, budget_ms: int = 5000) -> str:
             "--headless",
             "--no-sandbox",  # CI runs as root
             "--disable-gpu",
+            "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
             f"--user-data-dir={profile}",
             f"--virtual-time-budget={budget_ms}",
             "--dump-dom",
@@ -198,17 +207,11 @@ def test_status_page_renders_peers_height_and_charts_and_updates(net: Net, tmp_p
 def test_stopped_validators_read_missing_fail_at_drops_then_no_quorum(
     net: Net, tmp_path: Path
 ) -> None:
-    q = wait_for(
-        "every member agrees",
-        lambda: (lambda q: q if q["counts"]["agree"] == 3 else None)(net.get("/quorum")),
-    )
+    q = view_when(net, "/quorum", "every member agrees", lambda q: q["counts"]["agree"] == 3)
     assert q["fail_at"] == 2
     net.cluster.node("node3").stop()
-    q = wait_for(
-        "node3 missing",
-        lambda: (lambda q: q if q["members"]["node3"]["verdict"] == "missing" else None)(
-            net.get("/quorum")
-        ),
+    q = view_when(
+        net, "/quorum", "node3 missing", lambda q: q["members"]["node3"]["verdict"] == "missing"
     )
     assert q["members"]["node3"]["why"] == "link down"
     assert q["members"]["node3"]["link"] == "down"
@@ -219,9 +222,7 @@ def test_stopped_validators_read_missing_fail_at_drops_then_no_quorum(
     assert info["quorum_health"]["fail_at"] == 1
 
     net.cluster.node("node2").stop()
-    info = wait_for(
-        "no quorum", lambda: (lambda i: i if not i["quorum"] else None)(net.get("/info"))
-    )
+    info = view_when(net, "/info", "no quorum", lambda i: not i["quorum"])
     assert info["quorum_line"] == (
         "no quorum: 2 of 3 needed are reachable "
         "(reachable: this node, node1; missing: node2, node3)"
