@@ -1,80 +1,128 @@
 """Admin HTTP (aiohttp), on 127.0.0.1 unless configured otherwise.
 
 GET /status (stable JSON: node_id, block_height, last_block_id, slot_index, peers, ...),
-GET /metrics (Prometheus text), GET /scp/<slot> (the slot's snapshot and trace),
-POST /loglevel (body: a level name), GET / (a status page for a browser).
+GET /metrics (Prometheus text), and in the manner of stellar-core's admin commands
+GET /info (state, ledger age, peers, enclave, quorum in one line), GET /quorum
+[?transitive=true] (each quorum-set member: agree / missing / delayed / disagree, and
+fail_at), GET /peers, GET /scp[?limit=N] (the last slots decided, with phase timings),
+GET /scp/<slot> (a kept slot's SCP snapshot and trace); for the status page GET /history
+(blocks and txs per 10 s over the last hour) and GET /warnings (the last warnings
+logged); POST /loglevel (body: a level name); GET / (the status page, one static file:
+`static/status.html`, nothing loaded from elsewhere).
 
-It is given the few things it serves (a status function, SCP's slot view, the metrics,
-the log), not the node."""
+It is given the few things it serves (`Views`: functions returning JSON-able values, each
+cheap: no I/O beyond a ledger read), the metrics and the log, not the node. Bad input is
+a 400 with one sentence saying what is wrong; an unknown slot a 404.
+"""
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from mcnode.node.history import SLOT_LOG_SIZE
 from mcnode.node.logs import NodeLog
 from mcnode.node.metrics import NodeMetrics
 
 _SLOT = re.compile(r"[0-9]{1,19}")  # ASCII digits only: int() would take "٣", "1_000", " 5"
+_LIMIT = re.compile(r"[0-9]{1,4}")
+SCP_LIMIT_DEFAULT = 10
 
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>mcnode {name}</title>
-<style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}
-table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;
-text-align:left}}code{{font-size:12px}}.ok{{color:#080}}.bad{{color:#b00}}
-.warn{{background:#fd3;color:#000;font-weight:bold;padding:6px 10px;display:inline-block}}
-</style></head>
-<body><h1>mcnode <code>{name}</code></h1><div id="s">loading…</div>
-<script>
-async function tick(){{
- const s = await (await fetch('/status')).json();
- const peers = s.peers.map(p => `<tr><td>${{p.name}}</td><td class="${{p.connected?'ok':'bad'}}">
-   ${{p.connected?'up':'down'}}</td><td>${{p.slot}}</td><td>${{p.last_heard_ago_s ?? '-'}}</td>
-   <td>${{p.queued}}</td><td class="${{p.attested?'ok':'bad'}}">${{p.attested?'attested '
-   + p.mrenclave.slice(0,16)+'…':(p.enclave_refused ?? 'no session')}}</td></tr>`).join('');
- const e = s.enclave;
- const notice = e.notice ? `<p class="warn">${{e.notice}}</p>` : '';
- document.getElementById('s').innerHTML = notice + `<table>
-  <tr><th>enclave</th><td>${{e.mode}} · MRENCLAVE <code>${{e.mrenclave}}</code></td></tr>
-  <tr><th>height</th><td>${{s.block_height}}</td></tr>
-  <tr><th>last block</th><td><code>${{s.last_block_id}}</code></td></tr>
-  <tr><th>slot / phase</th><td>${{s.slot_index}} / ${{s.phase}}</td></tr>
-  <tr><th>sync</th><td>${{s.sync_state}}</td></tr>
-  <tr><th>pending txs</th><td>${{s.pending_txs}}</td></tr>
-  <tr><th>v-blocking size</th><td>${{s.v_blocking_size}} of ${{s.peers.length}} peers</td></tr>
-  <tr><th>quorum intersection</th><td>${{s.quorum_intersection}}</td></tr></table>
-  <h2>peers</h2><table><tr><th>peer</th><th>link</th><th>slot</th><th>heard (s ago)</th>
-  <th>queued</th><th>enclave</th></tr>${{peers}}</table>`;
-}}
-tick(); setInterval(tick, 1000);
-</script></body></html>"""
+Json = dict[str, Any]
 
 
-def make_app(
-    name: str,
-    status: Callable[[], dict[str, Any]],
-    slot_state: Callable[[int], dict[str, Any] | None],
-    metrics: NodeMetrics,
-    log: NodeLog,
-) -> web.Application:
+@dataclass(frozen=True)
+class Views:
+    """What the admin server serves, as functions of the node."""
+
+    status: Callable[[], Json]
+    info: Callable[[], Json]
+    quorum: Callable[[bool], Json]  # transitive?
+    peers: Callable[[], Json]
+    scp_recent: Callable[[int], Json]  # limit
+    scp_slot: Callable[[int], Json | None]
+    history: Callable[[], Json]
+    warnings: Callable[[], Json]
+
+
+NAME_MARK = "__NODE_NAME__"  # where the page names its node before its script runs
+
+
+def status_page(name: str = NAME_MARK) -> bytes:
+    """The status page (HTML, its script and styles inline), from the package's data, with
+    the node's name in its title and heading."""
+    page = resources.files("mcnode.node").joinpath("static/status.html").read_text("utf-8")
+    return page.replace(NAME_MARK, html.escape(name)).encode("utf-8")
+
+
+class BadQuery(web.HTTPBadRequest):
+    def __init__(self, sentence: str) -> None:
+        super().__init__(text=sentence.rstrip("\n") + "\n")
+
+
+def query(req: web.Request, allowed: Mapping[str, str]) -> dict[str, str]:
+    """The request's query parameters, each given at most once and each one of `allowed`
+    (name -> what it takes, for the error sentence); else a 400 saying which is wrong."""
+    out: dict[str, str] = {}
+    for key, value in req.query.items():
+        if key not in allowed:
+            takes = ", ".join(f"{k} ({v})" for k, v in allowed.items()) or "no parameters"
+            raise BadQuery(f"unknown query parameter {key!r}: {req.path} takes {takes}")
+        if key in out:
+            raise BadQuery(f"query parameter {key!r} is given more than once")
+        out[key] = value
+    return out
+
+
+def _json(value: Any) -> web.Response:
+    return web.json_response(value, dumps=lambda o: json.dumps(o, default=str))
+
+
+def make_app(name: str, views: Views, metrics: NodeMetrics, log: NodeLog) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
+    page = status_page(name)  # read once: the page does not change while the node runs
 
-    async def get_status(_: web.Request) -> web.Response:
-        return web.json_response(status(), dumps=lambda o: json.dumps(o, default=str))
+    def plain(get: Callable[[], Json], check_query: bool = True) -> Any:
+        """A view that takes no parameters (/status, older than this rule, takes any)."""
+
+        async def handler(req: web.Request) -> web.Response:
+            if check_query:
+                query(req, {})
+            return _json(get())
+
+        return handler
 
     async def get_metrics(_: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def get_quorum(req: web.Request) -> web.Response:
+        q = query(req, {"transitive": "true or false"})
+        text = q.get("transitive", "false")
+        if text not in ("true", "false"):
+            raise BadQuery(f"transitive must be true or false, not {text!r}")
+        return _json(views.quorum(text == "true"))
+
+    async def get_scp(req: web.Request) -> web.Response:
+        q = query(req, {"limit": f"1 to {SLOT_LOG_SIZE}"})
+        text = q.get("limit", str(SCP_LIMIT_DEFAULT))
+        if not _LIMIT.fullmatch(text) or not 1 <= int(text) <= SLOT_LOG_SIZE:
+            raise BadQuery(f"limit must be a whole number from 1 to {SLOT_LOG_SIZE}, not {text!r}")
+        return _json(views.scp_recent(int(text)))
 
     async def scp_slot(req: web.Request) -> web.Response:
         text = req.match_info["slot"]
         if not _SLOT.fullmatch(text):
             raise web.HTTPBadRequest(text="slot must be a decimal number\n")
-        snap = slot_state(int(text))
+        snap = views.scp_slot(int(text))
         if snap is None:
             raise web.HTTPNotFound(text=f"slot {text} is not kept in memory\n")
         return web.json_response(snap)
@@ -88,12 +136,29 @@ def make_app(
         log.info("log level changed", level=level.lower())
         return web.Response(text=f"{level.lower()}\n")
 
-    async def page(_: web.Request) -> web.Response:
-        return web.Response(text=PAGE.format(name=name), content_type="text/html")
+    async def get_page(req: web.Request) -> web.Response:
+        query(req, {})
+        return web.Response(
+            body=page,
+            content_type="text/html",
+            charset="utf-8",
+            # The page loads nothing from elsewhere; say so to the browser too.
+            headers={
+                "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+                "style-src 'unsafe-inline'; img-src 'self' data:",
+                "Cache-Control": "no-cache",
+            },
+        )
 
-    app.router.add_get("/status", get_status)
+    app.router.add_get("/status", plain(views.status, check_query=False))
     app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/info", plain(views.info))
+    app.router.add_get("/quorum", get_quorum)
+    app.router.add_get("/peers", plain(views.peers))
+    app.router.add_get("/scp", get_scp)
     app.router.add_get("/scp/{slot}", scp_slot)
+    app.router.add_get("/history", plain(views.history))
+    app.router.add_get("/warnings", plain(views.warnings))
     app.router.add_post("/loglevel", loglevel)
-    app.router.add_get("/", page)
+    app.router.add_get("/", get_page)
     return app

@@ -54,6 +54,7 @@ class Made:
 
     made: bool
     done: tuple[bytes, ...] = ()
+    txs: int = 0  # txs the block holds
 
 
 class BlockMaker:
@@ -111,7 +112,7 @@ class BlockMaker:
             id=data.block.id,
             ms=round(elapsed * 1000, 1),
         )
-        return Made(True, (*formed.included, *dropped))
+        return Made(True, (*formed.included, *dropped), len(formed.included))
 
     async def after_blocks(self, done: Sequence[bytes] = ()) -> None:
         """The ledger grew (a block made, or blocks caught up): the pool and the enclave

@@ -32,6 +32,8 @@ from mcnode.node.catchup import CatchUp, PeerChainCalls
 from mcnode.node.config import NodeConfig
 from mcnode.node.enclave_port import EnclavePort
 from mcnode.node.flood import Flooding
+from mcnode.node.health import Observations
+from mcnode.node.history import RateHistory, SlotLog, SlotRecord
 from mcnode.node.inbox import Inbox
 from mcnode.node.logs import NodeLog
 from mcnode.node.messages import BadConsensusMsg, CheckedMsg, check_msg, dedup_key, sign_msg
@@ -133,6 +135,10 @@ class ConsensusHost:
         )
         # Each signer's quorum set as its latest verified message stated it (any slot).
         self.peer_quorum_sets: dict[str, QuorumSet] = {}
+        # What operators read (admin /info, /quorum, /scp, /history): each bounded.
+        self.observed = Observations()  # what each node said and decided, and what we did
+        self.slot_log = SlotLog()  # the slots we decided, with their phase timings
+        self.rates = RateHistory(("blocks", "txs"))  # blocks made, txs committed, per 10 s
         self.latest_wire: pb.ConsensusMsg | None = None  # our last signed message
         self._trace_file = trace_file
         self._block_ids: OrderedDict[int, bytes] = OrderedDict()  # block index -> id
@@ -217,12 +223,14 @@ class ConsensusHost:
         made = False
         try:
             for d in decided:
-                result = await self.blocks.make(d.slot_index, d.values, self.timer.externalized())
+                elapsed = self.timer.externalized()
+                result = await self.blocks.make(d.slot_index, d.values, elapsed)
                 if not result.made:
                     self.catchup.wake()
                     break
                 made = True
                 done.extend(result.done)
+                self._record_decided(d.slot_index, d.values, result.txs, elapsed)
         except LedgerUnusable as e:
             self.fail(EXIT_LEDGER, str(e))
             return
@@ -233,6 +241,30 @@ class ConsensusHost:
             self._broadcast(m)
         if made:
             await self._next_slot(done)
+
+    def _record_decided(self, slot: int, values: Sequence[bytes], txs: int, elapsed: float) -> None:
+        """Slot `slot` is block `slot` in our ledger: note it for the operator's views."""
+        now = self.wall()
+        self.observed.decided(slot, values, now)
+        self.rates.add(now, blocks=1, txs=txs)
+        snap = self.scp.slot_state(slot) or {}
+        ballot = snap.get("b") or {}
+        self.slot_log.add(
+            SlotRecord(
+                slot=slot,
+                decided_at=now,
+                txs=txs,
+                total_s=elapsed,
+                phases=dict(self.timer.left_at),
+                nomination_rounds=int(snap.get("round", 0)),
+                ballot_counter=int(ballot.get("n", 0)),
+            )
+        )
+
+    def busy_for(self) -> float | None:
+        """Seconds we have worked on the current slot (since our first nomination in it),
+        or None when idle."""
+        return self.timer.elapsed() if self.timer.active else None
 
     def _write_trace(self) -> None:
         if self._trace_file is None:
@@ -286,6 +318,7 @@ class ConsensusHost:
             peer=checked.peer,
         )
         self.peer_quorum_sets[msg.sender_id] = msg.quorum_set
+        self.observed.heard(msg.sender_id, msg.slot_index, msg.topic, self.wall())
         link = self.peers.get(checked.peer)
         if link is not None:
             link.last_heard = self.wall()
@@ -308,6 +341,7 @@ class ConsensusHost:
             ours = self.prev_block_id(msg.slot_index)
             if ours and checked.prev_block_id != ours:
                 self.metrics.msgs_dropped.labels("other_chain").inc()
+                self.observed.other_chain(msg.sender_id, msg.slot_index)
                 self.log.warning(
                     "message builds on another chain", peer=checked.peer, slot=msg.slot_index
                 )

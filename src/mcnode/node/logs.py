@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, MutableMapping
 from typing import Any
 
+from mcnode.node.history import LoggedWarning, WarningLog
+
 LOG = logging.getLogger("mcnode")
 
 
@@ -53,14 +55,27 @@ def setup(level: str = "info") -> None:
     root.setLevel(logging.WARNING)
 
 
+def _plain(v: Any) -> str:
+    """A field as the log line shows it, unquoted (bytes: a short hex prefix)."""
+    return v.hex()[:16] if isinstance(v, bytes) else str(v)
+
+
 class NodeLog:
-    """`log.info("block appended", block=5, txs=3)` -> one key=value line."""
+    """`log.info("block appended", block=5, txs=3)` -> one key=value line. Warnings and
+    errors are also kept, the last few (`warnings`), for the status page; whatever the
+    log level, as an operator who turned logging down still wants to see them."""
 
     def __init__(self, node: str) -> None:
         self.node = node
+        self.warnings = WarningLog()
 
     # Positional-only parameters: any keyword (even "level" or "event") is a field.
     def _log(self, lvl: int, event: str, exc: bool, /, **kv: Any) -> None:
+        if lvl >= logging.WARNING:
+            fields = {k: _plain(v) for k, v in kv.items()}
+            self.warnings.add(
+                LoggedWarning(time.time(), logging.getLevelName(lvl).lower(), event, fields)
+            )
         if LOG.isEnabledFor(lvl):
             LOG.log(lvl, event, extra={"node": self.node, "kv": kv}, exc_info=exc)
 

@@ -165,6 +165,20 @@ class NodeMetrics:
             "mcnode_errors", "Errors handled without stopping", ["where"], registry=r
         )
 
+        # Quorum health (node/health.py), computed when scraped: alert rules use these names.
+        self.quorum_fail_at = Gauge(
+            "mcnode_quorum_fail_at",
+            "How many more quorum-set members failing would leave this node without a "
+            "quorum (0: no quorum now; +Inf: no failure of others can)",
+            registry=r,
+        )
+        self.quorum_members_missing = Gauge(
+            "mcnode_quorum_members_missing",
+            "Members of this node's quorum set that are missing (link down, or silent "
+            "while a slot is being worked on)",
+            registry=r,
+        )
+
     def set_phase(self, phase: str) -> None:
         for p in PHASES:
             self.phase.labels(p).set(1 if p == phase else 0)
@@ -184,7 +198,7 @@ class SlotTimer:
         self.clock = clock
         self.started = clock()
         self.active = False
-        self._left: set[str] = set()  # phases whose exit time was observed
+        self.left_at: dict[str, float] = {}  # phase -> seconds into the slot it was left
         self._shown: tuple[int, tuple[str, int, int]] | None = None
 
     def work_started(self) -> None:
@@ -204,9 +218,9 @@ class SlotTimer:
         phase, round_, counter = progress
         self.m.set_phase(phase)
         for earlier in PHASES[: PHASES.index(phase) if phase in PHASES else 0]:
-            if earlier not in self._left:
-                self._left.add(earlier)
-                self.m.phase_seconds.labels(earlier).observe(self.elapsed())
+            if earlier not in self.left_at:
+                self.left_at[earlier] = self.elapsed()
+                self.m.phase_seconds.labels(earlier).observe(self.left_at[earlier])
         self.m.nomination_round.set(round_)
         self.m.ballot_number.set(counter)
 
@@ -220,4 +234,4 @@ class SlotTimer:
     def next_slot(self) -> None:
         self.started = self.clock()
         self.active = False
-        self._left.clear()
+        self.left_at = {}

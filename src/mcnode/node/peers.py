@@ -102,6 +102,9 @@ class PeerLink:
         self.blocks = 0  # its block count when we last asked (GetLastBlockInfo)
         self.blocks_asked: float | None = None  # monotonic time of that answer
         self.dropped = 0
+        # Round trip of the last height query that found the link up (catch-up asks quiet
+        # peers every few seconds): the only latency we measure; None until then.
+        self.latency_s: float | None = None
         self._on_sent = on_sent
 
     async def run(self) -> None:
@@ -212,7 +215,12 @@ class PeerLink:
         await self.call(self.peer.ProposeTxs, req)
 
     async def num_blocks(self) -> int:
-        return int((await self.call(self.chain.GetLastBlockInfo, pb.Empty())).num_blocks)
+        up = self.connected  # a call that first waits for the connection is no round trip
+        t0 = time.monotonic()
+        n = int((await self.call(self.chain.GetLastBlockInfo, pb.Empty())).num_blocks)
+        if up:
+            self.latency_s = time.monotonic() - t0
+        return n
 
     async def get_blocks(self, offset: int, limit: int) -> list[bytes]:
         """Up to `limit` encoded blocks from `offset` (fewer if the peer has fewer, or
@@ -232,4 +240,5 @@ class PeerLink:
             "blocks": self.blocks,
             "queued": self.queue.qsize(),
             "dropped": self.dropped,
+            "latency_s": self.latency_s,
         }

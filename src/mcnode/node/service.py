@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from mcnode.node.attestation import write_enclave_document
 from mcnode.node.config import NodeConfig, peer_uri
 from mcnode.node.enclave_process import EnclaveProcess, EnclaveStartError
 from mcnode.node.gate import Budgets, Gate, Penalties, make_server
+from mcnode.node.health import MemberHealth, QuorumReport, Verdict, closure, report
 from mcnode.node.host import ConsensusHost
 from mcnode.node.keys import read_node_key
 from mcnode.node.logs import NodeLog
@@ -54,6 +56,7 @@ NOTICES = {
 
 
 EVIDENCE_REFRESH_S = 60.0  # how often /status re-reads the enclave's evidence expiry
+STALLED_AFTER_S = 60.0  # txs pending and our slot undecided this long: /info says stalled
 
 
 class Validator:
@@ -112,6 +115,14 @@ class Validator:
             trace_file=trace_file,
         )
         self.peer_enclaves: dict[str, PeerEnclave] = {}  # what each peer's handshake proved
+        # The intersection verdict for the last set of known quorum sets (a SAT search:
+        # redone only when a quorum set changes, not per request).
+        self._intersection: tuple[frozenset[tuple[str, QuorumSet]], bool | None] | None = None
+        self._had_quorum = False  # a quorum was reachable at some point since start
+        self.metrics.quorum_fail_at.set_function(self._fail_at_gauge)
+        self.metrics.quorum_members_missing.set_function(
+            lambda: self.quorum_health().count(Verdict.MISSING)
+        )
         self.started_at = time.time()
         self._servers: list[grpc.aio.Server] = []
         self._admin: web.AppRunner | None = None
@@ -202,7 +213,17 @@ class Validator:
         self._servers = [peer_server, client_server]
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
 
-        app = admin.make_app(cfg.name, self.status, host.scp_slot_state, self.metrics, self.log)
+        views = admin.Views(
+            status=self.status,
+            info=self.info,
+            quorum=self.quorum,
+            peers=self.peers_view,
+            scp_recent=self.scp_recent,
+            scp_slot=host.scp_slot_state,
+            history=self.history,
+            warnings=self.warnings,
+        )
+        app = admin.make_app(cfg.name, views, self.metrics, self.log)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, cfg.admin_listen.host, cfg.admin_listen.port)
@@ -289,14 +310,9 @@ class Validator:
         self.ledger.close()
         self.log.info("stopped")
 
-    # -- status -------------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
-        led = self.ledger
-        last = led.last_block()
-        host = self.host
-        scp = host.scp
-        now = time.time()
-        peers = []
+    # -- status and the operator's views (admin.py serves them) ----------------------------
+    def _peer_rows(self, now: float) -> list[dict[str, Any]]:
+        rows = []
         signers = self.signers.status()
         for p in self.peers.values():
             d = p.status()
@@ -307,7 +323,15 @@ class Validator:
             attested = proven is not None and proven.attested
             d["mrenclave"] = proven.mrenclave.hex() if proven is not None and attested else None
             d["enclave_refused"] = self.host.txs.session_errors.get(p.name)
-            peers.append(d)
+            rows.append(d)
+        return rows
+
+    def status(self) -> dict[str, Any]:
+        led = self.ledger
+        last = led.last_block()
+        host = self.host
+        scp = host.scp
+        now = time.time()
         info = self.enclave.info
         mode = self.cfg.attestation.mode
         q = self.cfg.quorum_set
@@ -317,7 +341,7 @@ class Validator:
             "last_block_id": last.id.hex() if last else None,
             "slot_index": scp.current_slot_index,
             "phase": scp.phase(),
-            "peers": peers,
+            "peers": self._peer_rows(now),
             "sync_state": host.catchup.state.value,
             "pending_txs": len(host.pool),
             "quorum_set": q.to_dict(),
@@ -349,23 +373,222 @@ class Validator:
             "scp_stats": dict(scp.stats),
         }
 
-    def quorum_intersection(self) -> bool | None:
-        """Verdict over the quorum sets we know (ours and those peers sent us); None when
-        some peer's set is still unknown."""
+    def _judge(self, node: str, now: float, busy_for: float | None) -> MemberHealth:
+        link = self.peers.get(node)
+        return self.host.observed.judge(
+            node,
+            link_up=None if link is None else link.connected,
+            blocks=0 if link is None else link.blocks,
+            now=now,
+            busy_for=busy_for,
+        )
+
+    def quorum_health(self) -> QuorumReport:
+        """Our quorum set's members judged now (cheap: a few peers, no I/O)."""
+        now = time.time()
+        busy = self.host.busy_for()
+        q = self.cfg.quorum_set
+        members = [self._judge(n, now, busy) for n in sorted(q.nodes() - {self.cfg.name})]
+        rep = report(self.cfg.name, q, members)
+        if rep.has_quorum:
+            self._had_quorum = True
+        return rep
+
+    def _fail_at_gauge(self) -> float:
+        at = self.quorum_health().fail_at
+        return math.inf if at is None else float(at)
+
+    def _activity(self, now: float) -> tuple[str, str]:
+        """("idle" | "working" | "stalled", one line saying what the node is doing)."""
+        pending = len(self.host.pool)
+        if not pending:
+            return "idle", (
+                "idle: no payment waiting (blocks are made only when one waits, so the "
+                "ledger age grows while the network is idle)"
+            )
+        busy = self.host.busy_for()
+        slot = self.host.scp.current_slot_index
+        phase = self.host.scp.phase()
+        txs = "1 tx" if pending == 1 else f"{pending} txs"
+        if busy is not None and busy > STALLED_AFTER_S:
+            return "stalled", (
+                f"stalled: {txs} pending, slot {slot} undecided for {busy:.0f} s (phase {phase})"
+            )
+        since = "" if busy is None else f" for {busy:.1f} s"
+        return "working", f"working: {txs} pending, slot {slot} in {phase}{since}"
+
+    def info(self) -> dict[str, Any]:
+        """stellar-core's `info`, for this node: what an operator checks first."""
+        now = time.time()
+        host = self.host
+        rep = self.quorum_health()
+        sync = host.catchup.state.value
+        if sync in ("catching_up", "importing"):
+            state = "catching up"
+        elif sync == "rejoining" or not self._had_quorum:
+            state = "joining"
+        else:
+            state = "synced"
+        activity, activity_line = self._activity(now)
+        busy = host.busy_for()
+        n = self.ledger.num_blocks()
+        last = self.ledger.last_block()
+        sig = self.ledger.get_block_signature(n - 1) if n > 1 else None
+        closed = None if sig is None else sig.signed_at
+        rows = self._peer_rows(now)
+        einfo = self.enclave.info
+        mode = self.cfg.attestation.mode
+        expires = None if einfo is None else einfo.evidence_expires or None
+        by = {v: [m.node for m in rep.members if m.verdict is v] for v in Verdict}
+        healthy = (
+            state == "synced"
+            and rep.has_quorum
+            and self.enclave.up
+            and activity != "stalled"
+            and not by[Verdict.DISAGREE]
+        )
+        summary = f"{state}; {rep.line}; {activity_line.split(' (')[0]}"
+        return {
+            "node_id": self.cfg.name,
+            "healthy": healthy,
+            "summary": summary if healthy else "NOT HEALTHY: " + summary,
+            "state": state,
+            "sync_state": sync,
+            "quorum": rep.has_quorum,
+            "quorum_line": rep.line,
+            "activity": activity,
+            "activity_line": activity_line,
+            "ledger": {
+                "height": n,
+                "last_index": n - 1,
+                "last_id": None if last is None else last.id.hex(),
+                "closed_at": closed,
+                "age_s": None if closed is None else round(max(0.0, now - closed), 1),
+            },
+            "slot": {
+                "index": host.scp.current_slot_index,
+                "phase": host.scp.phase(),
+                "busy_s": None if busy is None else round(busy, 3),
+            },
+            "pending_txs": len(host.pool),
+            "peers": {
+                "configured": len(rows),
+                "connected": sum(bool(r["connected"]) for r in rows),
+                "attested": sum(bool(r["attested"]) for r in rows),
+            },
+            "quorum_health": {
+                "fail_at": rep.fail_at,
+                **{v.value: by[v] for v in Verdict},
+            },
+            "enclave": {
+                "up": self.enclave.up,
+                "mode": mode,
+                "notice": NOTICES.get(mode),
+                "mrenclave": None if einfo is None else einfo.measurement.hex(),
+                "evidence_expires": expires,
+                "evidence_expires_in_s": None if expires is None else round(expires - now),
+                "restarts": self.enclave.restarts,
+            },
+            "uptime_s": round(now - self.started_at, 1),
+        }
+
+    def quorum(self, transitive: bool = False) -> dict[str, Any]:
+        """stellar-core's `quorum`: our quorum set's members judged; with `transitive`,
+        every node reachable through the quorum sets we know, and the intersection verdict."""
+        rep = self.quorum_health()
+        out = rep.to_json()
+        if transitive:
+            now = time.time()
+            busy = self.host.busy_for()
+            known = self._known_quorum_sets()
+            nodes = [n for n in closure(self.cfg.quorum_set, known) if n != self.cfg.name]
+            out["transitive"] = {
+                "nodes": {n: self._judge(n, now, busy).to_json() for n in nodes},
+                "quorum_sets_known": sorted(set(known) & set(nodes)),
+                "intersection": self.quorum_intersection(),
+            }
+        return out
+
+    def peers_view(self) -> dict[str, Any]:
+        """stellar-core's `peers`: each peer's link in plain words."""
+        now = time.time()
+        rows = []
+        for r in self._peer_rows(now):
+            link = self.peers[r["name"]]
+            rows.append(
+                {
+                    "name": r["name"],
+                    "address": r["address"],
+                    "link": "up" if r["connected"] else "down",
+                    "last_heard": r["last_heard"],
+                    "last_heard_ago_s": r["last_heard_ago_s"],
+                    "slot": r["slot"],
+                    # Its height as catch-up last asked it (it asks quiet peers only).
+                    "height_asked": r["blocks"] or None,
+                    "attested": r["attested"],
+                    "mrenclave": r["mrenclave"],
+                    "enclave_refused": r["enclave_refused"],
+                    "queued": r["queued"],
+                    "dropped": r["dropped"],
+                    "latency_ms": None
+                    if link.latency_s is None
+                    else round(link.latency_s * 1000, 1),
+                    "in_quorum_set": r["name"] in self.cfg.quorum_set.nodes(),
+                }
+            )
+        return {"node_id": self.cfg.name, "peers": rows}
+
+    def scp_recent(self, limit: int) -> dict[str, Any]:
+        """The last `limit` slots this node decided, newest first, and the current one."""
+        host = self.host
+        busy = host.busy_for()
+        phase, round_, counter = host.scp.progress()
+        return {
+            "current": {
+                "slot": host.scp.current_slot_index,
+                "phase": phase,
+                "nomination_round": round_,
+                "ballot_counter": counter,
+                "busy_s": None if busy is None else round(busy, 3),
+            },
+            "slots": [r.to_json() for r in host.slot_log.recent(limit)],
+        }
+
+    def history(self) -> dict[str, Any]:
+        """Blocks made and txs committed per 10 s bucket over the last hour."""
+        return self.host.rates.series(time.time())
+
+    def warnings(self) -> dict[str, Any]:
+        return {"warnings": [w.to_json() for w in self.log.warnings.recent()]}
+
+    def _known_quorum_sets(self) -> dict[str, QuorumSet]:
         known: dict[str, QuorumSet] = dict(self.host.peer_quorum_sets)
         known.update(self.host.scp.known_quorum_sets())
         known[self.cfg.name] = self.cfg.quorum_set
-        if not self.cfg.quorum_set.nodes() <= set(known) | {self.cfg.name}:
-            return None
-        try:
-            from mcnode.fbas import check_intersection, from_quorum_sets
+        return known
 
-            result = check_intersection(
-                from_quorum_sets({k: q.to_dict() for k, q in known.items()})
-            )
-            return bool(result.intersection)
-        except Exception:
-            return None
+    def quorum_intersection(self) -> bool | None:
+        """Verdict over the quorum sets we know (ours and those peers sent us); None when
+        some peer's set is still unknown. Cached until a known quorum set changes."""
+        known = self._known_quorum_sets()
+        key = frozenset(known.items())
+        if self._intersection is not None and self._intersection[0] == key:
+            return self._intersection[1]
+        verdict: bool | None
+        if not self.cfg.quorum_set.nodes() <= set(known) | {self.cfg.name}:
+            verdict = None
+        else:
+            try:
+                from mcnode.fbas import check_intersection, from_quorum_sets
+
+                result = check_intersection(
+                    from_quorum_sets({k: q.to_dict() for k, q in known.items()})
+                )
+                verdict = bool(result.intersection)
+            except Exception:
+                verdict = None
+        self._intersection = (key, verdict)
+        return verdict
 
 
 async def run_validator(cfg: NodeConfig, trace_file: TextIO | None = None) -> int:
