@@ -96,3 +96,25 @@ def test_a_ring_drawn_while_the_ledger_grows_is_proven_against_one_tree(db: Ledg
         root = db.root_for_size(before + 2)
         assert all(proof.verify(t, root) for t, proof in ring)
         assert all(proof.index < before for _, proof in ring)  # drawn from what was asked
+
+
+def test_an_origin_ledger_under_a_ring_of_outputs_is_warned_of(tmp_path: Path) -> None:
+    """A ring is 11 distinct ledger outputs: `ledger init` with fewer says nobody can pay,
+    and the ring sampler refuses it; with exactly 11 a ring can be drawn."""
+    from click.testing import CliRunner
+
+    from mcnode.cli import main
+
+    def init(name: str, accounts: int, outputs: int) -> str:
+        args = ["ledger", "init", "--ledger", str(tmp_path / name), "--accounts", str(accounts)]
+        args += ["--outputs-per-account", str(outputs), "--amount", "5", "--seed", "1"]
+        r = CliRunner().invoke(main, [*args, "--keys-out", str(tmp_path / f"{name}-keys")])
+        assert r.exit_code == 0, r.output
+        return r.stderr
+
+    assert "no payment can ever be made" in init("small", 2, 5)
+    with LedgerDB(tmp_path / "small", readonly=True) as led, pytest.raises(NotInLedger):
+        sample_ring(led, 0, SeededRandom(1))
+    assert init("enough", 1, 11) == ""
+    with LedgerDB(tmp_path / "enough", readonly=True) as led:
+        assert len(sample_ring(led, 0, SeededRandom(1))) == 11

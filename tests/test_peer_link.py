@@ -53,9 +53,20 @@ async def serve(port: int, rec: Recorder) -> grpc.aio.Server:
     return server
 
 
-def link_to(port: int) -> peers.PeerLink:
+class RecordingLog(NodeLog):
+    """Keeps every event and its fields."""
+
+    def __init__(self) -> None:
+        super().__init__("test")
+        self.events: list[tuple[str, dict[str, object]]] = []
+
+    def _log(self, lvl: int, event: str, exc: bool, /, **kv: object) -> None:
+        self.events.append((event, kv))
+
+
+def link_to(port: int, log: NodeLog | None = None) -> peers.PeerLink:
     cfg = PeerConfig(name="peer", host="127.0.0.1", port=port, signing_key=b"\x00" * 32)
-    return peers.PeerLink(cfg, "me", 1 << 20, NodeLog("test"), lambda: None)
+    return peers.PeerLink(cfg, "me", 1 << 20, log or NodeLog("test"), lambda: None)
 
 
 @contextlib.asynccontextmanager
@@ -135,13 +146,15 @@ async def _until(cond: Callable[[], bool], limit: float) -> float:
 
 def test_connected_follows_the_peer_going_down_and_coming_back() -> None:
     """With nothing to send: the link connects by itself, sees the peer stop, and sees it
-    come back on the same port."""
+    come back on the same port. Each change is a log line in plain words (not gRPC's
+    connectivity state names)."""
+    log = RecordingLog()
 
     async def go() -> None:
         port = free_port()
         server = await serve(port, Recorder())
         try:
-            async with running(link_to(port)) as link:
+            async with running(link_to(port, log)) as link:
                 await _until(lambda: link.connected, 5)
                 await server.stop(None)
                 await _until(lambda: not link.connected, 5)
@@ -151,6 +164,11 @@ def test_connected_follows_the_peer_going_down_and_coming_back() -> None:
             await server.stop(None)
 
     asyncio.run(go())
+    changes = [(e, kv) for e, kv in log.events if e in ("peer connected", "peer unreachable")]
+    assert [e for e, _ in changes] == ["peer connected", "peer unreachable", "peer connected"]
+    down = changes[1][1]
+    assert set(down) == {"peer", "reason"} and down["peer"] == "peer"
+    assert down["reason"] in set(peers._DOWN_REASONS.values()), down
 
 
 class Refuser(rpc.ConsensusPeerServicer):

@@ -79,6 +79,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "client": LazyCommand(
         "mcnode.client.cli:client", "An account's key file, address, balance and payments."
     ),
+    "config": LazyCommand(
+        "mcnode.node.cli:config",
+        "node.toml: every key's reference, and a check of a file before it runs.",
+    ),
     "enclave": LazyCommand(
         "mcnode.enclave.cli:enclave",
         "The enclave's code identity: MRENCLAVE, the signer key and the signed .css.",

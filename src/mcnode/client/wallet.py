@@ -64,8 +64,11 @@ class Wallet:
         fee: int = DEFAULT_FEE,
         exclude_key_images: set[bytes] | None = None,
         max_inputs: int = 16,
+        tombstone_window: int = TOMBSTONE_WINDOW,
     ) -> tuple[Tx, list[OwnedOutput]]:
-        """A tx paying `amount` to `to` (change back to us); the outputs it spends."""
+        """A tx paying `amount` to `to` (change back to us); the outputs it spends. It can
+        go into any of the next `tombstone_window` blocks: block `ledger.num_blocks() +
+        tombstone_window` is its tombstone."""
         chosen: list[OwnedOutput] = []
         total = 0
         for o in sorted(self.unspent(ledger, exclude_key_images), key=lambda o: -o.value):
@@ -76,7 +79,7 @@ class Wallet:
         if total < amount + fee:
             raise InsufficientFunds(f"have {total} spendable, need {amount + fee}")
         b = TransactionBuilder(
-            self.account, fee=fee, tombstone_block=ledger.num_blocks() + TOMBSTONE_WINDOW
+            self.account, fee=fee, tombstone_block=ledger.num_blocks() + tombstone_window
         )
         for o in chosen:
             b.add_input(input_credentials(ledger, o, rng))

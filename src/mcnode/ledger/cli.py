@@ -35,6 +35,7 @@ from mcnode.ledger.errors import (
 from mcnode.ledger.origin import origin_block, sample_accounts
 from mcnode.ledger.signers import SignersFileError, read_signers_file
 from mcnode.ledger.verify import VerifyReport, verify_ledger
+from mcnode.transaction.tx import RING_SIZE
 
 EXIT_INCONSISTENT = 1
 EXIT_USAGE = 2
@@ -148,6 +149,13 @@ def init(
         f"{accounts} accounts x {outputs_per_account} outputs of {amount}: "
         f"{len(origin.contents.outputs)} TxOuts; keys in {keys_out}"
     )
+    if len(origin.contents.outputs) < RING_SIZE:
+        click.echo(
+            f"warning: a payment's ring is {RING_SIZE} outputs of the ledger, this one holds "
+            f"{len(origin.contents.outputs)}: no payment can ever be made from it (make "
+            f"accounts x outputs-per-account at least {RING_SIZE})",
+            err=True,
+        )
 
 
 def _block_doc(db: LedgerDB, block: Block) -> dict[str, object]:

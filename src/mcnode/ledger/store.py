@@ -144,7 +144,11 @@ class LedgerStore:
         data_file = self.path / DATA_FILE
         fresh = not data_file.exists()
         if fresh and (readonly or not create):
-            raise LedgerNotFoundError(f"{self.path}: no ledger here (no {DATA_FILE})")
+            raise LedgerNotFoundError(
+                f"{self.path}: no ledger here (no {DATA_FILE}): create a network's origin "
+                f"ledger with `mcnode ledger init`, or copy the network's origin ledger "
+                f"directory here"
+            )
         if create and not readonly:
             self.path.mkdir(parents=True, exist_ok=True)
         if not readonly:

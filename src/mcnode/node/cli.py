@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -122,3 +123,81 @@ def run(config_path: str, log_level: str, force: bool, trace_path: str | None) -
             profiler.disable()
             profiler.dump_stats(os.path.join(profile_dir, f"{cfg.name}.prof"))
     sys.exit(code)
+
+
+@click.group("config")
+def config() -> None:
+    """node.toml: every key's reference, and a check of a file before it runs."""
+
+
+@config.command("reference")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write it here (docs/CONFIG.md) instead of printing it.",
+)
+def reference(out: Path | None) -> None:
+    """Every node.toml key (type, default, meaning) as Markdown, from what the parser
+    reads."""
+    from mcnode.node.config_reference import reference as render
+
+    text = render()
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+
+
+@config.command("check")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The node's TOML configuration.",
+)
+def check(config_path: str) -> None:
+    """Check a node.toml and what it names (keys, certificates, ledger, network file) as
+    `mcnode run` would, without starting anything. Exit 0 ok, 2 with one line naming
+    the problem."""
+    from mcnode.ledger.db import LedgerDB
+    from mcnode.ledger.errors import LedgerError
+    from mcnode.node.keys import NodeKeyError, read_node_key
+    from mcnode.node.tls import TlsError, read_peer_cert, read_tls_identity
+
+    def fail(message: str) -> NoReturn:
+        click.echo(f"mcnode config check: {message}", err=True)
+        sys.exit(2)
+
+    try:
+        cfg = load_config(config_path)
+        problem = check_network_intersection(cfg)
+    except ConfigError as e:
+        fail(f"config error: {e}")
+    if problem:
+        fail(problem)
+    try:
+        key = read_node_key(cfg.key_file)
+        read_tls_identity(cfg.tls_key, cfg.tls_cert, key)
+        for p in cfg.peers:
+            read_peer_cert(p.tls_cert, p.signing_key, p.name)
+    except NodeKeyError as e:
+        fail(f"key_file: {e}")
+    except TlsError as e:
+        fail(f"tls: {e}")
+    try:
+        with LedgerDB(cfg.ledger_dir, readonly=True) as led:
+            blocks, origin = led.num_blocks(), led.get_block(0).id.hex()
+    except LedgerError as e:
+        fail(f"ledger_dir: {e}")
+    q = cfg.quorum_set
+    click.echo(
+        f"ok: {cfg.name}: quorum set {q.to_dict()} (v-blocking {q.blocking_size()}), "
+        f"{len(cfg.peers)} peers"
+    )
+    click.echo(
+        f"listen: peer {cfg.peer_listen}, client {cfg.client_listen}, admin {cfg.admin_listen}"
+    )
+    click.echo(f"ledger: {blocks} blocks, origin block id {origin}")
+    click.echo(f"attestation: {cfg.attestation.mode}, network {cfg.attestation.network!r}")

@@ -2,6 +2,9 @@
 
 Every key is read (unknown keys are errors: a setting nothing reads is a lie), every error
 is one line naming the field. Relative paths are relative to the config file's directory.
+The reference of every key (type, default, meaning) is docs/CONFIG.md, generated from
+what this parser reads by `mcnode config reference` (`node/config_reference.py`; a test
+keeps the two equal). A sketch:
 
     name = "alice"
     key_file = "node.key"              # Ed25519 message-signing key (mode 0600)
@@ -53,11 +56,11 @@ is one line naming the field. Relative paths are relative to the config file's d
     blockchain = { calls = 50 }        # GetLastBlockInfo, GetBlocks (either port)
     other = { calls = 20 }             # GetNodeConfig, health checks
 
-    [scp]
-    nomination_timeout = 1.0
-    nomination_timeout_increment = 0.5
-    ballot_timeout = 1.0
-    ballot_timeout_increment = 0.5
+    [scp]                              # defaults: scp.ScpConfig (the draft's 1 + n s)
+    nomination_timeout = 2.0
+    nomination_timeout_increment = 1.0
+    ballot_timeout = 2.0
+    ballot_timeout_increment = 1.0
     vote_own_values = true             # vote our own pending txs in every nomination
                                        # round (false: only as a round's leader, as the
                                        # SCP draft; see README "Real network conditions")
@@ -250,13 +253,41 @@ def parse_peer_uri(uri: str, where: str) -> tuple[str, int, bytes]:
     return u.hostname, u.port, key
 
 
-class _Reader:
-    """Walks the TOML document, remembering which keys were used."""
+@dataclass(frozen=True)
+class SettingRead:
+    """One key the parser reads, as it reads it: what `mcnode config reference` lists.
+    `name` is dotted (`listen.peer`, `rate_limits.auth.calls`; `peers.uri` for a key of
+    every `[[peers]]` table); `default` is None for a key that may be left out with no
+    value and `...` for a required one."""
 
-    def __init__(self, doc: Mapping[str, Any], prefix: str = "") -> None:
+    name: str
+    kind: str
+    default: Any
+    required: bool
+
+
+class _Reader:
+    """Walks the TOML document, remembering which keys were used (and, given `reads`,
+    recording each key it is asked for, present or not)."""
+
+    def __init__(
+        self,
+        doc: Mapping[str, Any],
+        prefix: str = "",
+        reads: list[SettingRead] | None = None,
+        recorded_prefix: str | None = None,
+    ) -> None:
         self.doc = doc
-        self.prefix = prefix
+        self.prefix = prefix  # in error messages: `peers[2].uri`
+        self.recorded_prefix = prefix if recorded_prefix is None else recorded_prefix
         self.used: set[str] = set()
+        self.reads = reads
+
+    def note(self, key: str, kind: str, default: Any, required: bool = False) -> None:
+        """A key read by hand (not through `get`): marked used and recorded."""
+        self.used.add(key)
+        if self.reads is not None:
+            self.reads.append(SettingRead(self.recorded_prefix + key, kind, default, required))
 
     def _name(self, key: str) -> str:
         return f"{self.prefix}{key}"
@@ -265,6 +296,16 @@ class _Reader:
         self, key: str, kind: type | tuple[type, ...], default: Any = ..., *, required: bool = False
     ) -> Any:
         self.used.add(key)
+        if self.reads is not None:
+            required = required or default is ...
+            self.reads.append(
+                SettingRead(
+                    self.recorded_prefix + key,
+                    _kind_name(kind if isinstance(kind, tuple) else (kind,)),
+                    ... if required else default,
+                    required,
+                )
+            )
         if key not in self.doc:
             if required or default is ...:
                 raise ConfigError(f"{self._name(key)}: missing")
@@ -281,7 +322,7 @@ class _Reader:
 
     def table(self, key: str) -> _Reader:
         t = self.get(key, dict, {})
-        return _Reader(t, f"{self._name(key)}.")
+        return _Reader(t, f"{self._name(key)}.", self.reads, f"{self.recorded_prefix}{key}.")
 
     def finish(self) -> None:
         extra = sorted(set(self.doc) - self.used)
@@ -337,14 +378,15 @@ def _majority_problem(q: QuorumSet, where: str) -> str | None:
     return None
 
 
-def parse_config(text: str, path: Path) -> NodeConfig:
-    """Parse and check a node.toml; raise ConfigError with one line on any problem."""
+def parse_config(text: str, path: Path, *, reads: list[SettingRead] | None = None) -> NodeConfig:
+    """Parse and check a node.toml; raise ConfigError with one line on any problem. With
+    `reads`, every key asked for is appended to it (`node.config_reference`)."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path.name}: not valid TOML: {e}") from None
     base = path.parent
-    r = _Reader(doc)
+    r = _Reader(doc, "", reads)
     name = r.get("name", str, required=True)
     if not name or len(name.encode()) > 256 or any(c.isspace() for c in name):
         raise ConfigError("name: must be 1..256 bytes without spaces")
@@ -364,7 +406,7 @@ def parse_config(text: str, path: Path) -> NodeConfig:
 
     peers: list[PeerConfig] = []
     seen: set[str] = set()
-    r.used.add("peers")
+    r.note("peers", "[[peers]] tables", [])
     raw_peers = doc.get("peers", [])
     if not isinstance(raw_peers, list):
         raise ConfigError("peers: expected [[peers]] tables")
@@ -372,7 +414,8 @@ def parse_config(text: str, path: Path) -> NodeConfig:
         where = f"peers[{i}]"
         if not isinstance(p, Mapping):
             raise ConfigError(f"{where}: expected a table with name and uri")
-        pr = _Reader(p, f"{where}.")
+        # recorded once, for the first: the keys of every [[peers]] table
+        pr = _Reader(p, f"{where}.", reads if i == 0 else None, "peers.")
         pname = pr.get("name", str, required=True)
         host, port, key = parse_peer_uri(pr.get("uri", str, required=True), f"{where}.uri")
         peer_cert = base / pr.get("tls_cert", str, required=True)
@@ -387,7 +430,7 @@ def parse_config(text: str, path: Path) -> NodeConfig:
     if len(set(keys)) != len(keys):
         raise ConfigError("peers: two peers share one consensus-msg-key")
 
-    r.used.add("quorum_set")
+    r.note("quorum_set", "a table", ..., required=True)
     if "quorum_set" not in doc:
         raise ConfigError("quorum_set: missing")
     try:
@@ -608,18 +651,47 @@ def load_config(path: str | Path) -> NodeConfig:
     return parse_config(text, p)
 
 
+NETWORK_FILE_FORMAT = (
+    'the whole network\'s quorum sets as JSON: {"nodes": [{"id": "alice", "quorum_set": '
+    '{"threshold": 2, "members": ["bob", "carol", "dave"]}}, ...]} (or a network '
+    "explorer's list of publicKey/name/quorumSet); see docs/CONFIG.md, network_file"
+)
+
+
+def _network_json(path: Path) -> Any:
+    """The network file's JSON; one line saying what the file should be otherwise."""
+    import json
+
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"network_file: {path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"network_file: {path}: not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        try:
+            tomllib.loads(text)
+            what = "a TOML file (a node.toml?), not JSON"
+        except tomllib.TOMLDecodeError:
+            what = f"not valid JSON ({e})"
+        raise ConfigError(
+            f"network_file: {path} is {what}: it must be {NETWORK_FILE_FORMAT}"
+        ) from None
+
+
 def check_network_intersection(cfg: NodeConfig) -> str | None:
     """With a `network_file`, None if all quorums of that network (our own quorum set taking
     precedence for us) intersect; otherwise one line saying why not."""
     if cfg.network_file is None:
         return None
-    import json
 
     from mcnode.fbas import FbasError, check_intersection
     from mcnode.fbas.parse import from_json, from_quorum_sets
 
+    data = _network_json(cfg.network_file)
     try:
-        data = json.loads(cfg.network_file.read_text())
         nodes = data.get("nodes") if isinstance(data, dict) else None
         if isinstance(nodes, list) and all(isinstance(n, dict) and "id" in n for n in nodes):
             # mcnode's own format: our quorum set is the one in node.toml, whatever the
@@ -629,7 +701,7 @@ def check_network_intersection(cfg: NodeConfig) -> str | None:
             net = from_quorum_sets(qsets)
         else:
             net = from_json(data)
-    except (OSError, ValueError, FbasError) as e:
+    except (ValueError, FbasError) as e:
         raise ConfigError(f"network_file: {cfg.network_file}: {e}") from None
     if cfg.name not in net.by_id:
         raise ConfigError(

@@ -68,6 +68,22 @@ class PeerCallError(Exception):
         self.detail = detail
 
 
+#: Why a peer that was connected is not, in plain words, for each state gRPC's channel
+#: can be in then (its own names mean little to an operator: IDLE is "not connected and
+#: not trying yet", TRANSIENT_FAILURE "the last attempt failed, retrying after a backoff").
+_DOWN_REASONS = {
+    grpc.ChannelConnectivity.IDLE: "connection closed",
+    grpc.ChannelConnectivity.CONNECTING: "connection closed, reconnecting",
+    grpc.ChannelConnectivity.TRANSIENT_FAILURE: "cannot connect, retrying",
+    grpc.ChannelConnectivity.SHUTDOWN: "link shut down",
+}
+
+
+def down_reason(state: grpc.ChannelConnectivity) -> str:
+    """`peer unreachable peer=bob reason="connection closed"`: the log's words for it."""
+    return _DOWN_REASONS.get(state, "not connected")
+
+
 class PeerLink:
     def __init__(
         self,
@@ -128,7 +144,7 @@ class PeerLink:
                 if up:
                     self.log.info("peer connected", peer=self.name)
                 else:
-                    self.log.warning("peer unreachable", peer=self.name, state=state.name)
+                    self.log.warning("peer unreachable", peer=self.name, reason=down_reason(state))
             await self.channel.wait_for_state_change(state)
             state = self.channel.get_state(try_to_connect=True)
 
