@@ -175,6 +175,14 @@ KEYS: dict[str, tuple[str | None, str]] = {
     "scp.nomination_timeout_increment": (None, "Seconds added for each later round."),
     "scp.ballot_timeout": (None, "Seconds: the ballot timer for counter 1."),
     "scp.ballot_timeout_increment": (None, "Seconds added for each later counter."),
+    "scp.vote_own_values": (
+        None,
+        "Vote for our own pending txs in every nomination round, not only in rounds we "
+        "lead (the SCP draft's rule). Nomination plays no part in safety; with one value "
+        "per tx, every node holding a tx votes it at once, so a candidate takes two one-way "
+        "delays instead of three and a leader with nothing to propose costs no round "
+        "timeout. false: the draft's rule.",
+    ),
     "block": ("table", ""),
     "block.min_interval": (
         None,
