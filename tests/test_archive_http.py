@@ -235,6 +235,30 @@ def test_bundles_missing_or_over_the_size_cap_are_read_as_their_parts_a_block_ov
         assert (e.value.key, e.value.block, db.num_blocks()) == (block_key(0), 0, 0)
 
 
+def test_an_import_cancelled_midway_keeps_whole_batches_and_leaves_no_fetch_running(
+    site: Site, tmp_path: Path
+) -> None:
+    """As when the node stops during catch-up: the fetches ahead are cancelled and
+    awaited, the ledger holds a prefix of the chain."""
+
+    async def go() -> None:
+        with LedgerDB(tmp_path / "l", create=True, expected_signers={SIGNER}) as db:
+            appended = asyncio.Event()
+            url = ArchiveUrl(site.src("files"))  # one request per block: many in flight
+            task = asyncio.ensure_future(
+                import_source(url, db, FAST, progress=lambda n: appended.set())
+            )
+            await asyncio.wait_for(appended.wait(), 30)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert asyncio.all_tasks() == {asyncio.current_task()}
+            assert 100 <= db.num_blocks() < N
+            assert list(db.iter_block_data()) == site.chain[: db.num_blocks()]
+
+    asyncio.run(go())
+
+
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and its key (PEM files)."""
     key = ec.generate_private_key(ec.SECP256R1())

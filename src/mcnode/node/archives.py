@@ -11,7 +11,8 @@ Rules of this file:
 - A hostile or broken server costs bounded memory and time: a response larger than
   `FetchPolicy.max_object_bytes` (HEAD: `MAX_HEAD_BYTES`) is cut off and refused, bodies
   are never decompressed (no decompression bomb), every request has connect, read and
-  total timeouts, and at most `parallel` objects are fetched ahead of the one appended.
+  total timeouts, `parallel` requests are in flight and at most `READ_AHEAD * parallel`
+  objects are held ahead of the one appended.
 - Transient failures (cannot connect, timeout, 5xx, 429, a body cut short) are retried
   with exponential backoff, `attempts` in all; anything else fails the source at once.
   A failure is one `ArchiveError` naming the source, the object, the block and what was
@@ -57,6 +58,11 @@ from mcnode.ledger.block import BlockData
 from mcnode.ledger.errors import ArchiveError
 
 HTTP_SCHEMES = ("http", "https")
+#: Objects fetched ahead of the one being appended, per request allowed in flight: with
+#: one, a slow object at the head of the line would idle the other connections. What a
+#: server can make us hold is READ_AHEAD * parallel * max_object_bytes (256 MiB at the
+#: defaults; a block file at the default block limits is under 5 MB).
+READ_AHEAD = 2
 #: Statuses worth asking again: the server or something before it is briefly unwell.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -122,11 +128,11 @@ def _normal_url(text: str, scheme: str) -> str:
 class FetchPolicy:
     """How hard we try, and how much a server may make us hold."""
 
-    parallel: int = 8  # objects in flight (and connections) per source
+    parallel: int = 8  # requests in flight (and connections) per source
     attempts: int = 4  # per object, the first included
     backoff: float = 0.25  # seconds before the first retry; doubles each time
     backoff_max: float = 4.0
-    max_object_bytes: int = 32 << 20  # a bundle over this is read as its parts instead
+    max_object_bytes: int = 16 << 20  # a bundle over this is read as its parts instead
     connect_timeout: float = 5.0
     read_timeout: float = 20.0  # between two reads of one response
     total_timeout: float = 120.0  # one request, start to last byte
@@ -268,15 +274,17 @@ class HttpArchive:
 
     # -- many, in order --------------------------------------------------------------------
     def _fill(self, queue: deque[_Fetch], plan: Iterator[Chunk]) -> None:
-        """Start fetches, in order, until `parallel` are started and not yet consumed."""
+        """Start fetches, in order, until `READ_AHEAD * parallel` are started and not yet
+        consumed (the connector lets `parallel` of them talk at once)."""
+        ahead = READ_AHEAD * self.policy.parallel
         started = sum(f.task is not None for f in queue)
         for f in queue:
-            if started >= self.policy.parallel:
+            if started >= ahead:
                 return
             if f.task is None:
                 f.task = asyncio.ensure_future(self.chunk(f.chunk))
                 started += 1
-        while started < self.policy.parallel:
+        while started < ahead:
             chunk = next(plan, None)
             if chunk is None:
                 return
@@ -293,10 +301,11 @@ class HttpArchive:
                 self._fill(queue, plan)
                 if not queue:
                     return
-                head = queue.popleft()
+                head = queue[0]  # stays queued until done: cancelled with the rest
                 if head.task is None:  # parts of a missing bundle, not started yet
                     head.task = asyncio.ensure_future(self.chunk(head.chunk))
                 blocks = await head.task
+                queue.popleft()
                 if blocks is None:
                     queue.extendleft(_Fetch(p) for p in reversed(head.chunk.parts()))
                 else:
