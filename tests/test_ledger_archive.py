@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,11 @@ from mcnode.crypto.signing import ed25519_keypair
 from mcnode.ledger import ArchiveError, BlockData, LedgerDB
 from mcnode.ledger import errors as E
 from mcnode.ledger.archive import (
+    Chunk,
     LocalDirectory,
     block_key,
     bundle_key,
+    chunk_plan,
     decode_bundle,
     export_archive,
     import_archive,
@@ -41,6 +44,28 @@ def test_block_keys_follow_the_nested_layout() -> None:
     assert block_key(1) == "00/00/00/00/00/00/00/0000000000000001.mcblock"
     assert block_key(0x1234) == "00/00/00/00/00/00/12/0000000000001234.mcblock"
     assert bundle_key(100, 200) == "merged-100/00/00/00/00/00/00/00/00000000000000c8.mcblocks"
+
+
+def test_chunk_plan_takes_the_largest_bundle_that_starts_here_and_fits() -> None:
+    plan = list(chunk_plan(150, 2250))
+    assert plan[:50] == [Chunk(i, 1) for i in range(150, 200)]
+    assert plan[50:58] == [Chunk(i, 100) for i in range(200, 1000, 100)]
+    assert plan[58:61] == [Chunk(1000, 1000), Chunk(2000, 100), Chunk(2100, 100)]
+    assert plan[61:] == [Chunk(i, 1) for i in range(2200, 2250)]
+    assert Chunk(0, 1000).parts() == [Chunk(i, 100) for i in range(0, 1000, 100)]
+    assert Chunk(300, 100).parts() == [Chunk(i, 1) for i in range(300, 400)]
+    assert (Chunk(300, 100).key, Chunk(7, 1).key) == (bundle_key(100, 300), block_key(7))
+
+
+def test_import_without_bundles_reads_every_block_file(tmp_path: Path) -> None:
+    chain = ChainBuilder(SK).chain(230)
+    with LedgerDB(_ledger(tmp_path / "src", chain), readonly=True) as db:
+        export_archive(db, LocalDirectory(tmp_path / "a", fsync=False))
+    for merged in (tmp_path / "a").glob("merged-*"):
+        shutil.rmtree(merged)
+    with LedgerDB(tmp_path / "dst", create=True, expected_signers={PK}) as db:
+        assert import_archive(LocalDirectory(tmp_path / "a"), db) == 230
+        assert list(db.iter_block_data()) == chain
 
 
 def test_export_import_round_trip_is_incremental(tmp_path: Path) -> None:

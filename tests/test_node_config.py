@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mcnode.client.wallet import DEFAULT_FEE
+from mcnode.node.archives import ArchiveUrl
 from mcnode.node.config import (
     Budget,
     ConfigError,
@@ -59,14 +60,18 @@ def test_good_config_uses_every_key(tmp_path: Path) -> None:
         "[scp]\nnomination_timeout = 0.5\nnomination_timeout_increment = 0.25\n"
         "ballot_timeout = 0.75\nballot_timeout_increment = 0.1\n"
         "[block]\nmin_interval = 1.5\nmin_fee = 10\n"
-        '[archive]\nsources = ["arch"]\nexport = "out"\n'
+        '[archive]\nsources = ["arch", "HTTPS://Mirror.example:8443/a/b"]\nexport = "out"\n'
     )
     cfg = load_config(write(tmp_path, base(extra=extra)))
     assert cfg.name == "a" and [p.name for p in cfg.peers] == ["b", "c", "d"]
     assert cfg.limits.values_per_slot == 7 and cfg.limits.max_message_bytes == 100000
     assert cfg.scp.ballot_timeout == 0.75 and cfg.scp.nomination_timeout_increment == 0.25
     assert cfg.min_block_interval == 1.5 and cfg.min_fee == 10
-    assert cfg.archive_sources == (tmp_path / "arch",) and cfg.archive_export == tmp_path / "out"
+    assert cfg.archive_sources == (
+        tmp_path / "arch",
+        ArchiveUrl("https://Mirror.example:8443/a/b/"),  # a directory: '/' added
+    )
+    assert cfg.archive_export == tmp_path / "out"
     assert str(cfg.admin_listen) == "127.0.0.1:7201"  # admin defaults to loopback
     assert cfg.peers[0].signing_key == bytes.fromhex(KEY[:-2] + "00")
     assert cfg.peers[1].tls_cert == tmp_path / "peers" / "c.pem"
@@ -148,6 +153,24 @@ def test_rate_limits_default_when_absent(tmp_path: Path) -> None:
             "listen.peer: port 99999 out of range",
         ),
         ({"head": 'key_file = "node.key"\n'}, "name: missing"),
+        *(
+            ({"extra": f"[archive]\nsources = {sources}\n"}, needle)
+            for sources, needle in [
+                ('["ftp://x/a"]', "archive.sources[0]: 'ftp://x/a': unsupported scheme 'ftp'"),
+                ('["d", "file:///srv/a"]', "archive.sources[1]: 'file:///srv/a': unsupported"),
+                ('["http:/x"]', "archive.sources[0]: 'http:/x': expected http://HOST"),
+                ('["https://"]', "archive.sources[0]: 'https://': expected https://HOST"),
+                ('["http://h:99999/"]', "archive.sources[0]: 'http://h:99999/': Port out of"),
+                ('["http://u:pw@h/"]', "archive.sources[0]: h: credentials in the URL"),
+                ('["http://h/a?x=1"]', "no query or fragment"),
+                ('["http://h/a b"]', "spaces or control characters"),
+                ('["http://[zz/"]', "archive.sources[0]: 'http://[zz/'"),
+                ('[""]', "archive.sources[0]: empty"),
+                ("[3]", "archive.sources[0]: expected a directory or an http(s):// URL, got 3"),
+                ('"a"', "archive.sources: expected a list"),
+                ('["http://h/a", "http://h/a/"]', "archive.sources[1]: 'http://h/a/' is listed"),
+            ]
+        ),
         (
             {
                 "qset": 'quorum_set = { threshold = 2, members = ["b", { threshold = "x", '

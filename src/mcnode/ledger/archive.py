@@ -17,6 +17,14 @@ another chain is refused). `import_archive` reads bundles where it can, single f
 otherwise, and appends through `LedgerDB.append_blocks`, which checks every rule (hash
 chain, contents hash, signature by the expected signers, Merkle root).
 
+Every object sits at a path computed from a block index, and HEAD says how many blocks
+there are, so a plain static web server serves an archive directory as it is (no
+directory listing, no index to regenerate). What a reader needs besides bytes is shared
+here, for every transport: `chunk_plan` (which objects hold blocks start..end),
+`decode_chunk` (an object's blocks, checked to be the ones asked for), `parse_head`,
+`check_same_ledger` and `append_checked` (through the ledger's own checks, keeping every
+good block before a bad one). `node/archives.py` reads archives over HTTP with them.
+
 Destinations sit behind `ArchiveDestination` (put/get/list of keys). `LocalDirectory` is
 the one implementation today; an S3 bucket is the same three calls (PutObject, GetObject,
 ListObjectsV2 with a prefix) and needs no change here.
@@ -27,16 +35,16 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from mcnode.files import write_atomic
-from mcnode.ledger.block import BlockData
+from mcnode.ledger.block import Block, BlockData
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import ArchiveError, InvalidBlock
 from mcnode.transaction.encoding import Reader, Writer
-from mcnode.transaction.errors import DecodeError
 
 BLOCK_EXT = ".mcblock"
 BUNDLE_EXT = ".mcblocks"
@@ -152,17 +160,29 @@ class ArchiveHead:
     last_block_id: bytes
 
 
-def read_head(dest: ArchiveDestination) -> ArchiveHead | None:
-    raw = dest.get(HEAD_KEY)
-    if raw is None:
-        return None
+#: Largest HEAD we will read (it is a few dozen bytes).
+MAX_HEAD_BYTES = 64 * 1024
+
+
+def parse_head(where: str, raw: bytes) -> ArchiveHead:
+    """HEAD's content, or ArchiveError naming `where` (the archive)."""
     try:
+        if len(raw) > MAX_HEAD_BYTES:
+            raise ValueError(f"larger than {MAX_HEAD_BYTES} bytes")
         doc = json.loads(raw)
         if doc["format"] != HEAD_FORMAT or doc["version"] != 1:
             raise ValueError("not an mcnode archive HEAD")
-        return ArchiveHead(int(doc["num_blocks"]), bytes.fromhex(doc["last_block_id"]))
-    except (ValueError, KeyError, TypeError) as e:
-        raise ArchiveError(f"{dest.describe()}: bad {HEAD_KEY}: {e}") from e
+        head = ArchiveHead(int(doc["num_blocks"]), bytes.fromhex(doc["last_block_id"]))
+        if not 0 <= head.num_blocks < 1 << 63 or len(head.last_block_id) != 32:
+            raise ValueError("num_blocks or last_block_id out of range")
+        return head
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as e:
+        raise ArchiveError(f"{where}: bad {HEAD_KEY}: {e}") from e
+
+
+def read_head(dest: ArchiveDestination) -> ArchiveHead | None:
+    raw = dest.get(HEAD_KEY)
+    return None if raw is None else parse_head(dest.describe(), raw)
 
 
 def _write_head(dest: ArchiveDestination, head: ArchiveHead) -> None:
@@ -175,17 +195,55 @@ def _write_head(dest: ArchiveDestination, head: ArchiveHead) -> None:
     dest.put(HEAD_KEY, (json.dumps(doc) + "\n").encode())
 
 
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Blocks `first`..`first + count - 1` as one archive object: a bundle (count 100 or
+    1000) or a block file (count 1)."""
+
+    first: int
+    count: int
+
+    @property
+    def key(self) -> str:
+        return block_key(self.first) if self.count == 1 else bundle_key(self.count, self.first)
+
+    def parts(self) -> list[Chunk]:
+        """Smaller objects holding the same blocks, for when this bundle is not there."""
+        smaller = tuple(s for s in BUNDLE_SIZES if s < self.count)
+        return list(chunk_plan(self.first, self.first + self.count, smaller))
+
+
+def chunk_plan(start: int, end: int, sizes: Sequence[int] = BUNDLE_SIZES) -> Iterator[Chunk]:
+    """The objects to read for blocks start..end-1, in order: the largest bundle that
+    starts at each index and fits, else the block's own file."""
+    index = start
+    while index < end:
+        size = next((s for s in sizes if index % s == 0 and index + s <= end), 1)
+        yield Chunk(index, size)
+        index += size
+
+
+def decode_chunk(where: str, chunk: Chunk, raw: bytes) -> list[BlockData]:
+    """The blocks in the object `raw`, checked to be exactly `chunk`'s; ArchiveError (one
+    line naming `where`/key) for anything else. Whether they are valid blocks is the
+    ledger's to say (`append_checked`)."""
+    path = f"{where.rstrip('/')}/{chunk.key}"
+    try:
+        blocks = decode_bundle(raw) if chunk.count > 1 else [BlockData.from_bytes(raw)]
+    except ValueError as e:  # DecodeError, or a value out of its range
+        what = "bad bundle" if chunk.count > 1 else "not a block file"
+        raise ArchiveError(f"{path}: {what}: {e}") from e
+    indices = [b.block.index for b in blocks]
+    if indices != list(range(chunk.first, chunk.first + chunk.count)):
+        if chunk.count == 1:
+            raise ArchiveError(f"{path} holds block {indices[0]}")
+        raise ArchiveError(f"{path} holds the wrong blocks")
+    return blocks
+
+
 def read_block(dest: ArchiveDestination, index: int) -> BlockData | None:
     raw = dest.get(block_key(index))
-    if raw is None:
-        return None
-    try:
-        data = BlockData.from_bytes(raw)
-    except DecodeError as e:
-        raise ArchiveError(f"{dest.describe()}/{block_key(index)}: not a block file: {e}") from e
-    if data.block.index != index:
-        raise ArchiveError(f"{dest.describe()}/{block_key(index)} holds block {data.block.index}")
-    return data
+    return None if raw is None else decode_chunk(dest.describe(), Chunk(index, 1), raw)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +285,42 @@ def export_archive(
     return ExportReport(start, total, bundles)
 
 
+class ArchiveTarget(Protocol):
+    """What an import needs of a ledger (`LedgerDB`; the node's `LedgerPort`)."""
+
+    def num_blocks(self) -> int: ...
+
+    def get_block(self, index: int) -> Block: ...
+
+    def append_block(self, data: BlockData) -> None: ...
+
+    def append_blocks(self, blocks: Sequence[BlockData]) -> None: ...
+
+
+def check_same_ledger(where: str, ours: Block, theirs: BlockData | None) -> None:
+    """Refuse an archive whose block at our block's index is not ours: another chain."""
+    if theirs is None or theirs.block.id != ours.id:
+        raise ArchiveError(f"{where} is an archive of another ledger")
+
+
+def check_origin(where: str, first: BlockData | None, origin_id: bytes) -> None:
+    """Refuse an archive whose origin block (when it has one) is not the one we pin."""
+    if first is not None and first.block.id != origin_id:
+        raise ArchiveError(f"{where}: origin block {first.block.id.hex()} is not the expected one")
+
+
+def append_checked(db: ArchiveTarget, blocks: Sequence[BlockData]) -> None:
+    """Append through every check of the ledger (hash chain, contents hash, signature by
+    the expected signers, Merkle root). On a refusal the ledger keeps every good block
+    before the bad one, and the bad one's `InvalidBlock` is raised."""
+    try:
+        db.append_blocks(blocks)
+    except InvalidBlock:
+        for data in blocks:  # one by one: keep every good block before the bad one
+            db.append_block(data)
+        raise
+
+
 def _archive_length(src: ArchiveDestination, start: int) -> int:
     head = read_head(src)
     if head is not None:
@@ -237,31 +331,45 @@ def _archive_length(src: ArchiveDestination, start: int) -> int:
     return end
 
 
-def _next_chunk(src: ArchiveDestination, index: int, end: int) -> list[BlockData]:
-    for size in BUNDLE_SIZES:
-        if index % size == 0 and index + size <= end:
-            raw = src.get(bundle_key(size, index))
-            if raw is not None:
-                try:
-                    blocks = decode_bundle(raw)
-                except DecodeError as e:
-                    raise ArchiveError(
-                        f"{src.describe()}/{bundle_key(size, index)}: bad bundle: {e}"
-                    ) from e
-                if [b.block.index for b in blocks] != list(range(index, index + size)):
-                    raise ArchiveError(
-                        f"{src.describe()}/{bundle_key(size, index)} holds the wrong blocks"
-                    )
-                return blocks
-    data = read_block(src, index)
-    if data is None:
-        raise ArchiveError(f"{src.describe()}: block {index} ({block_key(index)}) is missing")
-    return [data]
+def _read_chunks(src: ArchiveDestination, chunks: Iterable[Chunk]) -> Iterator[list[BlockData]]:
+    for chunk in chunks:
+        raw = src.get(chunk.key)
+        if raw is not None:
+            yield decode_chunk(src.describe(), chunk, raw)
+        elif chunk.count > 1:
+            yield from _read_chunks(src, chunk.parts())
+        else:
+            raise ArchiveError(f"{src.describe()}: block {chunk.first} ({chunk.key}) is missing")
+
+
+#: Blocks appended per write transaction when they come one file at a time (a bundle is
+#: appended whole): a transaction, and its fsync, per block would cost more than the checks.
+APPEND_BATCH = 100
+
+
+def batched(
+    chunks: Iterable[list[BlockData]], size: int = APPEND_BATCH
+) -> Iterator[list[BlockData]]:
+    """Consecutive chunks joined until they hold at least `size` blocks. When reading
+    fails, the blocks read before the failure come out first, then the error is raised."""
+    pending: list[BlockData] = []
+    try:
+        for blocks in chunks:
+            pending += blocks
+            if len(pending) >= size:
+                yield pending
+                pending = []
+    except ArchiveError:
+        if pending:
+            yield pending
+        raise
+    if pending:
+        yield pending
 
 
 def import_archive(
     src: ArchiveDestination,
-    db: LedgerDB,
+    db: ArchiveTarget,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Append the archive's blocks that `db` lacks; return how many. Every block is
@@ -271,19 +379,11 @@ def import_archive(
     end = _archive_length(src, index)
     common = min(index, end) - 1  # the last block both should hold: the same one
     if common >= 0:
-        theirs = read_block(src, common)
-        if theirs is None or theirs.block.id != db.get_block(common).id:
-            raise ArchiveError(f"{src.describe()} is an archive of another ledger")
+        check_same_ledger(src.describe(), db.get_block(common), read_block(src, common))
     start = index
-    while index < end:
-        chunk = _next_chunk(src, index, end)
-        try:
-            db.append_blocks(chunk)
-        except InvalidBlock:
-            for data in chunk:  # one by one: keep every good block before the bad one
-                db.append_block(data)
-            raise
-        index += len(chunk)
+    for blocks in batched(_read_chunks(src, chunk_plan(index, end))):
+        append_checked(db, blocks)
+        index += len(blocks)
         if progress is not None:
             progress(index)
     return index - start

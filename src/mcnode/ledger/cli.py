@@ -1,8 +1,9 @@
 """`mcnode ledger`: create, inspect, verify, export and import a node's ledger.
 
 Exit codes (all sub-commands): 0 ok; 1 the ledger or archive is inconsistent, corrupt, or
-a block was refused; 2 bad input or usage (bad options, no ledger there, a ledger locked
-by another writer, a malformed signers file). Errors are one line on stderr. This is the
+a block was refused (import: no archive given could be read to the end); 2 bad input or
+usage (bad options, no ledger there, a ledger locked by another writer, a malformed
+signers file). Errors are one line on stderr. This is the
 one ledger module that may read the clock or print.
 """
 
@@ -20,7 +21,7 @@ import click
 from mcnode.client.keys import write_account_key
 from mcnode.crypto import SeededRandom, system_random
 from mcnode.crypto.rng import RandomSource
-from mcnode.ledger.archive import LocalDirectory, export_archive, import_archive, read_block
+from mcnode.ledger.archive import LocalDirectory, export_archive
 from mcnode.ledger.block import Block
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import (
@@ -271,49 +272,76 @@ def export(ledger_dir: Path, archive: Path) -> None:
 
 @ledger.command("import")
 @click.option(
-    "--archive", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory."
+    "--archive",
+    "archives",
+    required=True,
+    multiple=True,
+    metavar="DIR|URL",
+    help="Archive directory, or http(s):// URL of one served by a web server. Repeat to "
+    "give fallbacks: each is tried in order until one imports without error.",
 )
 @_ledger_opt
 @_with_signers
 @click.option(
     "--any-signer", is_flag=True, help="Accept blocks validly signed by any key (no pinning)."
 )
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="HTTP archives: objects fetched at once.",
+)
 def import_(
-    archive: Path,
+    archives: tuple[str, ...],
     ledger_dir: Path,
     signer: tuple[str, ...],
     signers_file: Path | None,
     origin_id: str | None,
     any_signer: bool,
+    parallel: int,
 ) -> None:
     """Verify the archive's blocks that the ledger lacks and append them."""
+    import asyncio
+
+    # The HTTP client is the node's (all sockets live there); directories take the same way.
+    from mcnode.node.archives import (
+        BadArchiveSource,
+        FetchPolicy,
+        import_source,
+        parse_archive_source,
+    )
+
     expected = _signers(signer, signers_file)
     if expected is None and not any_signer:
         _fail(
             "name the expected signers (--signer/--signers-file) or pass --any-signer", EXIT_USAGE
         )
     origin = None if origin_id is None else _hex32(origin_id, "--origin-id")
-    if not archive.is_dir():
-        _fail(f"{archive}: no such archive directory", EXIT_USAGE)
-    src = LocalDirectory(archive)
+    try:
+        sources = [parse_archive_source(a) for a in archives]
+    except BadArchiveSource as e:
+        _fail(f"--archive: {e}", EXIT_USAGE)
+    for src in sources:
+        if isinstance(src, Path) and not src.is_dir():
+            _fail(f"{src}: no such archive directory", EXIT_USAGE)
+    policy = FetchPolicy(parallel=parallel)
     started = time.monotonic()
     try:
         with LedgerDB(ledger_dir, create=True, expected_signers=expected) as db:
             before = db.num_blocks()
-            if before == 0 and origin is not None:
-                first = read_block(src, 0)
-                if first is not None and first.block.id != origin:
-                    _fail(
-                        f"{archive}: origin block {first.block.id.hex()} is not the expected one",
-                        EXIT_INCONSISTENT,
-                    )
-            try:
-                n = import_archive(src, db)
-            except InvalidBlock as e:
-                _fail(f"{archive}: {e} (ledger kept {db.num_blocks()} blocks)", EXIT_INCONSISTENT)
-    except ArchiveError as e:
-        _fail(str(e), EXIT_INCONSISTENT)
+            for i, src in enumerate(sources):
+                try:
+                    asyncio.run(import_source(src, db, policy, origin))
+                    break
+                except (ArchiveError, InvalidBlock) as e:
+                    said = str(e) if isinstance(e, ArchiveError) else f"{src}: {e}"
+                    problem = f"{said} (ledger kept {db.num_blocks()} blocks)"
+                    if i + 1 == len(sources):
+                        _fail(problem, EXIT_INCONSISTENT)
+                    click.echo(f"warning: {problem}; trying {sources[i + 1]}", err=True)
+            after = db.num_blocks()
     except LedgerError as e:
         _fail_for(e)
     elapsed = time.monotonic() - started
-    click.echo(f"imported {n} blocks ({before} -> {before + n}) in {elapsed:.1f} s")
+    click.echo(f"imported {after - before} blocks ({before} -> {after}) in {elapsed:.1f} s")

@@ -20,12 +20,11 @@ import asyncio
 import contextlib
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Protocol
 
-from mcnode.ledger.archive import LocalDirectory, import_archive
 from mcnode.ledger.block import BlockData
 from mcnode.ledger.errors import LedgerCorruptError, LedgerError
+from mcnode.node.archives import ArchiveSource, FetchPolicy, import_source
 from mcnode.node.blocks import LedgerPort, LedgerUnusable
 from mcnode.node.logs import NodeLog
 from mcnode.node.metrics import NodeMetrics
@@ -81,7 +80,7 @@ class CatchUp:
         ledger: LedgerPort,
         peers: Mapping[str, PeerChainCalls],
         quorum_set: QuorumSet,
-        archive_sources: Sequence[Path],
+        archive_sources: Sequence[ArchiveSource],
         metrics: NodeMetrics,
         log: NodeLog,
         clock: Callable[[], float],
@@ -93,6 +92,7 @@ class CatchUp:
         self.peers = peers
         self.quorum_set = quorum_set
         self.archive_sources = list(archive_sources)
+        self.archive_policy = FetchPolicy()
         self.metrics = metrics
         self.log = log
         self.clock = clock
@@ -197,7 +197,7 @@ class CatchUp:
                         self.fire("fetched")
                     else:
                         self.fire("peers_dry")
-                elif self._import_archives():
+                elif await self._import_archives():
                     self.fire("imported")
                 else:
                     self.fire("archives_dry")
@@ -241,15 +241,29 @@ class CatchUp:
             return True
         return False
 
-    def _import_archives(self) -> bool:
+    async def _import_archives(self) -> bool:
+        """Import from the first source, in the configured order, that gives us blocks;
+        a source that fails (unreachable, garbage, a block refused) is one warning naming
+        it, the block we wanted and what was wrong, and we go on to the next. Good blocks
+        read before a failure are kept."""
         before = self.ledger.num_blocks()
         for src in self.archive_sources:
+            start = self.ledger.num_blocks()
             try:
-                import_archive(LocalDirectory(src), self.ledger)  # type: ignore[arg-type]
+                await import_source(src, self.ledger, self.archive_policy)
             except LedgerCorruptError as e:
                 raise LedgerUnusable(f"ledger unusable: {e}") from e
             except Exception as e:
-                self.log.warning("archive import failed", source=str(src), error=str(e))
+                self.metrics.errors.labels("archive_import").inc()
+                self.log.warning(
+                    "archive source failed",
+                    source=str(src),
+                    block=self.ledger.num_blocks(),
+                    error=str(e),
+                )
+            gained = self.ledger.num_blocks() - start
+            if gained:
+                self.log.info("blocks imported", source=str(src), first=start, count=gained)
             if self.ledger.num_blocks() > before:
                 return True
         return False

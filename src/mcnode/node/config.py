@@ -33,7 +33,9 @@ keeps the two equal). A sketch:
     tls_cert = "peers/bob.pem"         # bob's tls.pem: only bob can connect as bob
 
     [archive]
-    sources = ["/srv/archive"]         # catch-up sources (directories)
+    sources = ["/srv/archive", "https://archive.example.org/mcnode/"]
+                                       # catch-up sources, tried in order: directories
+                                       # and http(s):// URLs of archives served as they are
     export = "/srv/my-archive"         # write every new block here (optional)
 
     [limits]
@@ -98,6 +100,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from mcnode.attest.policy import Policy
+from mcnode.node.archives import ArchiveSource, BadArchiveSource, parse_archive_source
 from mcnode.scp import QuorumSet, QuorumSetError, ScpConfig
 from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
@@ -219,7 +222,7 @@ class NodeConfig:
     admin_listen: HostPort
     quorum_set: QuorumSet
     peers: tuple[PeerConfig, ...]
-    archive_sources: tuple[Path, ...] = ()
+    archive_sources: tuple[ArchiveSource, ...] = ()  # directories and http(s) URLs
     archive_export: Path | None = None
     limits: Limits = field(default_factory=Limits)
     rate_limits: RateLimits = field(default_factory=RateLimits)
@@ -378,6 +381,22 @@ def _majority_problem(q: QuorumSet, where: str) -> str | None:
     return None
 
 
+def _archive_sources(entries: list[Any], base: Path) -> tuple[ArchiveSource, ...]:
+    sources: list[ArchiveSource] = []
+    for i, entry in enumerate(entries):
+        where = f"archive.sources[{i}]"
+        if not isinstance(entry, str):
+            raise ConfigError(f"{where}: expected a directory or an http(s):// URL, got {entry!r}")
+        try:
+            source = parse_archive_source(entry, base)
+        except BadArchiveSource as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if source in sources:
+            raise ConfigError(f"{where}: {entry!r} is listed twice")
+        sources.append(source)
+    return tuple(sources)
+
+
 def parse_config(text: str, path: Path, *, reads: list[SettingRead] | None = None) -> NodeConfig:
     """Parse and check a node.toml; raise ConfigError with one line on any problem. With
     `reads`, every key asked for is appended to it (`node.config_reference`)."""
@@ -446,7 +465,7 @@ def parse_config(text: str, path: Path, *, reads: list[SettingRead] | None = Non
             raise ConfigError(problem)
 
     archive = r.table("archive")
-    sources = tuple(base / s for s in archive.get("sources", list, []))
+    sources = _archive_sources(archive.get("sources", list, []), base)
     export = archive.get("export", str, None)
     archive.finish()
 
