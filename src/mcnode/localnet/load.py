@@ -34,17 +34,21 @@ from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE
 
 FEE = DEFAULT_MINIMUM_FEE
 SYNC_EVERY = 0.01
-WATCH_EVERY = 0.01  # one height query per this, to each validator in turn (the gate
-# allows a source 50 blockchain calls/s per validator: 4 validators -> 25/s each)
+# The watcher asks each validator for its height every WATCH_EACH s (25 calls/s: half of
+# what the gate allows one source by default, 50 blockchain calls/s per validator), the
+# validators in turn, but never more often than WATCH_MIN in all.
+WATCH_EACH = 0.04
+WATCH_MIN = 0.01
+SYNC_IDLE = 0.5  # blocks are read when the watcher reports new ones, else this often
 
 
 class HeightWatcher:
     """A thread that polls the validators' heights in turn and notes when each block
     index was first reported (monotonic clock). Its own channels: no enclave session."""
 
-    def __init__(self, nodes: dict[str, str], every: float = WATCH_EVERY) -> None:
+    def __init__(self, nodes: dict[str, str]) -> None:
         self.clients = [NodeClient(addr, timeout=1.0) for addr in nodes.values()]
-        self.every = every
+        self.every = max(WATCH_MIN, WATCH_EACH / max(1, len(self.clients)))
         self.height = 0
         self._seen: dict[int, float] = {}  # block index -> when first reported
         self._lock = threading.Lock()
@@ -260,7 +264,8 @@ class LoadGenerator:
     def step(self, rate: float, next_at: float) -> float:
         """Submit what is due at `rate` tx/s; sync; return when the next tx is due."""
         now = time.monotonic()
-        if now - self._last_sync >= SYNC_EVERY:
+        news = self.watcher.height > self.ledger.num_blocks()
+        if (news and now - self._last_sync >= SYNC_EVERY) or now - self._last_sync >= SYNC_IDLE:
             self.sync()
             self._last_sync = now
         if rate > 0 and now >= next_at:
