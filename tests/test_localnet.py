@@ -66,8 +66,17 @@ def check_summary(s: dict) -> None:  # type: ignore[type-arg]
 
 
 def test_localnet_runs_payments_and_agrees(tmp_path: Path) -> None:
-    s = run_localnet(tmp_path / "net", "--duration", "30", "--tx-rate", "5")
+    d = tmp_path / "net"
+    s = run_localnet(d, "--duration", "10", "--tx-rate", "5")
     check_summary(s)
+    total = json.loads((d / "network.json").read_text())["total_supply"]
+    assert s["opening_balance"] == total  # a new network: the accounts hold all of it
+    # The same network again: it picks up where it was, and its books still balance (the
+    # accounts now hold less than the supply, by the first run's fees).
+    again = run_localnet(d, "--duration", "5", "--tx-rate", "5")
+    check_summary(again)
+    assert again["opening_balance"] == total - s["fees_paid"]
+    assert again["blocks"] > s["blocks"]
     assert s["failed_submissions"] == {}  # nothing was down: every submission got an answer
     assert s["committed_txs"] == s["submitted_txs"] - sum(s["rejected_txs"].values())
     # Attestation is on by default: every validator's enclave runs this build, in
@@ -81,7 +90,7 @@ def test_localnet_runs_payments_and_agrees(tmp_path: Path) -> None:
 
 def test_localnet_chaos_no_fork_and_nothing_committed_is_lost(tmp_path: Path) -> None:
     d = tmp_path / "net"
-    s = run_localnet(d, "--duration", "30", "--tx-rate", "5", "--kill-random", "6")
+    s = run_localnet(d, "--duration", "21", "--tx-rate", "5", "--kill-random", "4")
     check_summary(s)
     assert s["kills"] >= 3
     # Failed submissions only ever hit a node that was down at the time.
