@@ -25,6 +25,16 @@ def _topology_args(topology: str) -> dict[str, object]:
     return {"topology_file": p}
 
 
+#: `localnet init` (no load in sight): enough outputs for a minute of 60 tx/s.
+INIT_OUTPUTS_PER_ACCOUNT = 200
+
+
+def _outputs_for_load(given: object, tx_rate: float, duration: float | None) -> int:
+    from mcnode.localnet.init import outputs_for_load
+
+    return int(given) if given else outputs_for_load(tx_rate, duration)  # type: ignore[call-overload]
+
+
 def _init(
     d: Path,
     nodes: int,
@@ -32,6 +42,7 @@ def _init(
     min_block_interval: float,
     force: bool,
     attestation: bool = True,
+    outputs_per_account: int = INIT_OUTPUTS_PER_ACCOUNT,
 ) -> None:
     from mcnode.localnet.init import LocalnetError, init_network
 
@@ -42,10 +53,40 @@ def _init(
             min_block_interval=min_block_interval,
             force=force,
             attestation=attestation,
+            outputs_per_account=outputs_per_account,
             **_topology_args(topology),
         )  # type: ignore[arg-type]
     except LocalnetError as e:
         raise click.ClickException(str(e)) from None
+
+
+_load_opts = [
+    click.option(
+        "--builders",
+        default="auto",
+        show_default=True,
+        help="Processes that build (prove and sign) payments; auto: one per core.",
+    ),
+    click.option(
+        "--prebuild",
+        default="auto",
+        show_default=True,
+        help="Payments built before the clock starts; auto: the run's, up to 60 s of "
+        "them (30 s without --duration), as far as spendable outputs allow.",
+    ),
+]
+
+
+def _count_or_auto(value: str, name: str) -> int | None:
+    if value == "auto":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: a count or auto", param_hint=name) from None
+    if n < 0 or (name == "--builders" and n < 1):
+        raise click.BadParameter(f"{value!r}: too small", param_hint=name)
+    return n
 
 
 _common = [
@@ -61,6 +102,13 @@ _common = [
         default=0.0,
         show_default=True,
         help="Seconds between blocks, at least.",
+    ),
+    click.option(
+        "--outputs-per-account",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Origin outputs paid to each of the 20 sample accounts (a new network only; "
+        f"default: for `localnet`, a minute of --tx-rate; for `init`, {INIT_OUTPUTS_PER_ACCOUNT}).",
     ),
     click.option(
         "--attestation/--no-attestation",
@@ -188,10 +236,13 @@ def localnet(
 ) -> None:
     """A whole network on this machine: validators, real payments, a live view.
 
-    With no sub-command: create (or reuse) the network, start it, run the load until
-    --duration or Ctrl-C, stop everything and print a summary."""
+    With no sub-command: create (or reuse) the network, start it, build payments ahead,
+    run the load until --duration or Ctrl-C, stop everything and print a summary (which
+    says whether the requested rate was kept and, if not, what limited it)."""
     if ctx.invoked_subcommand is not None:
         return
+    builders = _count_or_auto(str(kw["builders"]), "--builders")
+    prebuild = _count_or_auto(str(kw["prebuild"]), "--prebuild")
     wan = {
         "--rtt-ms": rtt_ms,
         "--jitter-ms": jitter_ms,
@@ -230,6 +281,7 @@ def localnet(
                 float(kw["min_block_interval"]),
                 force=False,
                 attestation=bool(kw["attestation"]),
+                outputs_per_account=_outputs_for_load(kw["outputs_per_account"], tx_rate, duration),
             )  # type: ignore[arg-type]
         console = Console(stderr=True)
         console.print(f"[bold]mcnode localnet[/] in {d}")
@@ -241,6 +293,8 @@ def localnet(
             kill_random=kill_random,
             live=not no_live,
             seed=seed,
+            builders=builders,
+            prebuild=prebuild,
         )
         if netns:
             from mcnode.localnet.wan import WanArgs, run_netns
@@ -275,7 +329,7 @@ def localnet(
             tmp.cleanup()
 
 
-localnet.params.extend(p for o in _common for p in o(lambda: None).__click_params__)
+localnet.params.extend(p for o in _common + _load_opts for p in o(lambda: None).__click_params__)
 
 
 @localnet.command("init")
@@ -290,6 +344,7 @@ def init_cmd(directory: str, force: bool, **kw: object) -> None:
         float(kw["min_block_interval"]),
         force,
         bool(kw["attestation"]),
+        int(kw["outputs_per_account"] or INIT_OUTPUTS_PER_ACCOUNT),  # type: ignore[call-overload]
     )  # type: ignore[arg-type]
     click.echo(f"network written to {directory}")
 
@@ -346,25 +401,38 @@ def up_cmd(directory: str, scp_trace: bool) -> None:
 @click.option("--json-summary", type=click.Path(dir_okay=False), default=None)
 @click.option("--seed", type=int, default=None)
 def load_cmd(
-    directory: str, tx_rate: float, duration: float, json_summary: str | None, seed: int | None
+    directory: str,
+    tx_rate: float,
+    duration: float,
+    json_summary: str | None,
+    seed: int | None,
+    builders: str,
+    prebuild: str,
 ) -> None:
     """Send payments to running validators (started with `mcnode localnet up`)."""
     from mcnode.localnet.load import LoadGenerator
 
+    n_builders = _count_or_auto(builders, "--builders")
+    n_prebuild = _count_or_auto(prebuild, "--prebuild")
     d = Path(directory)
     net = json.loads((d / "network.json").read_text())
-    load = LoadGenerator(d, net, seed=seed)
+    load = LoadGenerator(d, net, seed=seed, builders=n_builders)
     try:
         load.wait_synced(1, timeout=30)
+        load.prepare(tx_rate, duration, n_prebuild)
         start = time.monotonic()
-        next_tx = start
-        while time.monotonic() - start < duration:
-            next_tx = load.step(tx_rate, next_tx)
-            time.sleep(0.002)
+        load.start(tx_rate, duration, start)
+        try:
+            while time.monotonic() - start < duration:
+                load.step()
+                load.sleep()
+        finally:
+            load.stop()
         load.drain(20)
         el = time.monotonic() - start
         st = load.stats
         out = {
+            "load": load.report(),
             "submitted_txs": st.submitted,
             "committed_txs": st.committed,
             "rejected_txs": dict(st.rejected),
@@ -378,3 +446,6 @@ def load_cmd(
             Path(json_summary).write_text(text + "\n")
     finally:
         load.close()
+
+
+load_cmd.params.extend(p for o in _load_opts for p in o(lambda: None).__click_params__)

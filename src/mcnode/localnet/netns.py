@@ -245,9 +245,9 @@ CLIENT_ADDRESS = f"{SUBNET}.1"
 
 
 def _pdeathsig() -> None:
-    from mcnode.localnet.procs import _die_with_parent
+    from mcnode.localnet.procs import die_with_parent
 
-    _die_with_parent()
+    die_with_parent()
 
 
 @dataclass

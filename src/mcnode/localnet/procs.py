@@ -49,10 +49,10 @@ _PRCTL = _libc_prctl()
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, get SIGTERM when the process that started us
-    dies, even by SIGKILL, so a validator is never left behind. Only a call through a
-    pointer resolved before the fork."""
+def die_with_parent() -> None:
+    """In the child (before exec, or first thing in a spawned worker): on Linux, get
+    SIGTERM when the process that started us dies, even by SIGKILL, so a validator or
+    builder is never left behind. Only a call through a pointer resolved before the fork."""
     if _PRCTL is not None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -104,7 +104,7 @@ class NodeProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # only a prctl call: safe before exec
+            preexec_fn=die_with_parent,  # only a prctl call: safe before exec
             env=self.env,
         )
         log.close()

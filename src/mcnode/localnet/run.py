@@ -12,9 +12,11 @@ from typing import Any, Protocol
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mcnode.localnet.load import LoadGenerator
+from mcnode.localnet.pace import processes
 from mcnode.localnet.procs import Cluster
 
 
@@ -39,6 +41,8 @@ class RunOptions:
     live: bool = True
     seed: int | None = None
     network: NetworkHook | None = None
+    builders: int | None = None  # builder processes (None: one per core)
+    prebuild: int | None = None  # payments built before the clock starts (None: auto)
 
 
 class _Stop(Exception):
@@ -91,6 +95,15 @@ def _view(cluster: Cluster, load: LoadGenerator, started: float) -> Group:
     st = load.stats
     summary = Table.grid(padding=(0, 2))
     summary.add_row("elapsed", f"{el:.1f} s")
+    verdict, sent_rate, _ = load.live_verdict()
+    rate = load.pace.rate if load.pace is not None else 0.0
+    summary.add_row("requested / sent (last 5 s)", f"{rate:g} / {sent_rate:.1f} tx/s")
+    summary.add_row("limited by", _limit_text(verdict.limited_by, verdict.reason))
+    summary.add_row(
+        "build queue",
+        f"{len(load.ready)} ready, {load.building} building, "
+        f"{load.purse.free} free outputs ({processes(load.pool.workers)})",
+    )
     summary.add_row(
         "submitted / committed",
         f"{st.submitted} / {st.committed}"
@@ -105,7 +118,7 @@ def _view(cluster: Cluster, load: LoadGenerator, started: float) -> Group:
 
 
 def summarize(
-    cluster: Cluster, load: LoadGenerator, elapsed: float, kills: int, opening: int | None
+    cluster: Cluster, load: LoadGenerator, elapsed: float, kills: int, supply: int | None
 ) -> dict[str, Any]:
     st = load.stats
     nodes = []
@@ -130,6 +143,7 @@ def summarize(
         )
     balance = load.total_balance()
     return {
+        "load": load.report(),
         "duration_s": round(elapsed, 3),
         "submitted_txs": st.submitted,
         "committed_txs": st.committed,
@@ -142,11 +156,11 @@ def summarize(
         "blocks": load.ledger.num_blocks(),
         "kills": kills,
         "fees_paid": st.fees,
-        "opening_balance": opening,
         "total_balance": balance,
+        "opening_balance": load.opening_balance,
         # The accounts' balance at the start, less this run's fees, is what they hold now
         # (a payment moves money between them; only the fee leaves).
-        "supply_conserved": None if opening is None else balance + st.fees == opening,
+        "supply_conserved": load.supply_conserved(supply),
         "nodes": nodes,
     }
 
@@ -164,25 +178,27 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
     summary: dict[str, Any] = {}
     try:
         cluster.start()
-        load = LoadGenerator(opts.directory, cluster.network, seed=opts.seed)
+        load = LoadGenerator(
+            opts.directory, cluster.network, seed=opts.seed, builders=opts.builders
+        )
         load.wait_synced(1, timeout=30)
-        # What the accounts hold now: a reused network's earlier runs paid fees too.
-        for _ in range(1000):
-            if not load.sync():
-                break
-        opening = load.total_balance()
+        stopping = False
+        try:
+            _prepare(load, opts, console)
+        except _Stop:
+            stopping = True
         started = time.monotonic()
+        load.start(opts.tx_rate, opts.duration, started)
         end = None if opts.duration is None else started + opts.duration
-        next_tx = started
         next_kill = None if not opts.kill_random else started + opts.kill_random
         restart_at: dict[str, float] = {}
         next_view = 0.0
         live = Live(console=console, refresh_per_second=4, transient=False) if opts.live else None
-        if live:
+        if live and not stopping:
             live.start()
         try:
-            while end is None or time.monotonic() < end:
-                next_tx = load.step(opts.tx_rate, next_tx)
+            while not stopping and (end is None or time.monotonic() < end):
+                load.step()
                 now = time.monotonic()
                 if next_kill is not None and now >= next_kill:
                     up = [n for n in cluster.nodes if n.running()]
@@ -201,11 +217,12 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
                 if live and now >= next_view:
                     live.update(_view(cluster, load, started))
                     next_view = now + 0.25
-                time.sleep(0.002)
+                load.sleep()
         except _Stop:
             pass
         finally:
-            if live:
+            load.stop()
+            if live and live.is_started:
                 live.stop()
         if opts.network is not None:
             opts.network.end(time.monotonic() - started)
@@ -222,7 +239,8 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
         # Let every validator reach the same height before we read their tips.
         target = max((s or {}).get("block_height", 0) for s in cluster.statuses().values())
         cluster.wait_height(target, timeout=30)
-        summary = summarize(cluster, load, elapsed, kills, opening)
+        supply = _supply(opts.directory)
+        summary = summarize(cluster, load, elapsed, kills, supply)
         if opts.network is not None:
             summary["network"] = opts.network.summary(cluster, load, started)
     finally:
@@ -237,11 +255,65 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
     return summary
 
 
+def _prepare(load: LoadGenerator, opts: RunOptions, console: Console) -> None:
+    """Build ahead before the clock starts, with a progress bar (or two lines)."""
+    if not opts.live:
+        console.print("load: finding the accounts' outputs and building payments ahead ...")
+        p = load.prepare(opts.tx_rate, opts.duration, opts.prebuild)
+        console.print(
+            f"load: {p.built} payments built ahead in {p.seconds:.1f} s "
+            f"({processes(load.pool.workers)}, {p.free_coins} spendable outputs)"
+        )
+        return
+    with Progress(
+        TextColumn("building payments ahead"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("build", total=None)
+        load.prepare(
+            opts.tx_rate,
+            opts.duration,
+            opts.prebuild,
+            progress=lambda done, wanted: bar.update(task, completed=done, total=wanted),
+        )
+
+
+def _limit_text(limited_by: str | None, reason: str | None) -> str:
+    if limited_by == "generator":
+        return f"[red]the load generator[/]: {reason}"
+    if limited_by == "network":
+        return f"[yellow]the network[/]: {reason}"
+    return "nothing: the requested rate is kept"
+
+
+def _supply(directory: Path) -> int | None:
+    try:
+        return int(json.loads((directory / "network.json").read_text())["total_supply"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     t = Table(title="mcnode localnet summary", show_header=False)
     lat = summary["latency_ms"]
+    load = summary["load"]
     rows = [
         ("duration", f"{summary['duration_s']:.1f} s"),
+        (
+            "requested / submitted / committed tx/s",
+            f"{load['requested_tx_s']:g} / {load['submitted_tx_s']:.2f} / "
+            f"{load['committed_tx_s']:.2f} (over the {load['window_s']:.1f} s of load)",
+        ),
+        ("limited by", _limit_text(load["limited_by"], load["reason"])),
+        (
+            "built ahead / during the run",
+            f"{load['prebuild']['built']} in {load['prebuild']['seconds']:.1f} s / "
+            f"{load['built_during_run']} ({processes(load['builders'])})",
+        ),
         ("submitted / committed", f"{summary['submitted_txs']} / {summary['committed_txs']}"),
         ("committed tx/s", f"{summary['tx_per_s']:.2f}"),
         ("commit latency p50 / p99", f"{lat['p50']} / {lat['p99']} ms"),
