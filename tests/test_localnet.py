@@ -107,7 +107,7 @@ def test_a_generator_that_cannot_keep_the_rate_says_so(net_dir: Path) -> None:
     this machine (proving one is ~28 ms of a core, more on a busy one): the summary
     says the generator, not the network, was the limit, and how far it fell short."""
     s = run_localnet(
-        net_dir, "--duration", "6", "--tx-rate", "60", "--builders", "1", "--prebuild", "0"
+        net_dir, "--duration", "4", "--tx-rate", "60", "--builders", "1", "--prebuild", "0"
     )
     check_summary(s)
     load = s["load"]
@@ -236,8 +236,27 @@ def _validators_of(d: Path) -> list[int]:
     return pids
 
 
+def _children(pid: int) -> list[int]:
+    """PIDs of the live children of `pid` (Linux /proc), by any of its threads."""
+    out: list[int] = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [int(c) for c in listing.read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def test_no_validator_outlives_a_killed_localnet(tmp_path: Path) -> None:
-    """Even SIGKILL of `mcnode localnet` takes its validators down (no orphans)."""
+    """Even SIGKILL of `mcnode localnet` takes its validators and its payment builders
+    down (no orphans)."""
     import signal
 
     d = tmp_path / "net"
@@ -263,12 +282,15 @@ def test_no_validator_outlives_a_killed_localnet(tmp_path: Path) -> None:
         while len(_validators_of(d)) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(_validators_of(d)) == 4
+        builders = [c for c in _children(p.pid) if c not in _validators_of(d)]
+        assert builders  # started with the validators (and a resource tracker)
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=10)
         deadline = time.monotonic() + 20
-        while _validators_of(d) and time.monotonic() < deadline:
+        while (_validators_of(d) or any(map(_alive, builders))) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert _validators_of(d) == []
+        assert [b for b in builders if _alive(b)] == []
     finally:
         p.kill()
         for pid in _validators_of(d):

@@ -88,7 +88,10 @@ class HeightWatcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="height-watcher", daemon=True)
-        self._thread.start()
+
+    def start(self) -> None:
+        if not self._thread.is_alive() and not self._stop.is_set():
+            self._thread.start()
 
     def _run(self) -> None:
         i = 0
@@ -114,7 +117,8 @@ class HeightWatcher:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=2.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
         for _, c in self.clients:
             c.close()
 
@@ -269,6 +273,7 @@ class LoadGenerator:
         self.stats = LoadStats()
         self.purse = Purse(keys, self.rng, min_value=FEE + 2)
         self.pool = BuilderPool(self.accounts, builders or default_builders())
+        self.pool.warm()  # while the validators start
         self.ready: deque[Payment] = deque()  # built, not sent
         self._building: set[Future[Payment]] = set()
         self._reserved_by: dict[Future[Payment], Coin] = {}
@@ -377,6 +382,9 @@ class LoadGenerator:
             self.by_image.pop(k, None)
 
     def wait_synced(self, blocks: int, timeout: float) -> None:
+        """Until the ledger copy has `blocks` blocks. The first call starts watching the
+        validators' heights: the generator can be made before they run."""
+        self.watcher.start()
         deadline = time.monotonic() + timeout
         while self.ledger.num_blocks() < blocks and time.monotonic() < deadline:
             if not self.sync():

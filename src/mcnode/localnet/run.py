@@ -177,10 +177,11 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
     kills = 0
     summary: dict[str, Any] = {}
     try:
-        cluster.start()
+        # First, so that its builder processes start while the validators do.
         load = LoadGenerator(
             opts.directory, cluster.network, seed=opts.seed, builders=opts.builders
         )
+        cluster.start()
         load.wait_synced(1, timeout=30)
         stopping = False
         try:
