@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mcnode.crypto import fee_commitment, point_sum, verify_range, verify_range_batch
+from mcnode.crypto import commitments_balance, verify_range, verify_range_batch
 from mcnode.transaction import mlsag
 from mcnode.transaction.errors import (
     DuplicateKeyImage,
@@ -112,13 +112,14 @@ def check_ring_signatures(tx: Tx) -> None:
 
 def check_balance(tx: Tx) -> None:
     try:
-        ins = point_sum(tx.signature.pseudo_output_commitments)
-        outs = point_sum(
-            [o.commitment for o in tx.prefix.outputs] + [fee_commitment(tx.prefix.fee)]
+        balanced = commitments_balance(
+            tx.signature.pseudo_output_commitments,
+            [o.commitment for o in tx.prefix.outputs],
+            tx.prefix.fee,
         )
     except ValueError as e:
         raise UnbalancedTx(f"commitment is not a valid point: {e}") from e
-    if ins != outs:
+    if not balanced:
         raise UnbalancedTx("pseudo-outputs do not equal outputs plus fee")
 
 
