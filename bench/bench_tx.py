@@ -6,12 +6,12 @@ Pins itself to one CPU, builds a deterministic in-memory ledger, and times, per 
 building (sign + prove) and full `validate_tx` for 1-input/2-output and 16-input/16-output
 transactions, with decode, membership, MLSAG, balance and range-proof verification
 reported separately, plus 100 range proofs verified one after another and in batches of
-4, 8, 16 and 100 (`verify_range_batch`, what a validator does with a peer's relayed
-batch), and 100 1-in/2-out txs decoded and verified as one batch (`validate_txs`: what
-the enclave does with client proposals and peer batches that come together;
-`batch100_verify_tx_per_s`). Pinned to one CPU, and given no `beside` (the enclave's worker
-thread), every rule runs on the calling thread: these are CPU costs. The last line printed
-is one JSON object.
+4, 8, 16 and 100 (`verify_range_batch`), and 100 1-in/2-out txs decoded and verified as
+one batch (`validate_txs`: what the enclave does with client proposals and peer batches
+that come together; `batch100_verify_tx_per_s`, and per second of CPU time, the best of
+several runs: `batch100_verify_tx_per_cpu_s`). Pinned to one CPU, and given no `beside`
+(the enclave's worker thread), every rule runs on the calling thread: these are CPU
+costs. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -125,6 +125,15 @@ def main() -> None:
         assert errors == [None] * len(raws)
 
     figures["batch100_verify_tx_per_s"] = len(raws) * per_second(verify_batch, 3, secs)
+    # The same per second of this process's CPU time: on a shared machine the pinned core
+    # is not ours alone, and wall time counts the other processes' turns too.
+    verify_batch()
+    cpu = []
+    for _ in range(3 if quick else 10):
+        start = time.process_time()
+        verify_batch()
+        cpu.append(time.process_time() - start)
+    figures["batch100_verify_tx_per_cpu_s"] = len(raws) / min(cpu)
 
     figures["verify_tx_per_s"] = figures["1in_2out_verify_tx_per_s"]
     figures["build_tx_per_s"] = figures["1in_2out_build_tx_per_s"]
