@@ -120,35 +120,6 @@ def test_native_appends_give_the_membership_tree(seed: int) -> None:
     assert proofs == prove_membership(leaves, range(size))
 
 
-@pytest.mark.parametrize("seed", [6, 7])
-def test_native_path_root_is_the_reference_walk(seed: int) -> None:
-    # `MembershipProof.verify` walks a proof natively (`merkle_path_root`); the Python
-    # `root_for` is the reference, for every leaf of trees of odd and even sizes, and for
-    # a proof whose sibling or index is off by one.
-    rng = random.Random(seed)
-    for size in (1, 2, 7, 64, 100):
-        encodings = [rng.randbytes(136) for _ in range(size)]
-        leaves = [leaf_hash_of_encoding(e) for e in encodings]
-        root = tree_root(leaves)
-        for proof in prove_membership(leaves, range(size)):
-            reference = proof.root_for(leaves[proof.index])
-            native = _native.merkle_path_root(encodings[proof.index], proof.index, proof.siblings)
-            assert native == reference == root.hash
-            if proof.siblings:
-                bent = [
-                    proof.siblings[0][:-1] + bytes([proof.siblings[0][-1] ^ 1]),
-                    *proof.siblings[1:],
-                ]
-                assert (
-                    _native.merkle_path_root(encodings[proof.index], proof.index, bent) != root.hash
-                )
-                other = proof.index ^ 1
-                assert (
-                    _native.merkle_path_root(encodings[proof.index], other, proof.siblings)
-                    != root.hash
-                )
-
-
 def test_native_append_refuses_bad_input() -> None:
     one = [b"\x01" * 32]
     with pytest.raises(ValueError, match="no TxOuts"):

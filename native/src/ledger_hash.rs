@@ -194,36 +194,7 @@ fn ledger_merkle_append<'py>(
     Ok((leaves, keys, node_keys, node_hashes, root, frontier))
 }
 
-/// The root a membership proof leads to from the TxOut of canonical encoding `encoding`:
-/// its leaf hash, then one node hash per sibling, the sibling on the left where that bit of
-/// `index` is 1 (`membership.MembershipProof.root_for` of `leaf_hash`). Siblings are hashed
-/// as they are given (a decoded proof's are 32 bytes each). Public data only.
-#[pyfunction]
-fn merkle_path_root<'py>(
-    py: Python<'py>,
-    encoding: &[u8],
-    index: u64,
-    siblings: Vec<Vec<u8>>,
-) -> Bound<'py, PyBytes> {
-    let mut acc: Vec<u8> = leaf_hash(encoding).to_vec();
-    let mut idx = index;
-    for sibling in &siblings {
-        let mut h = tagged(TAG_NODE);
-        if idx & 1 == 1 {
-            h.update(sibling);
-            h.update(&acc);
-        } else {
-            h.update(&acc);
-            h.update(sibling);
-        }
-        acc = h.finalize().to_vec();
-        idx >>= 1;
-    }
-    PyBytes::new(py, &acc)
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ledger_merkle_append, m)?)?;
-    m.add_function(wrap_pyfunction!(merkle_path_root, m)?)?;
     Ok(())
 }

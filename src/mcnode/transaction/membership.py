@@ -20,7 +20,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mcnode import _native
 from mcnode.transaction.encoding import Reader, Writer
 from mcnode.transaction.errors import DecodeError
 from mcnode.transaction.txout import TxOut
@@ -102,14 +101,12 @@ class MembershipProof:
         return acc
 
     def verify(self, tx_out: TxOut, root: MerkleRoot) -> bool:
-        """True when `tx_out` is leaf `index` of the tree whose root is `root`. The walk
-        is `root_for(leaf_hash(tx_out))` in one native call (it runs 11 times per input)."""
+        """True when `tx_out` is leaf `index` of the tree whose root is `root`."""
         return (
             self.size == root.size
             and 0 <= self.index < self.size
             and len(self.siblings) == depth_for(self.size)
-            and _native.merkle_path_root(tx_out.to_bytes(), self.index, list(self.siblings))
-            == root.hash
+            and self.root_for(leaf_hash(tx_out)) == root.hash
         )
 
 
