@@ -218,7 +218,14 @@ def serve(sock: socket.socket, enclave: Enclave, identity: EnclaveIdentity) -> i
     try:
         return _serve(sock, enclave, identity, served)
     except OSError as e:  # the host went away mid-call (reset, broken pipe)
-        say("stopped", "warning", requests=served.requests, error=e.strerror or type(e).__name__)
+        say(
+            "stopped",
+            "warning",
+            requests=served.requests,
+            batches=served.batches,
+            batched=served.batched,
+            error=e.strerror or type(e).__name__,
+        )
         return EXIT_EOF
 
 
