@@ -19,6 +19,8 @@ from mcnode.crypto import (
     SeededRandom,
     basepoint_mul,
     commit,
+    commitments_balance,
+    fee_commitment,
     hash_to_point,
     hash_to_scalar,
     multiscalar_mul_vartime,
@@ -123,6 +125,27 @@ def test_commitments_are_homomorphic_seed_3() -> None:
     assert commit(5, Scalar(0)) == Scalar(5) * PEDERSEN_H
     with pytest.raises(ValueError):
         commit(2**64, r1)
+
+
+def test_commitments_balance_agrees_with_point_sums_seed_8() -> None:
+    rng = SeededRandom(8)
+    r1, r2, r3 = Scalar.random(rng), Scalar.random(rng), Scalar.random(rng)
+    ins = [commit(70, r1).encoding, commit(30, r2 + r3).encoding]
+    outs = [commit(55, r1 + r2).encoding, commit(40, r3).encoding]
+    # The reference: the sums of encodings, with the fee committed with zero blinding.
+    assert point_sum(ins) == point_sum([*outs, fee_commitment(5)])
+    assert commitments_balance(ins, outs, 5)
+    assert not commitments_balance(ins, outs, 4)
+    assert not commitments_balance(ins, outs[:1], 5)
+    assert not commitments_balance(ins[::-1][:1], outs, 5)
+    biggest = commit(2**64 - 1, r1).encoding
+    assert commitments_balance([biggest], [(r1 * BASEPOINT).encoding], 2**64 - 1)
+    with pytest.raises(ValueError, match="output 1"):
+        commitments_balance(ins, [outs[0], b"\xff" * 32], 5)
+    with pytest.raises(ValueError, match="input 0"):
+        commitments_balance([bytes(31)], outs, 5)
+    with pytest.raises(ValueError):
+        commitments_balance(ins, outs, 2**64)
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5])

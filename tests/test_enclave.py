@@ -741,6 +741,62 @@ def test_a_peer_batch_has_its_range_proofs_checked_together(
     assert c.cached_tx_hashes() == {t.tx_hash() for t in good}
 
 
+def test_client_proposals_taken_together_each_get_their_own_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the enclave process does with client proposals that arrive together: one call,
+    # the new txs' range proofs checked as one batch. A bad proof or signature among them
+    # is refused with its own code, and its batch-mates are accepted all the same.
+    enclave = world.enclave()
+    batches: list[int] = []
+    many = validation.verify_range_batch
+
+    def counted(items: Sequence[tuple[bytes, Sequence[bytes]]]) -> bool:
+        batches.append(len(items))
+        return many(items)
+
+    monkeypatch.setattr(validation, "verify_range_batch", counted)
+    good = [world.pay(i) for i in range(4)]
+    bad_range = _negative_output_tx(world)
+    [sig] = world.pay(5).signature.ring_signatures
+    bad_signature = _with_sig(
+        world.pay(5), ring_signatures=(replace(sig, responses=(bytes(32), *sig.responses[1:])),)
+    )
+    propose(enclave, good[3])  # held already: re-checked, not validated again
+    txs = [good[0], bad_range, good[1], bad_signature, good[1], good[2], good[3]]
+    clients = [connect(enclave) for _ in txs]
+    requests = [
+        (c.session_id, c.session.encrypt_tx(t.to_bytes()))
+        for c, t in zip(clients, txs, strict=True)
+    ]
+    requests.insert(2, (SessionId(bytes(16)), b"\0" * 40))  # no such session
+    got = enclave.client_txs_propose(requests)
+    assert len(got) == 8
+    assert [g.tx_hash if isinstance(g, WellFormedTxContext) else g.code for g in got] == [
+        good[0].tx_hash(),
+        R.INVALID_RANGE_PROOF,
+        R.BAD_SESSION,
+        good[1].tx_hash(),
+        R.INVALID_RING_SIGNATURE,
+        good[1].tx_hash(),  # the same tx twice: accepted once, then found held
+        good[2].tx_hash(),
+        good[3].tx_hash(),
+    ]
+    assert enclave.cached_tx_hashes() == {t.tx_hash() for t in good}
+    # One batch of the 5 new txs (failed by bad_range), then halves until it is alone.
+    assert batches[0] == 5 and len(batches) > 1
+    # The same answers as one proposal at a time, to a fresh enclave.
+    fresh = world.enclave(2)
+    answers = [g for g in got if not isinstance(g, SessionError)]
+    for tx, answer in zip(txs, answers, strict=True):
+        try:
+            one = propose(fresh, tx)
+        except ProposeTxError as e:
+            assert not isinstance(answer, WellFormedTxContext) and answer.code is e.code
+        else:
+            assert answer == one
+
+
 def test_a_full_peer_takes_what_fits(world: World) -> None:
     a, b = world.enclave(1), world.enclave(2, max_cached_txs=1)
     peer_up(a, b)

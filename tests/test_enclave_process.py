@@ -227,6 +227,42 @@ def test_garbage_frames_are_answered_or_skipped_and_the_child_carries_on(child: 
     assert any("bad request" in line for line in _log_lines(child.log))
 
 
+def test_client_proposals_sent_together_are_answered_in_order_from_one_batch(
+    child: Child, tmp_path: Path
+) -> None:
+    # The host pipelines client proposals (several in flight). The child answers each in
+    # order; those queued together went through one call, their range proofs checked as
+    # one batch, as the counts of its "stopped" line say.
+    w = child.world
+    log = tmp_path / "gather.log"
+    enclave = _start(w.ledger.path, child.keys, log)
+    try:
+        txs = [w.pay(6), w.pay(7), w.pay(8, fee=1), w.pay(9)]
+        clients = [connect(enclave) for _ in txs]
+        frames = [
+            encode_request(
+                100 + i, Method.CLIENT_TX_PROPOSE, c.session_id, c.session.encrypt_tx(t.to_bytes())
+            )
+            for i, (c, t) in enumerate(zip(clients, txs, strict=True))
+        ]
+        with enclave._lock:
+            enclave._sock.sendall(b"".join(frames))
+            bodies = [enclave._read_exactly(frame_length(enclave._read_exactly(4))) for _ in txs]
+        assert [response_id(b) for b in bodies] == [100, 101, 102, 103]
+        for i in (0, 1, 3):
+            got = decode_response(bodies[i], Method.CLIENT_TX_PROPOSE)[1]
+            assert got == WellFormedTxContext.from_tx(txs[i])
+        with pytest.raises(ProposeTxError) as err:
+            decode_response(bodies[2], Method.CLIENT_TX_PROPOSE)
+        assert err.value.code is R.FEE_TOO_LOW
+        assert enclave.identity().pid == enclave.process.pid  # still in step
+    finally:
+        assert enclave.close() == 0
+    [stopped] = [x for x in _log_lines(log) if "event=stopped" in x]
+    counts = dict(field.split("=", 1) for field in stopped.split())
+    assert counts["batched"] == "4" and int(counts["batches"]) < 4
+
+
 def test_no_frame_and_no_log_line_carries_plaintext(
     child: Child, monkeypatch: pytest.MonkeyPatch
 ) -> None:

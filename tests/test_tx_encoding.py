@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -72,6 +73,11 @@ def test_tx_round_trip(wallet: Wallet, raw: bytes) -> None:
     wallet.validate(tx)
     assert len(tx.tx_hash()) == 32
     assert tx.tx_hash() == Tx.from_bytes(raw).tx_hash()
+    # The prefix keeps the part of the bytes it was decoded from: the same bytes as
+    # encoding its fields afresh, and so the same signing-message hash.
+    fresh = dataclasses.replace(tx.prefix)
+    assert tx.prefix.to_bytes() == fresh.to_bytes() == raw[1 : 1 + len(fresh.to_bytes())]
+    assert tx.prefix.hash() == fresh.hash()
 
 
 def test_parts_round_trip(raw: bytes) -> None:
@@ -123,7 +129,7 @@ def test_random_splices_of_a_valid_tx_only_raise_decode_errors(
         tx = Tx.from_bytes(spliced)
         # Whatever decodes is canonical: re-encoding from the fields (not the bytes the
         # Tx keeps from decoding) gives the same bytes, so the kept bytes are its encoding.
-        assert Tx(tx.prefix, tx.signature).to_bytes() == spliced
+        assert Tx(dataclasses.replace(tx.prefix), tx.signature).to_bytes() == spliced
 
 
 @settings(DETERMINISTIC, max_examples=60)

@@ -22,6 +22,7 @@ from mcnode.transaction import (
     check_key_images_unspent,
     check_output_public_keys_new,
     validate_tx,
+    validate_txs,
 )
 from mcnode.transaction import errors as E
 from mcnode.transaction.builder import InputCredentials, assemble_tx
@@ -211,16 +212,16 @@ def test_rule_balance(world: World) -> None:
         world.validate(tx)
 
 
-def _negative_output_tx(world: World, extra: int = 0) -> Tx:
+def _negative_output_tx(world: World, extra: int = 0, fee: int = FEE) -> Tx:
     """Pay bob 10 (+ `extra`) more than we have, balanced (when extra is 0) by an output of
     -10: signed properly, but no range proof can cover -10 (it is made for 0 here)."""
     rng = world.rng
-    big = create_output(world.bob.default_address, VALUE - FEE + 10 + extra, rng)
+    big = create_output(world.bob.default_address, VALUE - fee + 10 + extra, rng)
     zero = create_output(world.alice.default_address, 0, rng)
     minus_ten = commit(0, zero.blinding) - Scalar(10) * PEDERSEN_H
     negative = replace(zero, tx_out=replace(zero.tx_out, commitment=minus_ten.encoding))
     outputs = sorted([big, negative], key=lambda o: o.tx_out.public_key)
-    return assemble_tx([world.creds(3)], outputs, FEE, CURRENT + 1, rng)
+    return assemble_tx([world.creds(3)], outputs, fee, CURRENT + 1, rng)
 
 
 def test_rule_range_proof_stops_a_negative_output(world: World) -> None:
@@ -287,6 +288,95 @@ def test_a_range_proof_checked_in_a_batch_is_not_checked_again(world: World, tx:
     flipped = replace(sig, responses=(Scalar(1).to_bytes(), *sig.responses[1:]))
     with pytest.raises(E.InvalidRingSignature):
         world.validate(_with_sig(tx, ring_signatures=(flipped,)), range_proof_checked=True)
+
+
+def _flipped_signature(tx: Tx) -> Tx:
+    [sig] = tx.signature.ring_signatures
+    flipped = replace(sig, responses=(Scalar(1).to_bytes(), *sig.responses[1:]))
+    return _with_sig(tx, ring_signatures=(flipped,))
+
+
+def _verdict(world: World, tx: Tx) -> type[E.TxValidationError] | None:
+    """The error type `validate_tx` raises for `tx` alone (None: valid)."""
+    try:
+        world.validate(tx)
+    except E.TxValidationError as e:
+        return type(e)
+    return None
+
+
+@pytest.fixture(scope="module")
+def mixed_batch(world: World) -> list[Tx]:
+    """Good txs with, among them, one tx breaking each costly rule and two breaking the
+    range proof together with a later rule (so only rule order decides the verdict)."""
+    goods = [world.pay(VALUE // k) for k in (2, 3, 4, 5, 6)]
+    bad_range = _negative_output_tx(world)
+    bad_signature = _flipped_signature(world.pay(VALUE // 7))
+    bad_signature_and_range = _flipped_signature(_negative_output_tx(world))
+    late_fee = _negative_output_tx(world, fee=FEE - 1)  # the fee rule comes after the proof
+    unbalanced = _negative_output_tx(world, extra=1)
+    return [
+        goods[0], bad_range, goods[1], bad_signature, goods[2], bad_signature_and_range,
+        late_fee, goods[3], unbalanced, goods[4],
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("besides", [_inline, _on_a_thread, _when_joined])
+def test_a_batch_gets_each_txs_own_verdict(
+    world: World, mixed_batch: list[Tx], besides: Callable[[], Iterator[RunBeside | None]]
+) -> None:
+    # One bad range proof fails the batch: its batch-mates are still accepted, and every tx
+    # gets exactly the error `validate_tx` gives it alone (the first failing rule's).
+    alone = [_verdict(world, tx) for tx in mixed_batch]
+    assert alone == [
+        None, E.InvalidRangeProof, None, E.InvalidRingSignature, None, E.InvalidRingSignature,
+        E.InvalidRangeProof, None, E.UnbalancedTx, None,
+    ]  # fmt: skip
+    root = world.ledger.root()
+    for beside in besides():
+        errors = validate_txs(
+            mixed_batch, current_block=CURRENT, roots=[root] * len(mixed_batch), beside=beside
+        )
+        assert [None if e is None else type(e) for e in errors] == alone
+    # Every tx good: every verdict None; none or one tx: as `validate_tx`.
+    goods = [tx for tx, v in zip(mixed_batch, alone, strict=True) if v is None]
+    assert validate_txs(goods, current_block=CURRENT, roots=[root] * len(goods)) == [None] * 5
+    assert validate_txs([], current_block=CURRENT, roots=[]) == []
+    [error] = validate_txs(mixed_batch[1:2], current_block=CURRENT, roots=[root])
+    assert isinstance(error, E.InvalidRangeProof)
+    with pytest.raises(ValueError, match="roots"):
+        validate_txs(goods, current_block=CURRENT, roots=[root])
+
+
+def test_a_failed_batch_is_halved_until_the_bad_proof_is_alone(
+    world: World, mixed_batch: list[Tx], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcnode.transaction import validation
+
+    goods = [tx for tx in mixed_batch if _verdict(world, tx) is None]
+    bad = _negative_output_tx(world)
+    batch = [*goods[:3], bad, *goods[3:], goods[0], goods[1], goods[2]]  # 9: bad at 3
+    singles: list[bytes] = []
+    batches: list[int] = []
+    one, many = validation.verify_range, validation.verify_range_batch
+
+    def single(proof: bytes, commitments: list[bytes]) -> bool:
+        singles.append(proof)
+        return one(proof, commitments)
+
+    def batched(items: list[tuple[bytes, list[bytes]]]) -> bool:
+        batches.append(len(items))
+        return many(items)
+
+    monkeypatch.setattr(validation, "verify_range", single)
+    monkeypatch.setattr(validation, "verify_range_batch", batched)
+    errors = validate_txs(batch, current_block=CURRENT, roots=[world.ledger.root()] * 9)
+    assert [i for i, e in enumerate(errors) if e is not None] == [3]
+    assert isinstance(errors[3], E.InvalidRangeProof)
+    # 9 fail together -> halves of 4 (bad) and 5 (good) -> the 4 as 2 (good) and 2 (bad)
+    # -> the bad 2 one by one: 5 batch checks and 2 single ones, not 9 single ones.
+    assert batches == [9, 4, 2, 2, 5]
+    assert singles == [goods[2].signature.range_proof, bad.signature.range_proof]
 
 
 def test_rule_fee(world: World) -> None:

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use bulletproofs::{BulletproofGens, PedersenGens, RangeProof};
 use curve25519_dalek::constants::{RISTRETTO_BASEPOINT_POINT, RISTRETTO_BASEPOINT_TABLE};
-use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoBasepointTable, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul};
 use merlin::Transcript;
@@ -78,6 +78,12 @@ fn pedersen_gens() -> &'static PedersenGens {
         // bulletproofs names the value generator B and the blinding generator B_blinding.
         PedersenGens { B: h, B_blinding: g }
     })
+}
+
+/// A fixed-base table for H: `fee * H` in a few microseconds.
+fn pedersen_h_table() -> &'static RistrettoBasepointTable {
+    static TABLE: OnceLock<RistrettoBasepointTable> = OnceLock::new();
+    TABLE.get_or_init(|| RistrettoBasepointTable::create(&pedersen_gens().B))
 }
 
 fn bulletproof_gens() -> &'static BulletproofGens {
@@ -183,6 +189,23 @@ fn padded_len(n: usize) -> PyResult<usize> {
     Ok(n.next_power_of_two())
 }
 
+/// True when sum(inputs) == sum(outputs) + fee * H: a tx's pseudo-outputs balance its
+/// outputs and its fee (`fee * H` is the commitment to the fee with zero blinding). Point
+/// additions only, plus one fixed-base multiplication; ValueError naming the first
+/// commitment that is not a valid point encoding.
+#[pyfunction]
+fn commitments_balance(inputs: Vec<Vec<u8>>, outputs: Vec<Vec<u8>>, fee: u64) -> PyResult<bool> {
+    let mut acc = pedersen_h_table() * &Scalar::from(fee);
+    for (i, c) in outputs.iter().enumerate() {
+        acc += point_from(c).map_err(|e| PyValueError::new_err(format!("output {i}: {e}")))?;
+    }
+    let mut ins = RistrettoPoint::identity();
+    for (i, c) in inputs.iter().enumerate() {
+        ins += point_from(c).map_err(|e| PyValueError::new_err(format!("input {i}: {e}")))?;
+    }
+    Ok(ins == acc)
+}
+
 /// One aggregated 64-bit Bulletproof over `values` committed with `blindings`.
 ///
 /// The list is padded to a power of two with (value 0, blinding 0), whose commitment is the
@@ -279,6 +302,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hash_to_point, m)?)?;
     m.add_function(wrap_pyfunction!(pedersen_h, m)?)?;
     m.add_function(wrap_pyfunction!(pedersen_commit, m)?)?;
+    m.add_function(wrap_pyfunction!(commitments_balance, m)?)?;
     m.add_function(wrap_pyfunction!(range_proof_prove, m)?)?;
     m.add_function(wrap_pyfunction!(range_proof_verify, m)?)?;
     mlsag::register(m)?;

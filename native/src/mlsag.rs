@@ -8,6 +8,14 @@
 //!   c  = Hs(dst, msg, I, L0, R0, L1)
 //!
 //! and the signature holds when the walk returns to c_0. Public data only: variable time.
+//!
+//! Each step hashes the three points' encodings, and compressing a point costs an inverse
+//! square root. The walk instead computes each point halved (the scalars times 1/2 mod l:
+//! the group has prime order, so 2 * ((s/2) * P) = s * P exactly) and gets the three
+//! encodings from one `double_and_compress_batch`, which shares a single field inversion
+//! among them (~6.5 us for three instead of ~15.5).
+
+use std::sync::OnceLock;
 
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
@@ -39,6 +47,12 @@ fn hash_to_scalar(dst: &[u8], parts: &[&[u8]]) -> Scalar {
     }
     let wide: [u8; 64] = h.finalize().into();
     Scalar::from_bytes_mod_order_wide(&wide)
+}
+
+/// 1/2 mod l.
+fn half() -> &'static Scalar {
+    static HALF: OnceLock<Scalar> = OnceLock::new();
+    HALF.get_or_init(|| Scalar::from(2u64).invert())
 }
 
 struct Member {
@@ -104,14 +118,19 @@ fn verify(
             commitment_difference: decompress(c)? - pseudo,
         });
     }
+    let half = half();
     let mut c = c0;
     for (j, m) in members.iter().enumerate() {
-        let (r0, r1) = (r[2 * j], r[2 * j + 1]);
-        let l0 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&c, &m.key, &r0).compress();
-        let r0p = RistrettoPoint::vartime_multiscalar_mul([r0, c], [m.key_hash, image]).compress();
-        let l1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&c, &m.commitment_difference, &r1)
-            .compress();
-        c = hash_to_scalar(dst_mlsag, &[msg, key_image, l0.as_bytes(), r0p.as_bytes(), l1.as_bytes()]);
+        let (r0, r1) = (r[2 * j] * half, r[2 * j + 1] * half);
+        let c_half = c * half;
+        let l0 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&c_half, &m.key, &r0);
+        let r0p = RistrettoPoint::vartime_multiscalar_mul([r0, c_half], [m.key_hash, image]);
+        let l1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&c_half, &m.commitment_difference, &r1);
+        let encoded = RistrettoPoint::double_and_compress_batch([&l0, &r0p, &l1]);
+        c = hash_to_scalar(
+            dst_mlsag,
+            &[msg, key_image, encoded[0].as_bytes(), encoded[1].as_bytes(), encoded[2].as_bytes()],
+        );
     }
     Some(c == c0)
 }

@@ -132,15 +132,20 @@ fn append_nonidentity(t: &mut Transcript, label: &'static [u8], p: &CompressedRi
     Some(())
 }
 
-/// 1 + x + ... + x^(n-1).
+/// 1 + x + ... + x^(n-1) for n a power of two (every n here is: 64, a padded party
+/// count, their product), in log2(n) steps: the sum of the first 2k powers is the sum of
+/// the first k times (1 + x^k).
 fn sum_of_powers(x: &Scalar, n: usize) -> Scalar {
-    let mut acc = Scalar::ZERO;
-    let mut p = Scalar::ONE;
-    for _ in 0..n {
-        acc += p;
-        p *= x;
+    assert!(n.is_power_of_two(), "range proof sizes are powers of two");
+    let mut sum = Scalar::ONE;
+    let mut x_k = *x;
+    let mut k = 1;
+    while k < n {
+        sum += sum * x_k;
+        x_k *= x_k;
+        k *= 2;
     }
-    acc
+    sum
 }
 
 /// Everything the batch needs from one proof: its dynamic terms and its contributions to

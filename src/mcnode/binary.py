@@ -139,6 +139,11 @@ class Reader:
     def _truncated(self, n: int) -> DecodeError:
         return self.error(f"truncated: need {n} bytes at offset {self._pos}")
 
+    @property
+    def offset(self) -> int:
+        """How many bytes have been read."""
+        return self._pos
+
     def finish(self) -> None:
         """The value is complete: anything left over makes the input non-canonical."""
         if self._pos != len(self._buf):

@@ -40,6 +40,15 @@ def fee_commitment(fee: int) -> bytes:
     return commit(fee, Scalar(0)).encoding
 
 
+def commitments_balance(inputs: Sequence[bytes], outputs: Sequence[bytes], fee: int) -> bool:
+    """True when sum(inputs) == sum(outputs) + fee * H (`fee_commitment(fee)`): additions
+    and one fixed-base multiplication in native code. ValueError naming the first input or
+    output that is not a valid point; `fee` must fit in 64 bits."""
+    if not 0 <= fee <= U64_MAX:
+        raise ValueError("fee must fit in 64 bits")
+    return _native.commitments_balance(list(inputs), list(outputs), fee)
+
+
 def prove_range(
     values: Sequence[int], blindings: Sequence[Scalar], rng: RandomSource
 ) -> tuple[bytes, list[bytes]]:

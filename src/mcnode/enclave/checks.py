@@ -1,15 +1,17 @@
 """The enclave's transaction checks against the ledger, and the choice of a block's txs.
 
-`check_new_tx` is the full validation a tx gets when it first enters the enclave: every
-rule of `transaction.validation`, against the Merkle root of the tree size its proofs
-were cut from, then the two ledger lookups. `recheck_tx` is what can change afterwards
-as blocks are added (tombstone, spent key images, taken output keys): signatures, proofs
-and balance were checked once and cannot stop holding. `select_for_block` walks txs in
-the given order and keeps each that passes `recheck_tx` and conflicts with no tx kept
-before it, so every node given the same ledger and the same list keeps the same txs.
+`check_new_txs` is the full validation txs get when they first enter the enclave: every
+rule of `transaction.validation`, each tx against the Merkle root of the tree size its
+proofs were cut from, then the two ledger lookups; the range proofs of all are checked as
+one batch. `recheck_tx` is what can change afterwards as blocks are added (tombstone,
+spent key images, taken output keys): signatures, proofs and balance were checked once
+and cannot stop holding. `select_for_block` walks txs in the given order and keeps each
+that passes `recheck_tx` and conflicts with no tx kept before it, so every node given the
+same ledger and the same list keeps the same txs.
 
-Pure functions over a read-only ledger; they raise `TxValidationError`s with their
-plaintext-bearing messages, which callers turn into codes before anything leaves.
+Functions over a read-only ledger (no state of their own; `beside` is the caller's
+thread); they raise or return `TxValidationError`s with their plaintext-bearing messages,
+which callers turn into codes before anything leaves.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from mcnode.transaction.validation import (
     check_key_images_unspent,
     check_output_public_keys_new,
     check_tombstone,
-    validate_tx,
+    validate_txs,
 )
 
 #: A root no proof verifies against: for proofs cut from a tree this ledger never had.
@@ -51,28 +53,32 @@ def proofs_root(tx: Tx, ledger: EnclaveLedger) -> MerkleRoot:
     return _NO_ROOT
 
 
-def check_new_tx(
-    tx: Tx,
+def check_new_txs(
+    txs: Sequence[Tx],
     ledger: EnclaveLedger,
     *,
     block_index: int,
     minimum_fee: int,
-    range_proof_checked: bool = False,
     beside: RunBeside | None = None,
-) -> None:
-    """Every rule, in `validate_tx`'s order, then the ledger lookups. `block_index` is the
-    index of the block the tx would go into (the ledger's block count);
-    `range_proof_checked` and `beside` as `validate_tx` takes them."""
-    validate_tx(
-        tx,
+) -> list[TxValidationError | None]:
+    """Per tx: None when it passes every rule (`validate_txs`, in rule order) and the
+    ledger lookups, else the first error. `block_index` is the index of the block the txs
+    would go into (the ledger's block count); `beside` as `validate_txs` takes it."""
+    errors = validate_txs(
+        txs,
         current_block=block_index,
-        root=proofs_root(tx, ledger),
+        roots=[proofs_root(tx, ledger) for tx in txs],
         minimum_fee=minimum_fee,
-        range_proof_checked=range_proof_checked,
         beside=beside,
     )
-    check_key_images_unspent(tx, ledger)
-    check_output_public_keys_new(tx, ledger)
+    for i, tx in enumerate(txs):
+        if errors[i] is None:
+            try:
+                check_key_images_unspent(tx, ledger)
+                check_output_public_keys_new(tx, ledger)
+            except TxValidationError as e:
+                errors[i] = e
+    return errors
 
 
 def recheck_tx(tx: Tx, ledger: EnclaveLedger, *, block_index: int) -> None:

@@ -31,9 +31,12 @@ No wall clock inside: block signing times come from the caller, and the time evi
 made and checked at comes from `config.now`, a function at the configuration's edge (tests
 fix it); `form_block` never calls it. Randomness (session ids, a
 generated identity key) comes from `config.rng`. Every public call holds one lock, so the
-host may call from worker threads; a new tx's ring signatures are checked on the enclave's
-own worker thread beside its range proof (`worker.py`: the enclave's choice, not the
-transaction rules'). Nothing here logs plaintext: logs are host-side.
+host may call from worker threads. New txs are validated together where they come
+together (`client_txs_propose`, which the enclave process feeds with the client proposals
+that arrive at once, and a peer's batch): their range proofs as one batch, on the
+enclave's worker thread while this one checks their ring signatures (`worker.py`: the
+enclave's choice, not the transaction rules'); a lone tx's ring signatures run there
+beside its range proof. Nothing here logs plaintext: logs are host-side.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ from mcnode.enclave.api import (
     SessionId,
 )
 from mcnode.enclave.attestation import CodeIdentity, EvidenceMaker, payload_maker
-from mcnode.enclave.checks import check_new_tx, recheck_tx, redacted_contents, select_for_block
+from mcnode.enclave.checks import check_new_txs, recheck_tx, redacted_contents, select_for_block
 from mcnode.enclave.errors import (
     CapacityError,
     EnclaveError,
@@ -69,7 +72,9 @@ from mcnode.enclave.errors import (
     MessageTooLarge,
     SessionError,
     StaleParent,
+    TxRejected,
     UnknownTx,
+    code_for,
     run_rules,
 )
 from mcnode.enclave.noise import (
@@ -84,11 +89,7 @@ from mcnode.enclave.worker import run_beside
 from mcnode.ledger.block import BLOCK_VERSION, Block, BlockData, sign_block
 from mcnode.transaction.errors import DecodeError, TxValidationError
 from mcnode.transaction.tx import MAX_TX_BYTES, Tx
-from mcnode.transaction.validation import (
-    DEFAULT_MINIMUM_FEE,
-    WellFormedTxContext,
-    range_proofs_hold,
-)
+from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE, WellFormedTxContext
 
 log = logging.getLogger(__name__)
 
@@ -254,51 +255,93 @@ class Enclave(EnclaveApi):
 
     @_locked
     def client_tx_propose(self, session: SessionId, ciphertext: bytes) -> WellFormedTxContext:
+        (result,) = self.client_txs_propose([(session, ciphertext)])
+        if isinstance(result, EnclaveError):
+            raise result
+        return result
+
+    @_locked
+    def client_txs_propose(
+        self, requests: Sequence[tuple[SessionId, bytes]]
+    ) -> list[WellFormedTxContext | EnclaveError]:
+        """`client_tx_propose` for each (session, ciphertext), in order: per request, the
+        context it would return or the error it would raise. The range proofs of the new
+        txs among them are checked as one batch (`_accept_many`): the enclave process
+        gathers the client requests that arrive together into one call."""
+        opened: list[Tx | EnclaveError] = []
+        for session, ciphertext in requests:
+            try:
+                opened.append(_decode_tx(self._open_client(session, ciphertext)))
+            except EnclaveError as e:
+                opened.append(e)
+        verdicts = iter(self._accept_many([tx for tx in opened if isinstance(tx, Tx)]))
+        return [next(verdicts) if isinstance(tx, Tx) else tx for tx in opened]
+
+    def _open_client(self, session: SessionId, ciphertext: bytes) -> bytes:
         transport = self._clients.get(session)
         if transport is not None:
             self._clients.move_to_end(session)
-            plaintext = transport.open(ciphertext, MAX_TX_BYTES)
-        else:
-            transport = self._half_open.get(session)
-            if transport is None:
-                raise SessionError("no such session (expired or evicted): handshake again")
-            plaintext = transport.open(ciphertext, MAX_TX_BYTES)  # raises unless authentic
-            del self._half_open[session]
-            while len(self._clients) >= self._config.max_client_sessions:
-                self._clients.popitem(last=False)
-            self._clients[session] = transport
-        return self._accept(_decode_tx(plaintext))
+            return transport.open(ciphertext, MAX_TX_BYTES)
+        transport = self._half_open.get(session)
+        if transport is None:
+            raise SessionError("no such session (expired or evicted): handshake again")
+        plaintext = transport.open(ciphertext, MAX_TX_BYTES)  # raises unless authentic
+        del self._half_open[session]
+        while len(self._clients) >= self._config.max_client_sessions:
+            self._clients.popitem(last=False)
+        self._clients[session] = transport
+        return plaintext
 
     @_locked
     def client_close(self, session: SessionId) -> None:
         self._clients.pop(session, None)
         self._half_open.pop(session, None)
 
-    def _accept(self, tx: Tx, range_proof_checked: bool = False) -> WellFormedTxContext:
-        """Validate a tx (or re-check one we hold) and cache it; its context.
-        `range_proof_checked`: its range proof passed a batch check already."""
-        tx_hash = tx.tx_hash()
+    def _accept_many(self, txs: Sequence[Tx]) -> list[WellFormedTxContext | EnclaveError]:
+        """Per tx, in order: its context, or the error refusing it. Txs new to the
+        enclave are validated together (`check_new_txs`: range proofs as one batch, ring
+        signatures beside it) and the valid ones cached; txs it holds are re-checked
+        (`recheck_tx`). New txs past the cache's room are refused with `CapacityError`
+        unchecked, in arrival order."""
         block_index = self._ledger.num_blocks()
-        cached = self._txs.get(tx_hash)
-        if cached is not None:
-            run_rules(lambda: recheck_tx(cached.tx, self._ledger, block_index=block_index))
-            return cached.context
-        if len(self._txs) >= self._config.max_cached_txs:
-            raise CapacityError(f"the enclave holds {len(self._txs)} txs, its limit")
-        fee = self._config.minimum_fee
-        run_rules(
-            lambda: check_new_tx(
-                tx,
-                self._ledger,
-                block_index=block_index,
-                minimum_fee=fee,
-                range_proof_checked=range_proof_checked,
-                beside=self._beside,
-            )
+        room = self._config.max_cached_txs - len(self._txs)
+        fresh: dict[bytes, Tx] = {}
+        for tx in txs:
+            h = tx.tx_hash()
+            if h not in self._txs and h not in fresh and len(fresh) < room:
+                fresh[h] = tx
+        errors = check_new_txs(
+            list(fresh.values()),
+            self._ledger,
+            block_index=block_index,
+            minimum_fee=self._config.minimum_fee,
+            beside=self._beside,
         )
-        context = WellFormedTxContext.from_tx(tx)
-        self._txs[tx_hash] = _Cached(tx, context)
-        return context
+        verdicts = dict(zip(fresh, errors, strict=True))
+        results: list[WellFormedTxContext | EnclaveError] = []
+        for tx in txs:
+            h = tx.tx_hash()
+            cached = self._txs.get(h)
+            if cached is not None:  # held before, or a repeat of a tx accepted just now
+                results.append(self._recheck(cached, block_index))
+            elif h in verdicts:
+                error = verdicts[h]
+                if error is None:
+                    context = WellFormedTxContext.from_tx(tx)
+                    self._txs[h] = _Cached(tx, context)
+                    results.append(context)
+                else:
+                    results.append(TxRejected.for_code(code_for(error)))
+            else:
+                results.append(CapacityError(f"the enclave holds {len(self._txs)} txs, its limit"))
+        return results
+
+    def _recheck(self, cached: _Cached, block_index: int) -> WellFormedTxContext | EnclaveError:
+        try:
+            run_rules(lambda: recheck_tx(cached.tx, self._ledger, block_index=block_index))
+        except TxRejected as e:
+            return e
+        return cached.context
 
     # -- peers -------------------------------------------------------------------------
 
@@ -371,20 +414,15 @@ class Enclave(EnclaveApi):
         if encoded is None:  # raised outside the handler: nothing rides along as context
             raise MessageDecodeError(f"batch from peer {label!r} does not decode")
         txs = [_decode_tx(data) for data in encoded]
-        # The range proofs of the txs new to us are checked as one batch (the costliest
-        # rule, several times cheaper per proof so); if the batch fails, every tx gets
-        # the full checks one by one, which finds the bad one and its exact error.
-        fresh = {tx.tx_hash(): tx for tx in txs if tx.tx_hash() not in self._txs}
-        batch_ok = len(fresh) > 1 and range_proofs_hold(list(fresh.values()))
         accepted: list[WellFormedTxContext] = []
         refused: dict[str, int] = {}
-        for tx in txs:
-            try:
-                accepted.append(self._accept(tx, batch_ok and tx.tx_hash() in fresh))
-            except EnclaveError as e:
-                code = getattr(e, "code", None)
-                key = code.name if code is not None else type(e).__name__
+        for result in self._accept_many(txs):
+            if isinstance(result, EnclaveError):
+                code = getattr(result, "code", None)
+                key = code.name if code is not None else type(result).__name__
                 refused[key] = refused.get(key, 0) + 1
+            else:
+                accepted.append(result)
         if refused:
             log.debug("peer %s: %d txs accepted, refused %s", label, len(accepted), refused)
         return accepted

@@ -12,7 +12,14 @@ without one, an unsigned build's zeros), unseals its keys or makes and seals new
 appends; it never writes), reads the attestation configuration of `--attestation`, if
 given (`attest.config`: in mode "sim" it loads the network's simulated PKI and is its own
 quoting enclave, quoting the measurement and the `.css`'s signer and ids), builds the
-`Enclave`, and then answers `ipc` frames in order until the host closes its end. Without
+`Enclave`, and then answers `ipc` frames in order until the host closes its end.
+
+Two threads: one reads frames into a bounded queue (`MAX_READ_AHEAD`), the other answers
+them in order. Client proposals queued together (the host keeps several in flight) are
+answered by one `Enclave.client_txs_propose` call, which checks their range proofs as one
+batch and their ring signatures beside it (`MAX_GATHER`, `GATHER_SECONDS`); each still
+gets its own response, the same as if it had come alone. Verification is native code that
+releases the GIL, so frames are read meanwhile. Without
 `--attestation` the enclave runs with attestation "off": it offers no evidence and
 requires none, which only tests and tools should do.
 
@@ -30,7 +37,8 @@ that does not read or whose simulated PKI does not load, mode "dcap"): one line 
 what to do.
 
 Stderr: one `key=value` line per event (started, bad request, internal error, oversized
-frame, stopped). Never plaintext, keys or session secrets: counts, request ids, method
+frame, stopped: with the counts of requests, errors, client-proposal batches and the
+proposals answered in them). Never plaintext, keys or session secrets: counts, request ids, method
 names, error type names, the measurement, MRSIGNER and public keys only.
 """
 
@@ -39,12 +47,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import queue
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mcnode.attest.config import AttestationConfigError, read_attestation_file
 from mcnode.enclave import ipc
@@ -86,41 +97,111 @@ def _quoted(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
 
+#: Client proposals answered by one `Enclave.client_txs_propose` call (their range proofs
+#: checked as one batch): the first, every one queued behind it, at most this many...
+MAX_GATHER = 64
+#: ... and, when two or more were queued already (the enclave is busy: more are coming),
+#: those that arrive within this long of the first. A lone proposal never waits.
+GATHER_SECONDS = 0.003
+#: Frames read ahead of the one being answered (then the reader waits: the host's writes
+#: wait in turn).
+MAX_READ_AHEAD = 2 * MAX_GATHER
+
+
 @dataclass
 class Served:
     requests: int = 0
     errors: int = 0
+    batches: int = 0  # client_txs_propose calls
+    batched: int = 0  # client proposals answered in them
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    id: int
+    method: ipc.Method
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Undecodable:
+    """A request body that does not decode: the error response, if it had an id."""
+
+    response: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """The host's stream ended (or can no longer be followed): how to stop."""
+
+    code: int
+    event: str
+    level: str
+    fields: tuple[tuple[str, object], ...] = ()
+
+
+def _decode(body: bytes, served: Served) -> _Request | _Undecodable:
+    try:
+        request_id, method, args = ipc.decode_request(body)
+    except IpcError as e:
+        served.errors += 1
+        say("bad request", "warning", id=e.request_id, bytes=len(body), error=str(e))
+        return _Undecodable(
+            None if e.request_id is None else ipc.encode_response(e.request_id, None, e)
+        )
+    served.requests += 1
+    return _Request(request_id, method, args)
 
 
 def handle(
     enclave: Enclave, identity: EnclaveIdentity, body: bytes, served: Served
 ) -> bytes | None:
     """The response frame to one request body (None: skipped, no id to answer to)."""
-    try:
-        request_id, method, args = ipc.decode_request(body)
-    except IpcError as e:
-        served.errors += 1
-        say("bad request", "warning", id=e.request_id, bytes=len(body), error=str(e))
-        return None if e.request_id is None else ipc.encode_response(e.request_id, None, e)
-    served.requests += 1
-    call = ipc.SPECS[method].call
+    request = _decode(body, served)
+    if isinstance(request, _Undecodable):
+        return request.response
+    return _answer(enclave, identity, request, served)
+
+
+def _answer(
+    enclave: Enclave, identity: EnclaveIdentity, request: _Request, served: Served
+) -> bytes:
+    call = ipc.SPECS[request.method].call
     result: object = identity
     if call is None:  # IDENTITY: with the expiry of the evidence served from now on
         result = dataclasses.replace(identity, evidence_expires=enclave.evidence_expires())
     if call is not None:
         try:
-            result = getattr(enclave, call)(*args)
+            result = getattr(enclave, call)(*request.args)
         except EnclaveError as e:
             result = e
         except Exception as e:  # a bug: answer, say which type, keep serving
-            result = _internal(served, request_id, method, "failed", type(e).__name__)
+            result = _internal(served, request.id, request.method, "failed", type(e).__name__)
+    return _response(request, result, served)
+
+
+def _response(request: _Request, result: object, served: Served) -> bytes:
     try:
-        return ipc.encode_response(request_id, method, result)
+        return ipc.encode_response(request.id, request.method, result)
     except MessageTooLarge as e:
-        return ipc.encode_response(request_id, method, e)
+        return ipc.encode_response(request.id, request.method, e)
     except (ValueError, TypeError, OverflowError) as e:
-        failure = _internal(served, request_id, method, "result does not encode", type(e).__name__)
-        return ipc.encode_response(request_id, method, failure)
+        failure = _internal(
+            served, request.id, request.method, "result does not encode", type(e).__name__
+        )
+        return ipc.encode_response(request.id, request.method, failure)
+
+
+def _propose_all(enclave: Enclave, requests: list[_Request], served: Served) -> bytes:
+    """The responses to client proposals, in order, from one `client_txs_propose`."""
+    served.batches += 1
+    served.batched += len(requests)
+    try:
+        results: list[object] = list(enclave.client_txs_propose([r.args for r in requests]))
+    except Exception as e:  # a bug: every proposal is answered with it
+        method = ipc.Method.CLIENT_TX_PROPOSE
+        results = [_internal(served, r.id, method, "failed", type(e).__name__) for r in requests]
+    return b"".join(_response(r, x, served) for r, x in zip(requests, results, strict=True))
 
 
 def _internal(
@@ -137,29 +218,113 @@ def serve(sock: socket.socket, enclave: Enclave, identity: EnclaveIdentity) -> i
     try:
         return _serve(sock, enclave, identity, served)
     except OSError as e:  # the host went away mid-call (reset, broken pipe)
-        say("stopped", "warning", requests=served.requests, error=e.strerror or type(e).__name__)
+        say(
+            "stopped",
+            "warning",
+            requests=served.requests,
+            batches=served.batches,
+            batched=served.batched,
+            error=e.strerror or type(e).__name__,
+        )
         return EXIT_EOF
 
 
 def _serve(sock: socket.socket, enclave: Enclave, identity: EnclaveIdentity, served: Served) -> int:
+    """Requests are read by a thread of their own into `inbox` while this one answers
+    them, in order. A client proposal is answered together with the client proposals
+    queued right behind it (`_gather`), in one call, so their range proofs are checked as
+    one batch; the enclave releases the GIL while it verifies, so reading goes on."""
+    inbox: queue.Queue[bytes | _Ended] = queue.Queue(MAX_READ_AHEAD)
+    reader = threading.Thread(
+        target=_read_frames, args=(sock, inbox), name="enclave-ipc-reader", daemon=True
+    )
+    reader.start()
+    ahead: _Request | _Undecodable | _Ended | None = None
     while True:
-        header = _read_exactly(sock, ipc.HEADER_BYTES)
-        if header is None:
-            say("stopped", requests=served.requests, errors=served.errors)
-            return EXIT_EOF
-        try:
-            length = ipc.frame_length(header)
-        except IpcError:
-            length = int.from_bytes(header, "little")
-            say("frame over the limit", "error", bytes=length, limit=ipc.MAX_FRAME)
-            return EXIT_PROTOCOL
-        body = _read_exactly(sock, length)
-        if body is None:
-            say("stopped", "warning", requests=served.requests, torn_frame=length)
-            return EXIT_EOF
-        response = handle(enclave, identity, body, served)
-        if response is not None:
-            sock.sendall(response)
+        item = ahead if ahead is not None else _next(inbox, served)
+        ahead = None
+        if isinstance(item, _Ended):
+            fields = dict(item.fields)
+            say(
+                item.event,
+                item.level,
+                requests=served.requests,
+                errors=served.errors,
+                batches=served.batches,
+                batched=served.batched,
+                **fields,
+            )
+            return item.code
+        if isinstance(item, _Undecodable):
+            if item.response is not None:
+                sock.sendall(item.response)
+        elif item.method is ipc.Method.CLIENT_TX_PROPOSE:
+            batch = [item]
+            ahead = _gather(inbox, batch, served)
+            sock.sendall(_propose_all(enclave, batch, served))
+        else:
+            sock.sendall(_answer(enclave, identity, item, served))
+
+
+def _next(
+    inbox: queue.Queue[bytes | _Ended], served: Served, timeout: float | None = None
+) -> _Request | _Undecodable | _Ended | None:
+    """The next request, decoded: waiting for it (`timeout` None), up to `timeout`
+    seconds, or not at all (0). None when nothing came."""
+    try:
+        item = inbox.get(timeout=timeout) if timeout != 0 else inbox.get_nowait()
+    except queue.Empty:
+        return None
+    return item if isinstance(item, _Ended) else _decode(item, served)
+
+
+def _gather(
+    inbox: queue.Queue[bytes | _Ended], batch: list[_Request], served: Served
+) -> _Request | _Undecodable | _Ended | None:
+    """Add the client proposals queued behind `batch[0]` to `batch` (see `GATHER_SECONDS`,
+    `MAX_GATHER`); the first item that is not one is returned, to be answered next."""
+    deadline = time.monotonic() + GATHER_SECONDS
+    while len(batch) < MAX_GATHER:
+        timeout = 0.0 if len(batch) < 2 else deadline - time.monotonic()
+        item = _next(inbox, served, max(timeout, 0.0))
+        if item is None:
+            return None
+        if not isinstance(item, _Request) or item.method is not ipc.Method.CLIENT_TX_PROPOSE:
+            return item
+        batch.append(item)
+    return None
+
+
+def _read_frames(sock: socket.socket, inbox: queue.Queue[bytes | _Ended]) -> None:
+    """The reader thread: each frame's body into `inbox`, then how the stream ended."""
+    try:
+        while True:
+            header = _read_exactly(sock, ipc.HEADER_BYTES)
+            if header is None:
+                inbox.put(_Ended(EXIT_EOF, "stopped", "info"))
+                return
+            try:
+                length = ipc.frame_length(header)
+            except IpcError:
+                length = int.from_bytes(header, "little")
+                inbox.put(
+                    _Ended(
+                        EXIT_PROTOCOL,
+                        "frame over the limit",
+                        "error",
+                        (("bytes", length), ("limit", ipc.MAX_FRAME)),
+                    )
+                )
+                return
+            body = _read_exactly(sock, length)
+            if body is None:
+                inbox.put(_Ended(EXIT_EOF, "stopped", "warning", (("torn_frame", length),)))
+                return
+            inbox.put(body)
+    except OSError as e:  # the host went away mid-frame (reset), or we closed the socket
+        inbox.put(
+            _Ended(EXIT_EOF, "stopped", "warning", (("error", e.strerror or type(e).__name__),))
+        )
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes | None:

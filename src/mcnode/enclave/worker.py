@@ -1,11 +1,13 @@
-"""The enclave's worker thread: a tx's ring signatures are checked on it while the calling
-thread checks the range proof.
+"""The enclave's worker thread: a lone tx's ring signatures are checked on it while the
+calling thread checks the range proof; for txs validated together, their batch of range
+proofs runs on it while the calling thread checks each tx's ring signatures.
 
 `transaction/` never touches threads (house rule); running two rules side by side is the
-enclave's choice, handed to `validate_tx` as its `beside`. Both rules are native code that
-releases the GIL, so with a free core a single tx is checked in ~3.1 ms of wall time
-instead of ~4.5 (README, "Validation runs on the event loop"). One thread per process is
-enough: every enclave call holds the enclave's lock, so one tx is validated at a time.
+enclave's choice, handed to `validate_tx` / `validate_txs` as their `beside`. Both rules
+are native code that releases the GIL, so with a free core a single tx is checked in
+~3.1 ms of wall time instead of ~4.5 (README, "Validation runs on the event loop"). One
+thread per process is enough: every enclave call holds the enclave's lock, so one call
+validates at a time.
 """
 
 from __future__ import annotations

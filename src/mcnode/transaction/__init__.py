@@ -6,7 +6,8 @@
 - `mlsag`: ring signatures and key images.
 - `tx`: Tx, TxPrefix, TxIn, the canonical encoding and `tx_hash`.
 - `builder`: TransactionBuilder.
-- `validation`: the consensus rules, `validate_tx`, `WellFormedTxContext`.
+- `validation`: the consensus rules, `validate_tx`, `validate_txs` (many at once, range
+  proofs as one batch), `WellFormedTxContext`.
 - `fake_ledger`: an in-memory ledger for tests, benchmarks and load generation.
 
 Rules: deterministic given inputs (randomness only via an `rng` argument); no files,
@@ -31,6 +32,7 @@ from mcnode.transaction.validation import (
     check_key_images_unspent,
     check_output_public_keys_new,
     validate_tx,
+    validate_txs,
 )
 
 __all__ = [
@@ -55,4 +57,5 @@ __all__ = [
     "check_key_images_unspent",
     "check_output_public_keys_new",
     "validate_tx",
+    "validate_txs",
 ]

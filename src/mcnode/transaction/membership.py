@@ -17,6 +17,7 @@ ledger keeps them incrementally but must give the same answers.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ from mcnode.transaction.txout import TxOut
 
 #: Deepest tree accepted (2^48 outputs is far beyond any ledger we will see).
 MAX_DEPTH = 48
+#: A proof's fixed head: index (u64), size (u64), sibling count (u8), as `encode` writes.
+_HEAD = struct.Struct("<QQB")
 
 
 # SHA-512/256 with a one-byte domain tag: 0 leaf, 1 node, 2 nil. The tagged states are
@@ -81,10 +84,11 @@ class MembershipProof:
 
     @classmethod
     def decode(cls, r: Reader) -> MembershipProof:
-        index, size = r.u64(), r.u64()
-        n = r.count(MAX_DEPTH, width=1, what="siblings")
+        index, size, n = _HEAD.unpack(r.fixed(_HEAD.size))  # 11 proofs per input: one read
+        if n > MAX_DEPTH:
+            raise DecodeError(f"{n} siblings exceed the limit of {MAX_DEPTH}")
         blob = r.fixed(32 * n)
-        proof = cls(index, size, tuple(blob[i : i + 32] for i in range(0, 32 * n, 32)))
+        proof = cls(index, size, tuple([blob[i : i + 32] for i in range(0, 32 * n, 32)]))
         if not 0 <= index < size or n != depth_for(size):
             raise DecodeError("membership proof shape does not match its tree size")
         return proof

@@ -62,6 +62,9 @@ class TxPrefix:
     outputs: tuple[TxOut, ...]
     fee: int
     tombstone_block: int
+    # The canonical encoding, when this prefix was decoded from a Tx's bytes (a cache, not
+    # part of equality): the signing message hashes it, ~7 KB of rings and proofs.
+    _encoding: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def encode(self, w: Writer) -> None:
         w.count(len(self.inputs), MAX_INPUTS, width=1, what="inputs")
@@ -82,6 +85,8 @@ class TxPrefix:
         return cls(inputs, outputs, r.u64(), r.u64())
 
     def to_bytes(self) -> bytes:
+        if self._encoding is not None:
+            return self._encoding
         w = Writer()
         self.encode(w)
         return w.getvalue()
@@ -142,10 +147,15 @@ class Tx:
         version = r.u8()
         if version != TX_VERSION:
             raise DecodeError(f"unknown transaction version {version}")
-        tx = cls(TxPrefix.decode(r), SignatureRctBulletproofs.decode(r))
+        prefix = TxPrefix.decode(r)
+        prefix_end = r.offset
+        tx = cls(prefix, SignatureRctBulletproofs.decode(r))
         r.finish()
-        # One encoding per Tx (module doc), so the bytes it came from are its encoding.
-        object.__setattr__(tx, "_encoding", bytes(data))
+        # One encoding per Tx (module doc), so the bytes it came from are its encoding,
+        # and the prefix's are the part it was decoded from.
+        data = bytes(data)
+        object.__setattr__(tx, "_encoding", data)
+        object.__setattr__(prefix, "_encoding", data[1:prefix_end])
         return tx
 
     def tx_hash(self) -> bytes:

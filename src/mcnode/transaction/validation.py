@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mcnode.crypto import fee_commitment, point_sum, verify_range, verify_range_batch
+from mcnode.crypto import commitments_balance, verify_range, verify_range_batch
 from mcnode.transaction import mlsag
 from mcnode.transaction.errors import (
     DuplicateKeyImage,
@@ -112,13 +112,14 @@ def check_ring_signatures(tx: Tx) -> None:
 
 def check_balance(tx: Tx) -> None:
     try:
-        ins = point_sum(tx.signature.pseudo_output_commitments)
-        outs = point_sum(
-            [o.commitment for o in tx.prefix.outputs] + [fee_commitment(tx.prefix.fee)]
+        balanced = commitments_balance(
+            tx.signature.pseudo_output_commitments,
+            [o.commitment for o in tx.prefix.outputs],
+            tx.prefix.fee,
         )
     except ValueError as e:
         raise UnbalancedTx(f"commitment is not a valid point: {e}") from e
-    if ins != outs:
+    if not balanced:
         raise UnbalancedTx("pseudo-outputs do not equal outputs plus fee")
 
 
@@ -188,6 +189,30 @@ def _error_of(check: Callable[[Tx], None], tx: Tx) -> TxValidationError | None:
     return None
 
 
+def _check_shape(tx: Tx) -> None:
+    check_input_count(tx)
+    check_output_count(tx)
+    check_ring_sizes(tx)
+    check_rings_sorted(tx)
+    check_inputs_sorted(tx)
+
+
+def _check_before_range_proof(tx: Tx, root: MerkleRoot) -> None:
+    """Every rule that comes before the range proof, in order."""
+    _check_shape(tx)
+    check_membership_proofs(tx, root)
+    check_ring_signatures(tx)
+    check_balance(tx)
+
+
+def _check_after_range_proof(tx: Tx, current_block: int, minimum_fee: int) -> None:
+    """Every rule that comes after the range proof, in order."""
+    check_fee(tx, minimum_fee)
+    check_key_images_unique(tx)
+    check_output_public_keys_unique(tx)
+    check_tombstone(tx, current_block)
+
+
 def validate_tx(
     tx: Tx,
     *,
@@ -203,18 +228,12 @@ def validate_tx(
     batch, `range_proofs_hold`), so that rule is known to pass and is not run again.
     `beside`: run the ring signatures with it while this call checks the range proof (the
     two costly rules); the verdict is the same, the first failing rule's."""
-    check_input_count(tx)
-    check_output_count(tx)
-    check_ring_sizes(tx)
-    check_rings_sorted(tx)
-    check_inputs_sorted(tx)
     if beside is None or range_proof_checked:
-        check_membership_proofs(tx, root)
-        check_ring_signatures(tx)
-        check_balance(tx)
+        _check_before_range_proof(tx, root)
         if not range_proof_checked:
             check_range_proof(tx)
     else:
+        _check_shape(tx)
         # Both rules are native code that releases the GIL: given a thread, the ring
         # signatures (~1.3 ms) are done before the range proof (~2.8 ms) here. Verdicts
         # are taken in rule order, so the first failing rule is still the one raised.
@@ -225,10 +244,82 @@ def validate_tx(
         check_balance(tx)
         if range_error is not None:
             raise range_error
-    check_fee(tx, minimum_fee)
-    check_key_images_unique(tx)
-    check_output_public_keys_unique(tx)
-    check_tombstone(tx, current_block)
+    _check_after_range_proof(tx, current_block, minimum_fee)
+
+
+#: A failing group of at most this many range proofs is checked proof by proof; a larger
+#: one as two halves, each a batch (with one bad proof among 64: ~12 batch checks of
+#: shrinking halves instead of 64 single ones, each costing nearly a batch of 8).
+_ONE_BY_ONE = 3
+
+
+def _range_proof_errors(txs: Sequence[Tx]) -> list[TxValidationError | None]:
+    """Each tx's range-proof verdict, exactly `check_range_proof`'s, for txs whose proofs
+    failed together in a batch: small groups one by one, larger ones halved."""
+    if len(txs) <= _ONE_BY_ONE:
+        return [_error_of(check_range_proof, tx) for tx in txs]
+    half = len(txs) // 2
+    errors: list[TxValidationError | None] = []
+    for part in (txs[:half], txs[half:]):
+        errors += [None] * len(part) if range_proofs_hold(part) else _range_proof_errors(part)
+    return errors
+
+
+def validate_txs(
+    txs: Sequence[Tx],
+    *,
+    current_block: int,
+    roots: Sequence[MerkleRoot],
+    minimum_fee: int = DEFAULT_MINIMUM_FEE,
+    beside: RunBeside | None = None,
+) -> list[TxValidationError | None]:
+    """`validate_tx`'s verdict on each tx: None when it is valid, else the error that
+    `validate_tx` would raise (`roots[i]` is tx i's root). The range proofs are checked as
+    one batch (`range_proofs_hold`: ~6x cheaper per proof at 64 than one by one).
+
+    `beside`: the batch runs there while this call checks the other rules of each tx (the
+    ring signatures above all), both native code that releases the GIL. If the batch
+    fails, the proofs of the txs that passed every earlier rule are checked again in
+    halves and then one by one (`_range_proof_errors`): a bad proof costs its batch-mates
+    a few more batch checks, never their acceptance, and every tx gets its own verdict."""
+    if len(roots) != len(txs):
+        raise ValueError(f"{len(txs)} txs but {len(roots)} roots")
+    if not txs:
+        return []
+    if len(txs) == 1:
+        check = functools.partial(
+            validate_tx,
+            current_block=current_block,
+            root=roots[0],
+            minimum_fee=minimum_fee,
+            beside=beside,
+        )
+        return [_error_of(check, txs[0])]
+    held: list[bool] = []
+
+    def batch() -> None:
+        held.append(range_proofs_hold(txs))
+
+    wait = None if beside is None else beside(batch)
+    errors = [
+        _error_of(functools.partial(_check_before_range_proof, root=root), tx)
+        for tx, root in zip(txs, roots, strict=True)
+    ]
+    if wait is None:
+        batch()
+    else:
+        wait()
+    if not held[0]:
+        suspects = [i for i, error in enumerate(errors) if error is None]
+        for i, error in zip(suspects, _range_proof_errors([txs[i] for i in suspects]), strict=True):
+            errors[i] = error
+    after = functools.partial(
+        _check_after_range_proof, current_block=current_block, minimum_fee=minimum_fee
+    )
+    return [
+        _error_of(after, tx) if error is None else error
+        for tx, error in zip(txs, errors, strict=True)
+    ]
 
 
 class LedgerView(Protocol):
