@@ -340,7 +340,8 @@ def test_evidence_fits_one_noise_message(world: World, pkis: Pkis) -> None:
 def _tx_flows(world: World, a: Enclave, b: Enclave, a_name: str = "a", b_name: str = "b") -> None:
     """A tx b holds reaches a on a's session with b (a fetches it)."""
     tx = world.pay(1)
-    b._accept(tx)
+    (held,) = b._accept_many([tx])  # b validated and holds it, as after a client's proposal
+    assert not isinstance(held, Exception), held
     got = a.peer_tx_propose(b_name, b.answer_fetch(a_name, a.seal_fetch(b_name, [tx.tx_hash()])))
     assert [c.tx_hash for c in got] == [tx.tx_hash()]
     a.forget([tx.tx_hash()])
