@@ -4,6 +4,9 @@ that keeps two payments from spending one output, and a builder process."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -198,3 +201,43 @@ def test_a_builder_process_makes_a_valid_payment_and_opens_its_outputs(
     assert {c.public_key for c in payment.creates} == set(tx.output_public_keys)
     # The scan found exactly the outputs each account owns in the ledger.
     assert sorted((c.account, c.value) for c in found) == [(0, 10**12)] + [(2, 5)] * 20
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs of the children of `pid` (Linux /proc), by any of its threads."""
+    out: list[int] = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [int(c) for c in listing.read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_no_builder_outlives_a_killed_generator() -> None:
+    """SIGKILL of the process that owns a builder pool (`mcnode localnet`, `mcnode load`)
+    takes its builder processes down too."""
+    code = "from mcnode.localnet.builders import BuilderPool\nBuilderPool([], 2).warm()\ninput()"
+    p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while len(_children(p.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = _children(p.pid)
+        assert len(workers) >= 2  # the builders (and multiprocessing's resource tracker)
+        p.kill()
+        p.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [w for w in workers if _alive(w)] == []
+    finally:
+        p.kill()

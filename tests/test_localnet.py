@@ -236,27 +236,8 @@ def _validators_of(d: Path) -> list[int]:
     return pids
 
 
-def _children(pid: int) -> list[int]:
-    """PIDs of the live children of `pid` (Linux /proc), by any of its threads."""
-    out: list[int] = []
-    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            out += [int(c) for c in listing.read_text().split()]
-        except OSError:
-            continue
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def test_no_validator_outlives_a_killed_localnet(tmp_path: Path) -> None:
-    """Even SIGKILL of `mcnode localnet` takes its validators and its payment builders
-    down (no orphans)."""
+    """Even SIGKILL of `mcnode localnet` takes its validators down (no orphans)."""
     import signal
 
     d = tmp_path / "net"
@@ -282,15 +263,12 @@ def test_no_validator_outlives_a_killed_localnet(tmp_path: Path) -> None:
         while len(_validators_of(d)) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(_validators_of(d)) == 4
-        builders = [c for c in _children(p.pid) if c not in _validators_of(d)]
-        assert builders  # started with the validators (and a resource tracker)
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=10)
         deadline = time.monotonic() + 20
-        while (_validators_of(d) or any(map(_alive, builders))) and time.monotonic() < deadline:
+        while _validators_of(d) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert _validators_of(d) == []
-        assert [b for b in builders if _alive(b)] == []
     finally:
         p.kill()
         for pid in _validators_of(d):

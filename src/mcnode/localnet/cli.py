@@ -65,12 +65,14 @@ _load_opts = [
         "--builders",
         default="auto",
         show_default=True,
+        metavar="N|auto",
         help="Processes that build (prove and sign) payments; auto: one per core.",
     ),
     click.option(
         "--prebuild",
         default="auto",
         show_default=True,
+        metavar="N|auto",
         help="Payments built before the clock starts; auto: the run's, up to 60 s of "
         "them (30 s without --duration), as far as spendable outputs allow.",
     ),

@@ -273,7 +273,7 @@ class LoadGenerator:
         self.stats = LoadStats()
         self.purse = Purse(keys, self.rng, min_value=FEE + 2)
         self.pool = BuilderPool(self.accounts, builders or default_builders())
-        self.pool.warm()  # while the validators start
+        self.pool.warm()  # while we catch up
         self.ready: deque[Payment] = deque()  # built, not sent
         self._building: set[Future[Payment]] = set()
         self._reserved_by: dict[Future[Payment], Coin] = {}
@@ -383,7 +383,7 @@ class LoadGenerator:
 
     def wait_synced(self, blocks: int, timeout: float) -> None:
         """Until the ledger copy has `blocks` blocks. The first call starts watching the
-        validators' heights: the generator can be made before they run."""
+        validators' heights."""
         self.watcher.start()
         deadline = time.monotonic() + timeout
         while self.ledger.num_blocks() < blocks and time.monotonic() < deadline:

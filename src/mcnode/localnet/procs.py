@@ -20,6 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# Validators are forked with a preexec_fn (fork, not vfork: their parent-death signal is
+# set before exec). gRPC's fork handlers, on by default, can abort such a child before it
+# execs when this process has channels (its poller runs in the child after every fd is
+# closed: "epoll_wait error: Bad file descriptor"; 15 of 300 forks with busy channels, 0
+# with the handlers off). Off here, which works only if grpc is not imported yet (the
+# `localnet` commands import this first); this process never forks without exec.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 _LIVE: weakref.WeakSet[NodeProcess] = weakref.WeakSet()
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -177,11 +177,13 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
     kills = 0
     summary: dict[str, Any] = {}
     try:
-        # First, so that its builder processes start while the validators do.
+        # Validators first: they are forked (to set their parent-death signal before
+        # exec), and a fork while this process has gRPC channels can abort the child in
+        # gRPC's fork handlers before it runs anything.
+        cluster.start()
         load = LoadGenerator(
             opts.directory, cluster.network, seed=opts.seed, builders=opts.builders
         )
-        cluster.start()
         load.wait_synced(1, timeout=30)
         stopping = False
         try:
