@@ -221,48 +221,42 @@ def run_netns(d: Path, *args: str, timeout: float = 150) -> dict[str, Any]:
 
 @needs_netns
 @pytest.mark.timeout(200)
-def test_at_100ms_with_loss_a_minority_partition_does_not_stop_commits_and_catches_up(
-    tmp_path: Path,
-) -> None:
-    """Four validators at 100 ms with 1 % loss agree; cutting node3 off (both ways) from
-    4 s to 12 s does not stop the others, and node3 catches up after the heal. (One run
-    for both: each network costs ~30 s of the suite.)"""
-    s = run_netns(
-        tmp_path / "net",
-        "--rtt-ms",
-        "100",
-        "--loss",
-        "1%",
-        "--duration",
-        "22",
-        "--partition",
-        "node3|node0,node1,node2",
-        "--partition-at",
-        "4",
-        "--heal-at",
-        "12",
-    )
+def test_four_validators_agree_at_100ms_with_loss(tmp_path: Path) -> None:
+    s = run_netns(tmp_path / "net", "--rtt-ms", "100", "--loss", "1%", "--duration", "20")
     net = s["network"]
     assert (net["mode"], net["rtt_ms"], net["loss"]) == ("netns/uniform", 100.0, 0.01)
     lost = sum(p["lost"] for p in net["switch"]["pairs"].values())
     assert lost > 0  # loss happened, TCP recovered
     assert 100 <= s["latency_ms"]["p50"] <= 2000, s["latency_ms"]
-    # Every tx is accounted for; those sent to node3 while it was cut off may expire (the
-    # others make blocks past their tombstones meanwhile), the rest commit.
-    rejected = sum(s["rejected_txs"].values())
-    left = s["expired_txs"] + s["in_flight_at_end"] + rejected
-    assert s["committed_txs"] + left == s["submitted_txs"], s
-    assert s["committed_txs"] >= 0.6 * s["submitted_txs"], s
-    (p,) = net["partitions"]
+    assert s["committed_txs"] >= 0.8 * s["submitted_txs"]
+    # The directory is back on loopback: a plain localnet run reuses it.
+    toml = (tmp_path / "net" / "node0" / "node.toml").read_text()
+    assert "10.77." not in toml and "127.0.0.1" in toml
+
+
+@needs_netns
+@pytest.mark.timeout(200)
+def test_minority_partition_does_not_stop_commits_and_catches_up(tmp_path: Path) -> None:
+    s = run_netns(
+        tmp_path / "net",
+        "--rtt-ms",
+        "50",
+        "--duration",
+        "24",
+        "--partition",
+        "node3|node0,node1,node2",
+        "--partition-at",
+        "4",
+        "--heal-at",
+        "14",
+    )
+    (p,) = s["network"]["partitions"]
     assert p["spec"] == "node3|node0,node1,node2" and not p["one_way"]
     assert p["blocks_while_cut"] > 0, p  # the majority has a quorum
     h = p["heights_at_heal"]
     assert h["node3"] < min(h["node0"], h["node1"], h["node2"]), p  # node3 was cut off
     assert p["caught_up_after_heal_s"] is not None, p
     assert p["caught_up_after_heal_s"] < 10, p
-    # The directory is back on loopback: a plain localnet run reuses it.
-    toml = (tmp_path / "net" / "node0" / "node.toml").read_text()
-    assert "10.77." not in toml and "127.0.0.1" in toml
 
 
 @needs_netns
