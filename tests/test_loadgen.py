@@ -84,6 +84,13 @@ def test_refusals_for_capacity_are_the_network_even_at_full_rate() -> None:
     assert judge(Tally(), replace(KEPT, refused_capacity=1), RATE).limited_by is None
 
 
+def test_payments_refused_as_invalid_are_the_generator_even_at_full_rate() -> None:
+    v = judge(Tally(), replace(KEPT, refused_invalid=500, accepted=0, committed=0), RATE)
+    assert v.limited_by == "generator"
+    assert v.reason is not None and "refused 500 of 500 payments as invalid" in v.reason
+    assert judge(Tally(), replace(KEPT, refused_invalid=1), RATE).limited_by is None
+
+
 def test_commit_lag_is_the_network() -> None:
     """500 payments accepted in 10 s, 150 waiting on average: each waited 3 s (Little)."""
     v = judge(Tally(), replace(KEPT, in_flight=120, in_flight_s=1500.0), RATE)

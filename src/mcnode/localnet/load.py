@@ -296,6 +296,7 @@ class LoadGenerator:
         self._last_step: float | None = None
         self._last_sync = 0.0
         self._refused_capacity = 0
+        self._refused_invalid = 0
         self._waiting = 0  # accepted, not committed (nor expired)
         self._in_flight_s = 0.0
         self._committed_in_window: int | None = None
@@ -606,6 +607,8 @@ class LoadGenerator:
             self.stats.rejected[a.result] += 1
             if a.result in CAPACITY_REFUSALS:
                 self._refused_capacity += 1
+            else:
+                self._refused_invalid += 1
             if not f.committed:
                 self._forget(f)
                 self.purse.release(f.payment.key_images, f.payment)
@@ -666,6 +669,7 @@ class LoadGenerator:
             accepted=st.accepted,
             committed=st.committed,
             refused_capacity=self._refused_capacity,
+            refused_invalid=self._refused_invalid,
             missed_generator=self.pace.missed_generator,
             missed_network=self.pace.missed_network,
             short_generator_s=self._short["generator"],
@@ -714,6 +718,7 @@ class LoadGenerator:
                 "network": round(final.short_network_s, 3),
             },
             "refused_for_capacity": final.refused_capacity,
+            "refused_as_invalid": final.refused_invalid,
             # Little's law: how long an accepted payment waited for its block, on average.
             "commit_wait_s": round(final.in_flight_s / max(1, final.accepted), 3),
             "stale_unsent": self.stats.stale,
