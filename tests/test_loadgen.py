@@ -16,7 +16,7 @@ from mcnode.client.keys import write_account_key
 from mcnode.crypto import SeededRandom
 from mcnode.ledger.origin import sample_accounts
 from mcnode.localnet.builders import BuilderPool, BuildJob, Coin
-from mcnode.localnet.load import FEE
+from mcnode.localnet.load import FEE, LoadError, LoadGenerator
 from mcnode.localnet.pace import Pace, Tally, judge
 from mcnode.localnet.purse import Purse
 from mcnode.transaction.fake_ledger import FakeLedger
@@ -158,9 +158,11 @@ def test_outputs_are_spendable_only_once_in_a_block_and_scanned_if_unexpected(wo
     assert purse.balance(FakeLedger()) == sum(c.value for c in coins) + FEE
 
 
-def test_no_builder_is_a_clear_error() -> None:
+def test_no_builder_or_no_accounts_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one builder"):
         BuilderPool([], 0)
+    with pytest.raises(LoadError, match="need at least two sample accounts"):
+        LoadGenerator(tmp_path, {"nodes": []})
 
 
 def test_a_builder_process_makes_a_valid_payment_and_opens_its_outputs(

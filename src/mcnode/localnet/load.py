@@ -70,6 +70,10 @@ TOMBSTONE_MARGIN = 10
 LIVE_WINDOW_S = 5.0  # the live view judges the last this many seconds
 
 
+class LoadError(ValueError):
+    """The load cannot run as asked (one line for the user)."""
+
+
 def default_builders() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -258,7 +262,7 @@ class LoadGenerator:
         self.signers = [bytes.fromhex(n["block_signer"]) for n in network["nodes"]]
         self.accounts = sorted((self.dir / "accounts").glob("account-*.json"))
         if len(self.accounts) < 2:
-            raise ValueError(f"{self.dir / 'accounts'}: need at least two sample accounts")
+            raise LoadError(f"{self.dir / 'accounts'}: need at least two sample accounts")
         keys = [read_account_key(p) for p in self.accounts]
         trust = trust_from_entry(network.get("attestation"))  # what wallets check
         self._make_client: Callable[[str], NodeClient] = lambda addr: NodeClient(
