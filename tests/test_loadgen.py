@@ -16,7 +16,7 @@ from mcnode.client.keys import write_account_key
 from mcnode.crypto import SeededRandom
 from mcnode.ledger.origin import sample_accounts
 from mcnode.localnet.builders import BuilderPool, BuildJob, Coin
-from mcnode.localnet.load import FEE
+from mcnode.localnet.load import FEE, LoadError, LoadGenerator
 from mcnode.localnet.pace import Pace, Tally, judge
 from mcnode.localnet.purse import Purse
 from mcnode.transaction.fake_ledger import FakeLedger
@@ -82,6 +82,13 @@ def test_refusals_for_capacity_are_the_network_even_at_full_rate() -> None:
     assert v.limited_by == "network"
     assert v.reason is not None and "refused 40 of 500" in v.reason
     assert judge(Tally(), replace(KEPT, refused_capacity=1), RATE).limited_by is None
+
+
+def test_payments_refused_as_invalid_are_the_generator_even_at_full_rate() -> None:
+    v = judge(Tally(), replace(KEPT, refused_invalid=500, accepted=0, committed=0), RATE)
+    assert v.limited_by == "generator"
+    assert v.reason is not None and "refused 500 of 500 payments as invalid" in v.reason
+    assert judge(Tally(), replace(KEPT, refused_invalid=1), RATE).limited_by is None
 
 
 def test_commit_lag_is_the_network() -> None:
@@ -151,9 +158,11 @@ def test_outputs_are_spendable_only_once_in_a_block_and_scanned_if_unexpected(wo
     assert purse.balance(FakeLedger()) == sum(c.value for c in coins) + FEE
 
 
-def test_no_builder_is_a_clear_error() -> None:
+def test_no_builder_or_no_accounts_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one builder"):
         BuilderPool([], 0)
+    with pytest.raises(LoadError, match="need at least two sample accounts"):
+        LoadGenerator(tmp_path, {"nodes": []})
 
 
 def test_a_builder_process_makes_a_valid_payment_and_opens_its_outputs(

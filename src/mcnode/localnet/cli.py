@@ -265,6 +265,7 @@ def localnet(
             sys.exit(2)
     from rich.console import Console
 
+    from mcnode.localnet.load import LoadError
     from mcnode.localnet.procs import Cluster
     from mcnode.localnet.run import RunOptions, print_summary, run
 
@@ -321,7 +322,10 @@ def localnet(
             from mcnode.localnet.init import rehost
 
             rehost(d, {})  # back on loopback, if a --netns run left it elsewhere
-            summary = run(Cluster(d, scp_trace=scp_trace), opts, console)
+            try:
+                summary = run(Cluster(d, scp_trace=scp_trace), opts, console)
+            except LoadError as e:
+                raise click.ClickException(str(e)) from None
         print_summary(summary, Console())
         ids = {n["last_block_id"] for n in summary["nodes"]}
         ok = len(ids) == 1 and summary["supply_conserved"] is not False
@@ -412,13 +416,16 @@ def load_cmd(
     prebuild: str,
 ) -> None:
     """Send payments to running validators (started with `mcnode localnet up`)."""
-    from mcnode.localnet.load import LoadGenerator
+    from mcnode.localnet.load import LoadError, LoadGenerator
 
     n_builders = _count_or_auto(builders, "--builders")
     n_prebuild = _count_or_auto(prebuild, "--prebuild")
     d = Path(directory)
     net = json.loads((d / "network.json").read_text())
-    load = LoadGenerator(d, net, seed=seed, builders=n_builders)
+    try:
+        load = LoadGenerator(d, net, seed=seed, builders=n_builders)
+    except LoadError as e:
+        raise click.ClickException(str(e)) from None
     try:
         load.wait_synced(1, timeout=30)
         load.prepare(tx_rate, duration, n_prebuild)

@@ -11,24 +11,23 @@ shared with the validators, proving as it goes could not sustain more than a few
 payments per second. During the run the builders keep the queue topped up, niced, with
 what the validators leave, from outputs committed since.
 
-Due payments (`pace.Pace`) are handed to submitter threads, two per validator, each with
-its own attested session; a validator that cannot be reached gets nothing for a while and
-its payment goes to another. When a payment is due and none is built, or every submitter
-is still waiting for an answer, the tally says so, and `verdict` names the limit.
+Due payments (`pace.Pace`) are handed to submitter threads (`submit.Submitters`), two per
+validator, each with its own attested session; a validator that cannot be reached gets
+nothing for a while and its payment goes to another. When a payment is due and none is
+built, or every submitter is still waiting for an answer, the tally says so, and
+`pace.judge` names the limit.
 
 A tx's commit time is when some validator first reported a height that includes its
-block, as seen by `HeightWatcher`, a thread that asks the validators for their heights in
-turn every few milliseconds: timing commits by when the generator next got round to
+block, as seen by `submit.HeightWatcher`, a thread that asks the validators for their
+heights in turn every few milliseconds: timing commits by when the generator next got round to
 reading blocks would charge its own delays to the network."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import queue
 import random
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -47,16 +46,11 @@ from mcnode.ledger.errors import LedgerError
 from mcnode.localnet.builders import NICE_DURING_RUN, BuilderPool, BuildJob, Coin, Payment
 from mcnode.localnet.pace import CAPACITY_REFUSALS, Limit, Pace, Tally, Verdict, judge
 from mcnode.localnet.purse import Purse
+from mcnode.localnet.submit import HeightWatcher, InFlight, Submitters
 from mcnode.transaction.validation import DEFAULT_MINIMUM_FEE, MAX_TOMBSTONE_BLOCKS
 
 FEE = DEFAULT_MINIMUM_FEE
-# The watcher asks each validator for its height every WATCH_EACH s (25 calls/s: half of
-# what the gate allows one source by default, 50 blockchain calls/s per validator), the
-# validators in turn, but never more often than WATCH_MIN in all.
-WATCH_EACH = 0.04
-WATCH_MIN = 0.01
 SYNC_IDLE = 0.5  # blocks are read when the watcher reports new ones, else this often
-SUBMITTERS_PER_NODE = 2
 DOWN_FOR = 2.0  # a validator that could not be reached gets no payment for this long
 #: Built ahead by default: the run's payments, up to this many seconds of them (more is
 #: built during the run). Never more than MAX_QUEUE payments (~9 KB each) are held.
@@ -70,137 +64,12 @@ TOMBSTONE_MARGIN = 10
 LIVE_WINDOW_S = 5.0  # the live view judges the last this many seconds
 
 
+class LoadError(ValueError):
+    """The load cannot run as asked (one line for the user)."""
+
+
 def default_builders() -> int:
     return max(1, os.cpu_count() or 1)
-
-
-class HeightWatcher:
-    """A thread that polls the validators' heights in turn and notes when each block
-    index was first reported (monotonic clock), and each validator's last reported
-    height. Its own channels: no enclave session."""
-
-    def __init__(self, nodes: dict[str, str]) -> None:
-        self.clients = [(name, NodeClient(addr, timeout=1.0)) for name, addr in nodes.items()]
-        self.every = max(WATCH_MIN, WATCH_EACH / max(1, len(self.clients)))
-        self.height = 0
-        self.heights: dict[str, int] = {}  # by validator, as last reported
-        self._seen: dict[int, float] = {}  # block index -> when first reported
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="height-watcher", daemon=True)
-
-    def start(self) -> None:
-        if not self._thread.is_alive() and not self._stop.is_set():
-            self._thread.start()
-
-    def _run(self) -> None:
-        i = 0
-        while not self._stop.wait(self.every):
-            name, client = self.clients[i % len(self.clients)]
-            i += 1
-            try:
-                n = client.last_block_info().num_blocks
-            except ClientError:
-                continue
-            now = time.monotonic()
-            self.heights[name] = n
-            with self._lock:
-                for index in range(self.height, n):
-                    self._seen.setdefault(index, now)
-                self.height = max(self.height, n)
-                while len(self._seen) > 10_000:  # bounded: oldest first
-                    self._seen.pop(next(iter(self._seen)))
-
-    def seen_at(self, index: int) -> float | None:
-        with self._lock:
-            return self._seen.get(index)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
-        for _, c in self.clients:
-            c.close()
-
-
-@dataclass
-class InFlight:
-    """A payment handed to a submitter: where, since when, and what became of it."""
-
-    payment: Payment
-    node: str
-    tried: set[str]
-    submitted_at: float = 0.0  # set by the submitter just before it proposes
-    answered: bool = False
-    accepted: bool = False
-    committed: bool = False
-
-
-@dataclass(frozen=True)
-class Answer:
-    flight: InFlight
-    node: str
-    result: str | None  # None: the validator could not be reached
-
-
-class Submitters:
-    """`per_node` threads per validator, each with its own attested session, proposing
-    what `send` hands them and putting each answer on `answers`."""
-
-    def __init__(self, nodes: dict[str, str], make_client: Callable[[str], NodeClient]) -> None:
-        self.answers: queue.SimpleQueue[Answer] = queue.SimpleQueue()
-        self._jobs = {name: queue.SimpleQueue[InFlight | None]() for name in nodes}
-        self.outstanding: Counter[str] = Counter()  # handed over, not answered yet
-        self._threads: list[threading.Thread] = []
-        for name, addr in nodes.items():
-            for k in range(SUBMITTERS_PER_NODE):
-                t = threading.Thread(
-                    target=self._run,
-                    args=(name, make_client(addr)),
-                    name=f"submit-{name}-{k}",
-                    daemon=True,
-                )
-                t.start()
-                self._threads.append(t)
-
-    @property
-    def capacity(self) -> int:
-        """Payments one validator may hold at once: one being proposed per thread, one
-        waiting behind each."""
-        return 2 * SUBMITTERS_PER_NODE
-
-    def send(self, flight: InFlight) -> None:
-        self.outstanding[flight.node] += 1
-        self._jobs[flight.node].put(flight)
-
-    def answered(self, node: str) -> None:
-        self.outstanding[node] -= 1
-
-    def _run(self, name: str, client: NodeClient) -> None:
-        try:
-            # Attest now, not on the first payment; a failure shows on the first proposal.
-            with contextlib.suppress(Exception):
-                client.connect()
-            while True:
-                flight = self._jobs[name].get()
-                if flight is None:
-                    return
-                flight.submitted_at = time.monotonic()
-                try:
-                    r = client.propose_tx(flight.payment.tx_bytes).result
-                except ClientError as e:
-                    r = "OVER_BUDGET" if "RESOURCE_EXHAUSTED" in str(e) else None
-                self.answers.put(Answer(flight, name, r))
-        finally:
-            client.close()
-
-    def close(self) -> None:
-        for jobs in self._jobs.values():
-            for _ in range(SUBMITTERS_PER_NODE):
-                jobs.put(None)
-        deadline = time.monotonic() + 6.0  # a proposal in progress times out in 5 s
-        for t in self._threads:
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 @dataclass
@@ -258,7 +127,7 @@ class LoadGenerator:
         self.signers = [bytes.fromhex(n["block_signer"]) for n in network["nodes"]]
         self.accounts = sorted((self.dir / "accounts").glob("account-*.json"))
         if len(self.accounts) < 2:
-            raise ValueError(f"{self.dir / 'accounts'}: need at least two sample accounts")
+            raise LoadError(f"{self.dir / 'accounts'}: need at least two sample accounts")
         keys = [read_account_key(p) for p in self.accounts]
         trust = trust_from_entry(network.get("attestation"))  # what wallets check
         self._make_client: Callable[[str], NodeClient] = lambda addr: NodeClient(
@@ -296,6 +165,7 @@ class LoadGenerator:
         self._last_step: float | None = None
         self._last_sync = 0.0
         self._refused_capacity = 0
+        self._refused_invalid = 0
         self._waiting = 0  # accepted, not committed (nor expired)
         self._in_flight_s = 0.0
         self._committed_in_window: int | None = None
@@ -606,6 +476,8 @@ class LoadGenerator:
             self.stats.rejected[a.result] += 1
             if a.result in CAPACITY_REFUSALS:
                 self._refused_capacity += 1
+            else:
+                self._refused_invalid += 1
             if not f.committed:
                 self._forget(f)
                 self.purse.release(f.payment.key_images, f.payment)
@@ -666,6 +538,7 @@ class LoadGenerator:
             accepted=st.accepted,
             committed=st.committed,
             refused_capacity=self._refused_capacity,
+            refused_invalid=self._refused_invalid,
             missed_generator=self.pace.missed_generator,
             missed_network=self.pace.missed_network,
             short_generator_s=self._short["generator"],
@@ -714,6 +587,7 @@ class LoadGenerator:
                 "network": round(final.short_network_s, 3),
             },
             "refused_for_capacity": final.refused_capacity,
+            "refused_as_invalid": final.refused_invalid,
             # Little's law: how long an accepted payment waited for its block, on average.
             "commit_wait_s": round(final.in_flight_s / max(1, final.accepted), 3),
             "stale_unsent": self.stats.stale,

@@ -8,10 +8,11 @@ from), or every submitter still waiting for a validator's answer (the network's)
 `Tally` counts all that, cumulatively; `judge` compares two tallies (the whole run, or
 the last few seconds for the live view) and names the limit, in one sentence.
 
-The network is also the limit when it refuses payments for capacity (`OVER_CAPACITY`,
-`NOT_SERVING`, a rate budget), or when payments it accepted wait long for their block:
-by Little's law, the time-integral of the payments waiting, over the number accepted, is
-how long one waited on average.
+The generator is also the limit when validators refuse its payments as invalid (sending
+at the rate is no use then). The network is the limit when it refuses payments for
+capacity (`OVER_CAPACITY`, `NOT_SERVING`, a rate budget), or when payments it accepted
+wait long for their block: by Little's law, the time-integral of the payments waiting,
+over the number accepted, is how long one waited on average.
 
 Pure: no clock, no I/O (times come in as arguments)."""
 
@@ -75,6 +76,7 @@ class Tally:
     accepted: int = 0
     committed: int = 0
     refused_capacity: int = 0
+    refused_invalid: int = 0  # refused for anything else: the payment itself
     missed_generator: int = 0
     missed_network: int = 0
     short_generator_s: float = 0.0  # owed, and no payment built
@@ -113,6 +115,13 @@ def judge(a: Tally, b: Tally, rate: float) -> Verdict:
             f"than the rate (every submitter waiting, {100 * short_net / dt:.0f}% of the time)",
         )
     submitted = b.submitted - a.submitted
+    invalid = b.refused_invalid - a.refused_invalid
+    if invalid > max(1, REFUSED_SHARE * submitted):
+        return Verdict(
+            "generator",
+            f"validators refused {invalid} of {submitted} payments as invalid "
+            "(see rejected_txs): sent at the rate, but not payments they accept",
+        )
     refused = b.refused_capacity - a.refused_capacity
     if refused > max(1, REFUSED_SHARE * submitted):
         return Verdict(
