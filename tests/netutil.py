@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import grpc
@@ -56,13 +57,20 @@ def build_txs(tmp: Path, count: int, seed: int = 7, ledger_node: str = "node0") 
     return txs
 
 
-def submit(cluster: Cluster, node: str, tx: Tx) -> ProposeResult:
-    """Pay through `node`, as a wallet holding the network's attestation policy does."""
+def submit(cluster: Cluster, node: str, tx: Tx, patience: float = 10.0) -> ProposeResult:
+    """Pay through `node`, as a wallet holding the network's attestation policy does. A
+    node catching up (a validator that has just started may find its peers a slot or two
+    ahead) answers NOT_SERVING for a moment: like a wallet, try again for `patience` s."""
     trust = read_network_trust(cluster.dir / "network.json")
+    deadline = time.monotonic() + patience
     with NodeClient(
         cluster.node(node).client, policy=trust.policy, root_ca_der=trust.root_ca_der
     ) as c:
-        return c.propose_tx(tx.to_bytes())
+        while True:
+            r = c.propose_tx(tx.to_bytes())
+            if r.result != "NOT_SERVING" or time.monotonic() > deadline:
+                return r
+            time.sleep(0.1)
 
 
 def block_ids(tmp: Path, node: str) -> list[bytes]:

@@ -373,6 +373,32 @@ def test_in_step_after_fetching_then_rejoin(tmp_path: Path) -> None:
     run(_in_step(tmp_path))
 
 
+def test_a_block_decided_while_a_page_was_on_its_way_is_not_a_rejection(tmp_path: Path) -> None:
+    """The slot in progress decides while we wait for a peer's page (found by a minority
+    partition healing at 50 ms): the page starts at a block we now have, and the rest of
+    it is appended, not refused as "block index 22, expected 23"."""
+
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        warnings = []
+        rig.host.catchup.log.warning = lambda event, **kv: warnings.append(event)  # type: ignore[method-assign]
+        for p in rig.peers.values():
+            p.height, p.slot = 12, 12
+        get = type(rig.peers["n1"]).get_blocks
+
+        async def decided_meanwhile(self: Any, offset: int, limit: int) -> list[bytes]:
+            if rig.ledger.num_blocks() == offset:  # our own slot decides first
+                rig.ledger.append_block(CHAIN[offset])
+            return await get(self, offset, limit)
+
+        for p in rig.peers.values():
+            p.get_blocks = decided_meanwhile.__get__(p)  # type: ignore[method-assign]
+        assert await rig.host.catchup.catch_up() == 11
+        assert rig.ledger.num_blocks() == 12 and warnings == []
+
+    run(go())
+
+
 async def _from_archive(tmp: Path) -> list[tuple[SyncState, str]]:
     archive = tmp / "archive"
     export_archive(FakeLedger(20), LocalDirectory(archive))  # type: ignore[arg-type]

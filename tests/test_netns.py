@@ -256,7 +256,7 @@ def test_minority_partition_does_not_stop_commits_and_catches_up(tmp_path: Path)
     h = p["heights_at_heal"]
     assert h["node3"] < min(h["node0"], h["node1"], h["node2"]), p  # node3 was cut off
     assert p["caught_up_after_heal_s"] is not None, p
-    assert p["caught_up_after_heal_s"] < 10, p
+    assert p["caught_up_after_heal_s"] < 5, p  # keepalive redials a cut link (README)
 
 
 @needs_netns

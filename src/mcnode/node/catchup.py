@@ -228,7 +228,13 @@ class CatchUp:
             except ValueError:
                 self.log.warning("peer sent undecodable blocks", peer=link.name)
                 continue
+            # The slot in progress may have been decided (and its block appended) while the
+            # answer was on its way: those blocks we have; a fork shows at the next one.
+            first = self.ledger.num_blocks()
+            blocks = blocks[max(0, first - n) :]
             if not blocks:
+                if first > n:
+                    return True
                 continue
             try:
                 self.ledger.append_blocks(blocks)  # verifies chain, contents, signers
@@ -237,7 +243,7 @@ class CatchUp:
             except LedgerError as e:
                 self.log.warning("peer's blocks rejected", peer=link.name, error=str(e))
                 continue
-            self.log.info("blocks fetched", peer=link.name, first=n, count=len(blocks))
+            self.log.info("blocks fetched", peer=link.name, first=first, count=len(blocks))
             return True
         return False
 

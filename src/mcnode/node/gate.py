@@ -425,12 +425,14 @@ def server_options(api: str, limits: Limits) -> list[tuple[str, Any]]:
         # A connection must finish its handshakes (TCP to HTTP/2) within 10 s.
         ("grpc.server_handshake_timeout_ms", 10_000),
         # We ping each connection after a minute of silence and drop it if the ping is not
-        # answered within 20 s (half-open connections). Callers may ping us every 5 s
-        # while they have calls open (our peers ping every 10 s), never without one;
-        # a third ping too soon ends the connection.
+        # answered within 20 s (half-open connections). Callers may ping us while they
+        # have calls open (see below), never without one; a third ping too soon ends the
+        # connection.
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
-        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        # Peers ping every 2 s (so that a partitioned link is redialled soon after the
+        # heal); clients may ping every 5 s.
+        ("grpc.http2.min_ping_interval_without_data_ms", 1_000 if api == "peer" else 5_000),
         ("grpc.keepalive_permit_without_calls", 0),
         ("grpc.http2.max_ping_strikes", 2),
         # A connection with no call for 5 minutes is closed (the caller reconnects).

@@ -39,7 +39,13 @@ def channel_options(max_bytes: int) -> list[tuple[str, Any]]:
     return [
         ("grpc.max_send_message_length", max_bytes),
         ("grpc.max_receive_message_length", max_bytes),
-        ("grpc.keepalive_time_ms", 10_000),
+        # A link that stops carrying anything (a partition drops packets; TCP would only
+        # notice after its retransmission backoff, many seconds after the path is back) is
+        # found by a ping every 2 s that must be answered within 3 s: the connection is
+        # then closed and redialled, so traffic resumes within about a second of the heal.
+        ("grpc.keepalive_time_ms", 2_000),
+        ("grpc.keepalive_timeout_ms", 3_000),
+        ("grpc.http2.max_pings_without_data", 0),
         # A peer that was down must be reachable again within a second or two of coming
         # back, not after gRPC's default reconnect backoff (up to two minutes).
         ("grpc.initial_reconnect_backoff_ms", 100),
