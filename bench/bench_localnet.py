@@ -109,6 +109,7 @@ class Watcher:
     def __init__(self, d: Path) -> None:
         self.d = d
         self.seen: dict[bytes, float] = {}
+        self.blocks = 0  # node0's ledger height
         self.stop = False
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
@@ -122,7 +123,7 @@ class Watcher:
                 for i in range(n, m):
                     for ki in led.get_block_contents(i).key_images:
                         self.seen[ki] = now
-                n = m
+                n = self.blocks = m
                 time.sleep(0.002)
 
 
@@ -202,7 +203,7 @@ def main() -> None:
             sub_at: dict[bytes, float] = {}
             answers: dict[str, int] = {}
             names = list(clients)
-            c2 = cpu_all(cluster)
+            c2, m2, b2 = cpu_all(cluster), msgs_in(cluster), watch.blocks
             nxt = time.monotonic()
             for i, tx in enumerate(steady):
                 while time.monotonic() < nxt:
@@ -217,11 +218,20 @@ def main() -> None:
             lat = sorted((watch.seen[k] - t) * 1000 for k, t in sub_at.items() if k in watch.seen)
             p50 = lat[len(lat) // 2] if lat else float("nan")
             p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan")
-            c3 = cpu_all(cluster)
+            c3, m3, b3 = cpu_all(cluster), msgs_in(cluster), watch.blocks
+            blocks = max(1, b3 - b2)
+            per_block = {k: (m3[k] - m2[k]) / blocks for k in m2}
+            cpu_per_block = {k: 1000 * (c3[k] - c2[k]) / blocks for k in c2 if k != "bench"}
             print(
                 f"latency at 10 tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
                 f"({len(lat)}/{len(steady)} committed; submit results: {answers}); CPU ms per tx: "
                 + ", ".join(f"{k} {1000 * (c3[k] - c2[k]) / max(1, len(lat)):.1f}" for k in c2)
+            )
+            print(
+                f"at 10 tx/s: {b3 - b2} blocks; consensus msgs in per block: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in per_block.items())
+                + "; CPU ms per block: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in cpu_per_block.items())
             )
             watch.stop = True
             for c in clients.values():
@@ -244,6 +254,8 @@ def main() -> None:
                     "latency_p99_ms_at_10tps": round(p99, 1),
                     "consensus_msgs_per_s_per_node": {k: round(v) for k, v in per_node.items()},
                     "cpu_ms_per_committed_tx": {k: round(v, 1) for k, v in cpu_ms_per_tx.items()},
+                    "at_10tps_msgs_in_per_block": {k: round(v, 1) for k, v in per_block.items()},
+                    "at_10tps_cpu_ms_per_block": {k: round(v, 1) for k, v in cpu_per_block.items()},
                 }
             )
         )

@@ -33,6 +33,7 @@ from mcnode.crypto.signing import (
     aead_open,
     aead_seal,
     ed25519_keypair,
+    ed25519_public,
     ed25519_sign,
     ed25519_verify,
     x25519_exchange,
@@ -192,6 +193,51 @@ def test_ed25519_and_x25519_seed_7() -> None:
     box = aead_seal(key, bytes(12), b"memo", b"aad")
     assert aead_open(key, bytes(12), box, b"aad") == b"memo"
     assert aead_open(key, bytes(12), box, b"other") is None
+
+
+def test_ed25519_rfc8032_vector_1() -> None:
+    """RFC 8032 section 7.1, TEST 1: the checker (dalek) accepts the published signature
+    and the signer (`cryptography`) makes it."""
+    sk = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+    pk = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    sig = bytes.fromhex(
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+        "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+    )
+    assert ed25519_sign(sk, b"") == sig
+    assert ed25519_verify(pk, b"", sig)
+    assert not ed25519_verify(pk, b"\x00", sig)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=300), st.data())
+def test_ed25519_checks_agree_with_openssl(seed: bytes, msg: bytes, data: st.DataObject) -> None:
+    """Our checker (dalek, strict) and OpenSSL's (`cryptography`) agree on honest signatures
+    and on every one-bit change of signature, message or key (small-order keys, where the
+    strict checker alone refuses, do not come from real key pairs)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    def openssl(pk: bytes, m: bytes, s: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(pk).verify(s, m)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    pk = ed25519_public(seed)
+    sig = ed25519_sign(seed, msg)
+    assert ed25519_verify(pk, msg, sig) and openssl(pk, msg, sig)
+    which = data.draw(st.sampled_from(["sig", "msg", "key"]))
+    target = {"sig": sig, "msg": msg or b"\x00", "key": pk}[which]
+    bit = data.draw(st.integers(0, 8 * len(target) - 1))
+    flipped = bytearray(target)
+    flipped[bit // 8] ^= 1 << (bit % 8)
+    args = {"sig": (pk, msg, bytes(flipped)), "msg": (pk, bytes(flipped), sig)}.get(
+        which, (bytes(flipped), msg, sig)
+    )
+    assert ed25519_verify(*args) == openssl(*args) is False
+    assert not ed25519_verify(pk, msg, sig[:63]) and not ed25519_verify(pk[:31], msg, sig)
 
 
 # -- batch verification of range proofs (native/src/range_batch.rs) ------------------------

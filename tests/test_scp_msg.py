@@ -5,6 +5,8 @@ subclass, never IndexError/KeyError/TypeError/RecursionError/struct.error."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import random
 import struct
 
@@ -195,7 +197,7 @@ def test_round_trip_all_topics(msg: Msg) -> None:
     data = msg.to_bytes()
     back = Msg.from_bytes(data)
     assert back == msg
-    assert back.to_bytes() == data
+    assert back.to_bytes() == data and dataclasses.replace(back).to_bytes() == data
     assert type(back.topic) is type(msg.topic)
 
 
@@ -240,7 +242,10 @@ def decode_or_value_error(data: bytes) -> None:
         msg = Msg.from_bytes(data)
     except MsgDecodeError:  # the codec's ValueError subclass; anything else fails the test
         return
-    assert msg.to_bytes() == data, "accepted a non-canonical encoding"
+    # Encoded afresh (a decoded message keeps the bytes it came from as its encoding, which
+    # is right only because of this property).
+    assert dataclasses.replace(msg).to_bytes() == data, "accepted a non-canonical encoding"
+    assert msg.to_bytes() == data
 
 
 SAMPLES = [

@@ -24,6 +24,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha512};
 
+mod ed25519;
 mod ledger_hash;
 mod mlsag;
 mod range_batch;
@@ -308,5 +309,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     mlsag::register(m)?;
     range_batch::register(m)?;
     ledger_hash::register(m)?;
+    ed25519::register(m)?;
     Ok(())
 }

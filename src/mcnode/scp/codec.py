@@ -82,6 +82,10 @@ def encode_qset(q: QuorumSet) -> bytes:
     return w.getvalue()
 
 
+_DECODED_QSETS: dict[bytes, QuorumSet] = {}  # encoding -> decoded set, oldest first
+_DECODED_QSETS_MAX = 256
+
+
 class MsgReader(binary.Reader):
     """`binary.Reader` plus the SCP structures; every error is a `MsgDecodeError`."""
 
@@ -104,6 +108,22 @@ class MsgReader(binary.Reader):
             raise MsgDecodeError(f"node id is not UTF-8: {e.reason}") from None
 
     def qset(self, depth: int = 0) -> QuorumSet:
+        if depth == 0:
+            # Each peer sends the same quorum set in every message: decoded sets are kept
+            # by their bytes, so a repeat is one dict lookup and stays validated.
+            start = self._pos
+            qs = self._qset(0)
+            key = bytes(self._buf[start : self._pos])
+            seen = _DECODED_QSETS.get(key)
+            if seen is not None:
+                return seen
+            if len(_DECODED_QSETS) >= _DECODED_QSETS_MAX:
+                _DECODED_QSETS.pop(next(iter(_DECODED_QSETS)))
+            _DECODED_QSETS[key] = qs
+            return qs
+        return self._qset(depth)
+
+    def _qset(self, depth: int) -> QuorumSet:
         if depth > MAX_DEPTH:
             raise MsgDecodeError(f"quorum set nested deeper than {MAX_DEPTH}")
         threshold = self.u32()
@@ -117,7 +137,7 @@ class MsgReader(binary.Reader):
                     raise MsgDecodeError(f"quorum set names more than {MAX_NODES} nodes")
                 members.append(self.str())
             elif tag == 1:
-                members.append(self.qset(depth + 1))
+                members.append(self._qset(depth + 1))
             else:
                 raise MsgDecodeError(f"bad quorum set member tag {tag}")
         return QuorumSet(threshold, members)

@@ -316,4 +316,9 @@ class Msg:
         else:
             raise MsgDecodeError(f"unknown topic tag {tag}")
         r.finish()
-        return cls(sender, slot, qset, topic)
+        msg = cls(sender, slot, qset, topic)
+        # The decoder takes canonical bytes only (sets strictly ascending, fixed widths,
+        # nothing left over), so they are the message's encoding: `validate` and anyone
+        # else asking for it need not encode it again.
+        msg.__dict__["_encoded"] = bytes(data)
+        return msg

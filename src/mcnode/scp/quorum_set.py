@@ -47,6 +47,9 @@ class QuorumSet:
     _hash: int = field(default=0, init=False, repr=False, compare=False)
     # Every message a node sends carries its quorum set: encoded once, on first use.
     _encoding: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    # Set by the first `validate()` that passes: the set is immutable, so it stays valid
+    # (every peer message carries one, usually the same decoded object: see codec).
+    _valid: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __init__(self, threshold: int, members: Sequence[Member] = ()) -> None:
         members = tuple(members)
@@ -60,6 +63,7 @@ class QuorumSet:
             h = id(self)
         object.__setattr__(self, "_hash", h)
         object.__setattr__(self, "_encoding", None)
+        object.__setattr__(self, "_valid", False)
 
     def __hash__(self) -> int:
         return self._hash
@@ -84,8 +88,11 @@ class QuorumSet:
         """Raise `QuorumSetError` naming the first broken rule, after the path of the set
         or member that breaks it (`where` names this set: "quorum_set.members[1]: node
         'b' appears more than once"; a problem of this set itself carries `where` alone)."""
+        if self._valid:
+            return
         try:
             self._validate(0, set())
+            object.__setattr__(self, "_valid", True)
         except _Problem as p:
             path = where + "".join(f".members[{i}]" for i in p.path)
             path = path.removeprefix(".")
