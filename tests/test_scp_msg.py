@@ -6,7 +6,6 @@ subclass, never IndexError/KeyError/TypeError/RecursionError/struct.error."""
 from __future__ import annotations
 
 import dataclasses
-
 import random
 import struct
 
