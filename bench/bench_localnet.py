@@ -78,6 +78,11 @@ def cpu_all(cluster: Cluster) -> dict[str, float]:
     return out
 
 
+def cpu_hosts(cluster: Cluster) -> float:
+    """CPU seconds of the validators' host processes alone (their enclaves left out)."""
+    return sum(cpu_seconds(n.proc.pid, children=False) for n in cluster.nodes if n.proc)
+
+
 def slot_times(d: Path) -> dict[str, list[float]]:
     """Each validator's slot durations (ms), from its `block appended ... ms=` log lines;
     block 1 left out (its slot clock starts when the validator does)."""
@@ -160,6 +165,7 @@ def main() -> None:
             watch = Watcher(d)
             # 1. throughput
             m0, w0, c0 = msgs_in(cluster), time.monotonic(), cpu_all(cluster)
+            h0 = cpu_hosts(cluster)
             shares = {name: burst[i::4] for i, name in enumerate(clients)}
             results: list[str] = []
 
@@ -179,7 +185,10 @@ def main() -> None:
                 time.sleep(0.05)
             committed = [watch.seen[k] for k in images if k in watch.seen]
             m1, w1, c1 = msgs_in(cluster), time.monotonic(), cpu_all(cluster)
+            h1 = cpu_hosts(cluster)
             cpu_ms_per_tx = {k: 1000 * (c1[k] - c0[k]) / max(1, len(committed)) for k in c0}
+            validators = sum(c1[k] - c0[k] for k in c0 if k != "bench")
+            host_share = (h1 - h0) / validators if validators else float("nan")
             span = max(committed) - start if committed else float("nan")
             tps = len(committed) / span
             per_node = {k: (m1[k] - m0[k]) / (w1 - w0) for k in m0}
@@ -193,6 +202,7 @@ def main() -> None:
                 + ", ".join(f"{k} {c1[k] - c0[k]:.2f} s" for k in c0)
                 + " = ms per committed tx: "
                 + ", ".join(f"{k} {v:.1f}" for k, v in cpu_ms_per_tx.items())
+                + f" (hosts {100 * host_share:.0f} %, enclaves {100 - 100 * host_share:.0f} %)"
             )
             print(
                 "consensus msgs handled per s per node: "
@@ -203,7 +213,7 @@ def main() -> None:
             sub_at: dict[bytes, float] = {}
             answers: dict[str, int] = {}
             names = list(clients)
-            c2, m2, b2 = cpu_all(cluster), msgs_in(cluster), watch.blocks
+            c2, m2, b2, h2 = cpu_all(cluster), msgs_in(cluster), watch.blocks, cpu_hosts(cluster)
             nxt = time.monotonic()
             for i, tx in enumerate(steady):
                 while time.monotonic() < nxt:
@@ -218,8 +228,9 @@ def main() -> None:
             lat = sorted((watch.seen[k] - t) * 1000 for k, t in sub_at.items() if k in watch.seen)
             p50 = lat[len(lat) // 2] if lat else float("nan")
             p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan")
-            c3, m3, b3 = cpu_all(cluster), msgs_in(cluster), watch.blocks
+            c3, m3, b3, h3 = cpu_all(cluster), msgs_in(cluster), watch.blocks, cpu_hosts(cluster)
             blocks = max(1, b3 - b2)
+            host_ms_per_block = 1000 * (h3 - h2) / blocks / len(cluster.nodes)
             per_block = {k: (m3[k] - m2[k]) / blocks for k in m2}
             cpu_per_block = {k: 1000 * (c3[k] - c2[k]) / blocks for k in c2 if k != "bench"}
             print(
@@ -232,6 +243,7 @@ def main() -> None:
                 + ", ".join(f"{k} {v:.1f}" for k, v in per_block.items())
                 + "; CPU ms per block: "
                 + ", ".join(f"{k} {v:.1f}" for k, v in cpu_per_block.items())
+                + f" (of which the host process: {host_ms_per_block:.1f} on average)"
             )
             watch.stop = True
             for c in clients.values():
@@ -256,6 +268,8 @@ def main() -> None:
                     "cpu_ms_per_committed_tx": {k: round(v, 1) for k, v in cpu_ms_per_tx.items()},
                     "at_10tps_msgs_in_per_block": {k: round(v, 1) for k, v in per_block.items()},
                     "at_10tps_cpu_ms_per_block": {k: round(v, 1) for k, v in cpu_per_block.items()},
+                    "at_10tps_host_cpu_ms_per_block": round(host_ms_per_block, 1),
+                    "throughput_host_cpu_share": round(host_share, 2),
                 }
             )
         )
