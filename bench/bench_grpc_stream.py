@@ -1,0 +1,190 @@
+"""What one consensus message costs in Python gRPC, against the floor of a plain socket.
+
+    python bench/bench_grpc_stream.py [--msgs 2000] [--gap-ms 1]
+
+A validator sends each SCP statement to each peer as one write on a long-lived gRPC
+client stream (`ConsensusStream`) and reads its peers' the same way. Statements are
+spaced out (one network hop apart), so every message pays its own wake-ups: gRPC's
+event-engine thread, its completion-queue poller thread, the GIL and asyncio's loop. This
+bench sends `--msgs` ConsensusMsg-sized messages (~400 bytes) one every `--gap-ms`, from
+one process to another on loopback, and reports the CPU time per message of the sender
+and of the receiver (user + system, whole process; the sender's idle pacing loop's own
+cost is taken off), for:
+
+1. gRPC aio (what the node does: `grpc.aio` stub write, `grpc.aio` server read);
+2. asyncio streams with a 4-byte length prefix (the floor: one `send` and one `recv`).
+
+TLS is off in both (it adds the same per-byte cost to either). Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import socket
+import struct
+import subprocess
+import sys
+
+from mcnode.wire import consensus_pb2 as pb
+from mcnode.wire import consensus_pb2_grpc as rpc
+
+MSG = pb.ConsensusMsg(
+    scp_msg=b"x" * 250, prev_block_id=b"p" * 32, signer=b"s" * 32, signature=b"g" * 64
+)
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- receivers (run as child processes; print CPU seconds per message on exit) -------------
+async def grpc_receiver(port: int, n: int) -> None:
+    import grpc
+
+    done = asyncio.Event()
+    out: list[float] = []
+
+    class Peer(rpc.ConsensusPeerServicer):
+        async def ConsensusStream(self, it, context):  # type: ignore[no-untyped-def]
+            got, t0 = 0, 0.0
+            async for _ in it:
+                if got == 0:
+                    t0 = cpu()
+                got += 1
+            out.append((cpu() - t0) / max(1, got - 1))
+            done.set()
+            return pb.ConsensusMsgResponse()
+
+    server = grpc.aio.server()
+    rpc.add_ConsensusPeerServicer_to_server(Peer(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print("ready", flush=True)
+    await done.wait()
+    await server.stop(None)
+    print(out[0], flush=True)
+
+
+async def socket_receiver(port: int, n: int) -> None:
+    done = asyncio.Event()
+    out: list[float] = []
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        got, t0 = 0, 0.0
+        while True:
+            head = await r.readexactly(4)
+            (size,) = struct.unpack("<I", head)
+            if size == 0:
+                break
+            pb.ConsensusMsg.FromString(await r.readexactly(size))
+            if got == 0:
+                t0 = cpu()
+            got += 1
+        out.append((cpu() - t0) / max(1, got - 1))
+        w.close()
+        done.set()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    print("ready", flush=True)
+    await done.wait()
+    server.close()
+    print(out[0], flush=True)
+
+
+# -- senders (this process) ---------------------------------------------------------------
+async def idle_loop(n: int, gap: float) -> float:
+    t0 = cpu()
+    for _ in range(n):
+        await asyncio.sleep(gap)
+    return (cpu() - t0) / n
+
+
+async def grpc_sender(port: int, n: int, gap: float) -> float:
+    import grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        call = rpc.ConsensusPeerStub(ch).ConsensusStream(wait_for_ready=True)
+        await call.write(MSG)
+        t0 = cpu()
+        for _ in range(n):
+            await asyncio.sleep(gap)
+            await call.write(MSG)
+        per = (cpu() - t0) / n
+        await call.done_writing()
+        await call
+    return per
+
+
+async def socket_sender(port: int, n: int, gap: float) -> float:
+    _, w = await asyncio.open_connection("127.0.0.1", port)
+    w.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    raw = MSG.SerializeToString()
+    w.write(struct.pack("<I", len(raw)) + raw)
+    t0 = cpu()
+    for _ in range(n):
+        await asyncio.sleep(gap)
+        w.write(struct.pack("<I", len(raw)) + MSG.SerializeToString())
+        await w.drain()
+    per = (cpu() - t0) / n
+    w.write(struct.pack("<I", 0))
+    await w.drain()
+    w.close()
+    return per
+
+
+def run(kind: str, n: int, gap: float) -> tuple[float, float]:
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--receiver", kind, "--port", str(port), "--msgs", str(n)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    sender = grpc_sender if kind == "grpc" else socket_sender
+    sent = asyncio.run(sender(port, n, gap))
+    received = float(child.stdout.readline())
+    child.wait(30)
+    return sent, received
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--msgs", type=int, default=2000)
+    ap.add_argument("--gap-ms", type=float, default=1.0)
+    ap.add_argument("--receiver", choices=["grpc", "socket"])
+    ap.add_argument("--port", type=int)
+    a = ap.parse_args()
+    if a.receiver:
+        recv = grpc_receiver if a.receiver == "grpc" else socket_receiver
+        asyncio.run(recv(a.port, a.msgs))
+        return
+    gap = a.gap_ms / 1000
+    idle = asyncio.run(idle_loop(a.msgs, gap))
+    out: dict[str, float | str] = {"machine": f"{platform.machine()} {os.cpu_count()} cores"}
+    for kind in ("grpc", "socket", "grpc", "socket"):  # interleaved, best of two
+        sent, received = run(kind, a.msgs, gap)
+        send_us = 1e6 * (sent - idle)
+        recv_us = 1e6 * received  # the receiver has no pacing loop of its own
+        print(f"{kind:6s}: send {send_us:6.0f} us CPU per message, receive {recv_us:6.0f} us")
+        for key, v in ((f"{kind}_send_us", send_us), (f"{kind}_receive_us", recv_us)):
+            out[key] = round(min(float(out.get(key, v)), v), 1)
+    print(f"(the pacing loop alone: {1e6 * idle:.0f} us CPU per message, taken off above)")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
