@@ -218,6 +218,8 @@ def test_txs_a_message_names_are_fetched_before_scp_sees_it(tmp_path: Path) -> N
         assert Y.tx_hash in rig.host.pool
         assert rig.host.scp.stats["msgs_processed"] == 1
         assert rig.metric("mcnode_txs_validated_total", source="peer") == 1
+        wait = "mcnode_consensus_msg_tx_wait_seconds_count"
+        assert rig.metric(wait, outcome="fetched") == 1 and rig.metric(wait, outcome="relayed") == 0
 
     run(go())
 
@@ -236,6 +238,8 @@ def test_a_named_tx_that_arrives_by_relay_meanwhile_is_not_fetched(tmp_path: Pat
         await rig.spawned.drain()
         assert rig.peers["n1"].fetches == 0
         assert rig.host.scp.stats["msgs_processed"] == 1
+        wait = "mcnode_consensus_msg_tx_wait_seconds_count"
+        assert rig.metric(wait, outcome="relayed") == 1 and rig.metric(wait, outcome="fetched") == 0
 
     run(go())
 
@@ -252,6 +256,8 @@ def test_a_failed_fetch_is_retried_then_scp_judges_what_we_have(tmp_path: Path) 
             rig.advance(0.1 * attempt)
         await rig.spawned.drain()
         assert rig.host.scp.stats["msgs_invalid_value"] == 1  # judged without Y
+        wait = "mcnode_consensus_msg_tx_wait_seconds_count"
+        assert rig.metric(wait, outcome="missing") == FETCH_RETRIES + 1
         assert rig.metric("mcnode_errors_total", where="fetch_txs") == FETCH_RETRIES + 1
 
     run(go())

@@ -364,10 +364,16 @@ class ConsensusHost:
         self, checked: CheckedMsg, missing: list[bytes], attempt: int
     ) -> None:
         cur = self.scp.current_slot_index
+        started = self.clock()
+        outcome = "relayed"
         if attempt == 0:
             await self._await_relayed(missing, RELAY_GRACE)
         if any(v not in self.pool for v in missing):
+            outcome = "fetched"
             await self.txs.fetch(checked.peer, missing)
+            if any(v not in self.pool for v in missing):
+                outcome = "missing"
+        self.metrics.tx_wait_seconds.labels(outcome).observe(self.clock() - started)
         if self.scp.current_slot_index != cur:
             return  # the slot is over: the message is of no use now
         if any(v not in self.pool for v in missing) and self.inbox.retry_later(

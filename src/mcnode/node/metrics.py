@@ -137,6 +137,14 @@ class NodeMetrics:
             registry=r,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
+        self.tx_wait_seconds = Histogram(
+            "mcnode_consensus_msg_tx_wait_seconds",
+            "Time a peer's message waited for txs it names that we lacked, by how they came "
+            "(relayed: a peer's relay arrived; fetched: asked for; missing: still lacking)",
+            ["outcome"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
         self.catching_up = Gauge(
             "mcnode_catching_up", "1 while catching up from peers or archives", registry=r
         )
