@@ -28,6 +28,7 @@ from mcnode.node.gate import (
 )
 from mcnode.node.logs import NodeLog, Throttle, quiet_grpc_core
 from mcnode.node.metrics import NodeMetrics
+from mcnode.node.peers import channel_options
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
 
@@ -187,8 +188,9 @@ def test_server_options() -> None:
     assert peer["grpc.max_allowed_incoming_connections"] == Limits().peer_connections
     assert client["grpc.max_allowed_incoming_connections"] == 7
     assert "grpc.max_connection_age_ms" not in peer  # consensus streams stay open
-    # Our peers ping every 10 s (peers.channel_options): that must be allowed.
-    assert peer["grpc.http2.min_ping_interval_without_data_ms"] <= 10_000
+    # Our peers' pings (peers.channel_options) must be allowed.
+    pings = dict(channel_options(1 << 20))["grpc.keepalive_time_ms"]
+    assert peer["grpc.http2.min_ping_interval_without_data_ms"] <= pings <= 10_000
 
 
 # -- a real server ----------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 //! Ed25519 signature checks (RFC 8032) with ed25519-dalek: every peer message, block and
 //! handshake signature a validator checks comes through here. OpenSSL's verifier, which
 //! `cryptography` wraps, takes ~150 us on this project's machines; dalek's, on the same
-//! curve backend as the rest of this crate (AVX2 where the CPU has it), about a quarter of
-//! that. Signing stays with `cryptography` (private keys never cross into this crate).
+//! curve backend as the rest of this crate (AVX2 where the CPU has it), ~60 us. Signing stays with `cryptography` (private keys never cross into this crate).
 //!
 //! `verify_strict`: besides RFC 8032's checks (canonical S, the cofactorless equation on
 //! the encoded R), it refuses small-order public keys and R, so no signature is valid
@@ -32,7 +31,7 @@ impl Ed25519Verifier {
     }
 
     /// True when `signature` (64 bytes) is this key's signature of `message`; any other
-    /// input, malformed included, is False. The GIL is kept: a check is ~40 us, and a
+    /// input, malformed included, is False. The GIL is kept: a check is ~60 us, and a
     /// thread that gives the GIL away can wait a switch interval (5 ms) to get it back.
     fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         let Ok(raw) = <[u8; 64]>::try_from(signature) else {

@@ -5,7 +5,7 @@ Thin, typed wrappers over raw 32-byte keys so that callers never handle the libr
 objects. Key generation takes the project's injectable `RandomSource`.
 
 Why checks come from dalek: a validator checks a signature on every peer message (about
-20 per slot each), and OpenSSL's Ed25519 verifier takes ~150 us here against ~40 us for
+20 per slot each), and OpenSSL's Ed25519 verifier takes ~150 us here against ~60 us for
 dalek's on the curve backend the rest of our crypto uses (bench/RESULTS.md). Dalek's
 `verify_strict` also refuses small-order keys and R points, which RFC 8032 allows.
 """

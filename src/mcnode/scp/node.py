@@ -70,7 +70,6 @@ class Node:
         self._outbox: list[Msg] = []
         self._replay: list[Msg] = []
         self._done: list[Slot] = []  # externalized, not yet moved past
-        self._known_qsets: dict[NodeID, QuorumSet] = {}  # last validated, per sender
         self._slot = self._new_slot(current_slot_index)
 
     # -- stable API ----------------------------------------------------------------------
@@ -90,10 +89,7 @@ class Node:
         try:
             if not isinstance(msg, Msg):
                 raise InvalidMsg(f"not a message: {type(msg).__name__}")
-            known = self._known_qsets.get(msg.sender_id)
-            msg.validate(check_quorum_set=known is None or known != msg.quorum_set)
-            if known is None or known is not msg.quorum_set:
-                self._known_qsets[msg.sender_id] = msg.quorum_set
+            msg.validate()  # a quorum set already validated remembers it (QuorumSet)
         except InvalidMsg:
             self.stats["msgs_invalid"] += 1
             return None
