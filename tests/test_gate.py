@@ -18,6 +18,7 @@ import pytest
 from mcnode.node.config import Budget, Limits, RateLimits
 from mcnode.node.gate import (
     OVER_BUDGET,
+    READ_AHEAD_BYTES,
     UNDECODABLE,
     Budgets,
     Gate,
@@ -347,6 +348,63 @@ def test_a_real_server_refuses_floods_and_bad_bytes_before_its_servicer(lines: L
     assert refused("GetNodeConfig", "undecodable") == 1
     assert refused("ConsensusStream", "over_budget") == 1
     assert refused("ConsensusStream", "undecodable") == 1
+
+
+# -- gRPC core's read-ahead ----------------------------------------------------------------------
+async def _read_ahead_after_a_stall(size: int) -> tuple[int, int]:
+    """A server with our peer options whose handler reads a stream for 2 s and then
+    stops (a busy node): how many `size`-byte messages the sender got through before the
+    stall, and after it (what gRPC core took in for a handler that was not reading)."""
+    stalled = asyncio.Event()
+
+    async def busy(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+        async for _ in requests:
+            if stalled.is_set():
+                await asyncio.sleep(60)
+        return b""
+
+    server = grpc.aio.server(options=server_options("peer", Limits()))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "t.S", {"S": grpc.stream_unary_rpc_method_handler(busy)}
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    payload = b"r" * size
+    loop = asyncio.get_running_loop()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = ch.stream_unary("/t.S/S")()
+            before = after = 0
+            end = loop.time() + 2.0
+            while loop.time() < end:
+                await call.write(payload)
+                before += 1
+            stalled.set()
+            try:
+                while after * size < 64 << 20:
+                    await asyncio.wait_for(call.write(payload), 1.0)
+                    after += 1
+            except TimeoutError:
+                pass
+            call.cancel()
+    finally:
+        await server.stop(0)
+    return before, after
+
+
+def test_a_busy_handler_is_read_ahead_one_window_not_a_growing_estimate() -> None:
+    """gRPC core reads a stream ahead of its handler. By default that window grows with a
+    bandwidth-delay estimate: after 2 s of fast 64 KiB messages a peer could push 5-10 MiB
+    into a node that had stopped reading, and a flood of refused streams churned that much
+    each (the node grew 175 MB in one CI run). Ours is `READ_AHEAD_BYTES`, fixed."""
+    size = 64 * 1024
+    before, after = asyncio.run(_read_ahead_after_a_stall(size))
+    assert before > 100  # the handler was reading: a fast sender got through
+    assert after * size <= 2 * READ_AHEAD_BYTES, (after, before)
 
 
 # -- gRPC core's own lines ----------------------------------------------------------------------

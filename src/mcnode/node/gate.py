@@ -413,6 +413,10 @@ class Gate(grpc.aio.ServerInterceptor):
 
 
 # -- servers -------------------------------------------------------------------------------
+# gRPC core's read-ahead per stream (bytes a caller may send before our handler reads).
+READ_AHEAD_BYTES = 1024 * 1024
+
+
 def server_options(api: str, limits: Limits) -> list[tuple[str, Any]]:
     """gRPC core's limits for our servers: slow, idle and chatty connections end."""
     opts: list[tuple[str, Any]] = [
@@ -421,6 +425,12 @@ def server_options(api: str, limits: Limits) -> list[tuple[str, Any]]:
         # Streams at once on one connection: a peer uses one stream and a few calls.
         ("grpc.max_concurrent_streams", 32 if api == "peer" else 64),
         ("grpc.max_metadata_size", 16 * 1024),
+        # What gRPC core reads ahead of our handlers, per stream, is a fixed window. Its
+        # default grows the window with its bandwidth-delay estimate, and a sender that
+        # outpaces a busy node's reads is then buffered without bound by our byte budget
+        # (a peer's 1 MiB flood grew the node by 175 MB). Honest requests are far smaller.
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.http2.lookahead_bytes", READ_AHEAD_BYTES),
         ("grpc.max_allowed_incoming_connections", getattr(limits, f"{api}_connections")),
         # A connection must finish its handshakes (TCP to HTTP/2) within 10 s.
         ("grpc.server_handshake_timeout_ms", 10_000),
