@@ -188,7 +188,10 @@ def test_finding3_a_peer_that_forges_loses_its_stream_and_is_refused_for_a_while
     )
     r = m.result
     assert r.count("PERMISSION_DENIED") >= 2, r.codes
-    assert any("forged signature" in d for d in r.details), r.details
+    # The node ends the stream saying why ("forged signature"); an attacker whose write
+    # was under way when the stream was reset hears its own core's INTERNAL instead (as
+    # in finding 1). The node's own count below is the verdict either way.
+    assert any("forged signature" in d for d in r.details) or "INTERNAL" in r.codes, r.details
     assert any("penalised" in d for d in r.details), r.details
     # The node checked one forged signature per stream it let node3 open, and let it
     # open one after each penalty (1 + 2 s within 6 s, and the first): a few at most.
