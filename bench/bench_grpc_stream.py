@@ -1,6 +1,6 @@
 """What one consensus message costs in Python gRPC, against the floor of a plain socket.
 
-    python bench/bench_grpc_stream.py [--msgs 2000] [--gap-ms 1]
+    python bench/bench_grpc_stream.py [--msgs 2000] [--gap-ms 1] [--tls]
 
 A validator sends each SCP statement to each peer as one write on a long-lived gRPC
 client stream (`ConsensusStream`) and reads its peers' the same way. Statements are
@@ -14,7 +14,10 @@ cost is taken off), for:
 1. gRPC aio (what the node does: `grpc.aio` stub write, `grpc.aio` server read);
 2. asyncio streams with a 4-byte length prefix (the floor: one `send` and one `recv`).
 
-TLS is off in both (it adds the same per-byte cost to either). Last line: one JSON object.
+TLS is off in both unless `--tls`: then both run over TLS 1.3 with a throwaway P-256
+certificate (as the peer port does), gRPC's in its C core, asyncio's through Python's
+`ssl` (a memory BIO driven by asyncio's Python SSL protocol), which costs differently per
+message. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ import os
 import platform
 import resource
 import socket
+import ssl
 import struct
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
@@ -49,8 +55,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TLS_NAME = "bench.peer"
+
+
+def make_cert(d: Path) -> None:
+    """A throwaway P-256 key and self-signed certificate for `TLS_NAME` in `d`."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TLS_NAME)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(TLS_NAME)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (d / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
 # -- receivers (run as child processes; print CPU seconds per message on exit) -------------
-async def grpc_receiver(port: int, n: int) -> None:
+async def grpc_receiver(port: int, n: int, tls: Path | None) -> None:
     import grpc
 
     done = asyncio.Event()
@@ -69,7 +107,11 @@ async def grpc_receiver(port: int, n: int) -> None:
 
     server = grpc.aio.server()
     rpc.add_ConsensusPeerServicer_to_server(Peer(), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    if tls is None:
+        server.add_insecure_port(f"127.0.0.1:{port}")
+    else:
+        pair = ((tls / "key.pem").read_bytes(), (tls / "cert.pem").read_bytes())
+        server.add_secure_port(f"127.0.0.1:{port}", grpc.ssl_server_credentials([pair]))
     await server.start()
     print("ready", flush=True)
     await done.wait()
@@ -77,7 +119,7 @@ async def grpc_receiver(port: int, n: int) -> None:
     print(out[0], flush=True)
 
 
-async def socket_receiver(port: int, n: int) -> None:
+async def socket_receiver(port: int, n: int, tls: Path | None) -> None:
     done = asyncio.Event()
     out: list[float] = []
 
@@ -96,7 +138,12 @@ async def socket_receiver(port: int, n: int) -> None:
         w.close()
         done.set()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    ctx = None
+    if tls is not None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_cert_chain(tls / "cert.pem", tls / "key.pem")
+    server = await asyncio.start_server(serve, "127.0.0.1", port, ssl=ctx)
     print("ready", flush=True)
     await done.wait()
     server.close()
@@ -111,10 +158,18 @@ async def idle_loop(n: int, gap: float) -> float:
     return (cpu() - t0) / n
 
 
-async def grpc_sender(port: int, n: int, gap: float) -> float:
+def grpc_channel(port: int, tls: Path | None) -> object:
     import grpc
 
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+    if tls is None:
+        return grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    creds = grpc.ssl_channel_credentials(root_certificates=(tls / "cert.pem").read_bytes())
+    opts = [("grpc.ssl_target_name_override", TLS_NAME)]
+    return grpc.aio.secure_channel(f"127.0.0.1:{port}", creds, options=opts)
+
+
+async def grpc_sender(port: int, n: int, gap: float, tls: Path | None) -> float:
+    async with grpc_channel(port, tls) as ch:  # type: ignore[attr-defined]
         call = rpc.ConsensusPeerStub(ch).ConsensusStream(wait_for_ready=True)
         await call.write(MSG)
         t0 = cpu()
@@ -127,8 +182,13 @@ async def grpc_sender(port: int, n: int, gap: float) -> float:
     return per
 
 
-async def socket_sender(port: int, n: int, gap: float) -> float:
-    _, w = await asyncio.open_connection("127.0.0.1", port)
+async def socket_sender(port: int, n: int, gap: float, tls: Path | None) -> float:
+    ctx = None
+    if tls is not None:
+        ctx = ssl.create_default_context(cafile=tls / "cert.pem")
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    name = TLS_NAME if tls is not None else None
+    _, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=name)
     w.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     raw = MSG.SerializeToString()
     w.write(struct.pack("<I", len(raw)) + raw)
@@ -144,10 +204,11 @@ async def socket_sender(port: int, n: int, gap: float) -> float:
     return per
 
 
-def run(kind: str, n: int, gap: float) -> tuple[float, float]:
+def run(kind: str, n: int, gap: float, tls: Path | None) -> tuple[float, float]:
     port = free_port()
+    cmd = [sys.executable, __file__, "--receiver", kind, "--port", str(port), "--msgs", str(n)]
     child = subprocess.Popen(
-        [sys.executable, __file__, "--receiver", kind, "--port", str(port), "--msgs", str(n)],
+        cmd + (["--tls-dir", str(tls)] if tls is not None else []),
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
@@ -155,7 +216,7 @@ def run(kind: str, n: int, gap: float) -> tuple[float, float]:
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "ready"
     sender = grpc_sender if kind == "grpc" else socket_sender
-    sent = asyncio.run(sender(port, n, gap))
+    sent = asyncio.run(sender(port, n, gap, tls))
     received = float(child.stdout.readline())
     child.wait(30)
     return sent, received
@@ -167,23 +228,38 @@ def main() -> None:
     ap.add_argument("--gap-ms", type=float, default=1.0)
     ap.add_argument("--receiver", choices=["grpc", "socket"])
     ap.add_argument("--port", type=int)
+    ap.add_argument("--tls", action="store_true", help="both over TLS 1.3")
+    ap.add_argument("--tls-dir", type=Path)  # the receiver's: where the key and cert are
     a = ap.parse_args()
     if a.receiver:
         recv = grpc_receiver if a.receiver == "grpc" else socket_receiver
-        asyncio.run(recv(a.port, a.msgs))
+        asyncio.run(recv(a.port, a.msgs, a.tls_dir))
         return
     gap = a.gap_ms / 1000
     idle = asyncio.run(idle_loop(a.msgs, gap))
-    out: dict[str, float | str] = {"machine": f"{platform.machine()} {os.cpu_count()} cores"}
+    out: dict[str, float | str | bool] = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "tls": a.tls,
+    }
+    with tempfile.TemporaryDirectory() as d:
+        tls = Path(d) if a.tls else None
+        if tls is not None:
+            make_cert(tls)
+        measure(a.msgs, gap, idle, tls, out)
+    print(json.dumps(out))
+
+
+def measure(
+    n: int, gap: float, idle: float, tls: Path | None, out: dict[str, float | str | bool]
+) -> None:
     for kind in ("grpc", "socket", "grpc", "socket"):  # interleaved, best of two
-        sent, received = run(kind, a.msgs, gap)
+        sent, received = run(kind, n, gap, tls)
         send_us = 1e6 * (sent - idle)
         recv_us = 1e6 * received  # the receiver has no pacing loop of its own
         print(f"{kind:6s}: send {send_us:6.0f} us CPU per message, receive {recv_us:6.0f} us")
         for key, v in ((f"{kind}_send_us", send_us), (f"{kind}_receive_us", recv_us)):
             out[key] = round(min(float(out.get(key, v)), v), 1)
     print(f"(the pacing loop alone: {1e6 * idle:.0f} us CPU per message, taken off above)")
-    print(json.dumps(out))
 
 
 if __name__ == "__main__":
