@@ -425,10 +425,10 @@ def server_options(api: str, limits: Limits) -> list[tuple[str, Any]]:
         # Streams at once on one connection: a peer uses one stream and a few calls.
         ("grpc.max_concurrent_streams", 32 if api == "peer" else 64),
         ("grpc.max_metadata_size", 16 * 1024),
-        # What gRPC core reads ahead of our handlers, per stream, is a fixed window. Its
-        # default grows the window with its bandwidth-delay estimate, and a sender that
-        # outpaces a busy node's reads is then buffered without bound by our byte budget
-        # (a peer's 1 MiB flood grew the node by 175 MB). Honest requests are far smaller.
+        # gRPC core reads each stream ahead of our handler by a window. By default the
+        # window grows with gRPC's bandwidth-delay estimate, so a sender outpacing a busy
+        # node could push megabytes per stream before the gate saw a byte (a peer's 1 MiB
+        # flood grew a node by 175 MB). Ours is fixed; honest requests are far smaller.
         ("grpc.http2.bdp_probe", 0),
         ("grpc.http2.lookahead_bytes", READ_AHEAD_BYTES),
         ("grpc.max_allowed_incoming_connections", getattr(limits, f"{api}_connections")),
