@@ -14,10 +14,10 @@ cost is taken off), for:
 1. gRPC aio (what the node does: `grpc.aio` stub write, `grpc.aio` server read);
 2. asyncio streams with a 4-byte length prefix (the floor: one `send` and one `recv`).
 
-TLS is off in both unless `--tls`: then both run over TLS 1.3 with a throwaway P-256
-certificate (as the peer port does), gRPC's in its C core, asyncio's through Python's
-`ssl` (a memory BIO driven by asyncio's Python SSL protocol), which costs differently per
-message. Last line: one JSON object.
+TLS is off in both unless `--tls`: then both run over TLS 1.3 with a throwaway identity
+of the peer port's kind (`node.tls.make_tls_identity`): gRPC's TLS in its C core,
+asyncio's through Python's `ssl` (a memory BIO driven by asyncio's Python SSL protocol),
+which costs differently per message. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mcnode.node.tls import PEER_TLS_NAME
 from mcnode.wire import consensus_pb2 as pb
 from mcnode.wire import consensus_pb2_grpc as rpc
 
@@ -55,36 +56,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-TLS_NAME = "bench.peer"
-
-
 def make_cert(d: Path) -> None:
-    """A throwaway P-256 key and self-signed certificate for `TLS_NAME` in `d`."""
-    import datetime
+    """A peer port's kind of TLS identity (P-256, self-signed, `PEER_PEER_TLS_NAME`) in `d`."""
+    from mcnode.crypto import system_random
+    from mcnode.node.tls import make_tls_identity
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TLS_NAME)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(1)
-        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(TLS_NAME)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    (d / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    ident = make_tls_identity("bench", system_random(32), system_random)
+    (d / "key.pem").write_bytes(ident.key_pem)
+    (d / "cert.pem").write_bytes(ident.cert_pem)
 
 
 # -- receivers (run as child processes; print CPU seconds per message on exit) -------------
@@ -164,7 +143,7 @@ def grpc_channel(port: int, tls: Path | None) -> object:
     if tls is None:
         return grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     creds = grpc.ssl_channel_credentials(root_certificates=(tls / "cert.pem").read_bytes())
-    opts = [("grpc.ssl_target_name_override", TLS_NAME)]
+    opts = [("grpc.ssl_target_name_override", PEER_TLS_NAME)]
     return grpc.aio.secure_channel(f"127.0.0.1:{port}", creds, options=opts)
 
 
@@ -187,7 +166,7 @@ async def socket_sender(port: int, n: int, gap: float, tls: Path | None) -> floa
     if tls is not None:
         ctx = ssl.create_default_context(cafile=tls / "cert.pem")
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    name = TLS_NAME if tls is not None else None
+    name = PEER_TLS_NAME if tls is not None else None
     _, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=name)
     w.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     raw = MSG.SerializeToString()

@@ -398,7 +398,7 @@ async def _read_ahead_after_a_stall(size: int) -> tuple[int, int]:
 
 def test_a_busy_handler_is_read_ahead_one_window_not_a_growing_estimate() -> None:
     """gRPC core reads a stream ahead of its handler. By default that window grows with a
-    bandwidth-delay estimate: after 2 s of fast 64 KiB messages a peer could push 5-10 MiB
+    bandwidth-delay estimate: after 2 s of fast 64 KiB messages a peer could push 3.6-5.4 MiB
     into a node that had stopped reading, and a flood of refused streams churned that much
     each (the node grew 175 MB in one CI run). Ours is `READ_AHEAD_BYTES`, fixed."""
     size = 64 * 1024
