@@ -59,6 +59,7 @@ def test_good_config_uses_every_key(tmp_path: Path) -> None:
         "other = { bytes_burst = 9 }\n"
         "[scp]\nnomination_timeout = 0.5\nnomination_timeout_increment = 0.25\n"
         "ballot_timeout = 0.75\nballot_timeout_increment = 0.1\n"
+        "vote_own_values = false\nlate_candidates = false\n"
         "[block]\nmin_interval = 1.5\nmin_fee = 10\n"
         '[archive]\nsources = ["arch", "HTTPS://Mirror.example:8443/a/b"]\nexport = "out"\n'
     )
@@ -66,6 +67,7 @@ def test_good_config_uses_every_key(tmp_path: Path) -> None:
     assert cfg.name == "a" and [p.name for p in cfg.peers] == ["b", "c", "d"]
     assert cfg.limits.values_per_slot == 7 and cfg.limits.max_message_bytes == 100000
     assert cfg.scp.ballot_timeout == 0.75 and cfg.scp.nomination_timeout_increment == 0.25
+    assert cfg.scp.vote_own_values is False and cfg.scp.late_candidates is False
     assert cfg.min_block_interval == 1.5 and cfg.min_fee == 10
     assert cfg.archive_sources == (
         tmp_path / "arch",
@@ -130,6 +132,7 @@ def test_rate_limits_default_when_absent(tmp_path: Path) -> None:
         ({"extra": "surprise = 1\n"}, "listen.surprise: unknown setting"),
         ({"extra": "[limits]\npending_txs = 0\n"}, "limits.pending_txs: must be positive"),
         ({"extra": "[scp]\nballot_timeout = -1\n"}, "scp: ballot_timeout must be positive"),
+        ({"extra": '[scp]\nlate_candidates = "yes"\n'}, "scp.late_candidates: expected"),
         ({"extra": "[limits]\npeer_connections = 0\n"}, "limits.peer_connections: must be"),
         ({"extra": "[rate_limits]\nauth = { rate = 1 }\n"}, "rate_limits.auth.rate: unknown"),
         ({"extra": "[rate_limits]\nspeed = 1\n"}, "rate_limits.speed: unknown setting"),
@@ -381,3 +384,10 @@ def test_bad_attestation_sections_stop_with_one_line(
     with pytest.raises(ConfigError) as e:
         load_config(write(tmp_path, base(extra="[attestation]\n" + section)))
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_node_votes_own_values_and_takes_late_candidates_by_default(tmp_path: Path) -> None:
+    # Not the draft's defaults (ScpConfig's): the node's, chosen in README "Real network
+    # conditions".
+    cfg = load_config(write(tmp_path, base()))
+    assert cfg.scp.vote_own_values is True and cfg.scp.late_candidates is True

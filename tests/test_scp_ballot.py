@@ -6,6 +6,8 @@ protocol invariants after every input (InvariantViolation would fail the test)."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from mcnode.scp import (
     INFINITY,
     Ballot,
@@ -24,6 +26,7 @@ from scp_helpers import (
     Harness,
     X,
     Y,
+    Z,
     always_valid,
     core3,
     core5,
@@ -526,3 +529,54 @@ def test_core3_prepared_by_blocking_set_and_timeout_locked_on_h() -> None:
     assert st.prepared == A(2) and st.ballot == A(2) and st.h_n == 2
     out = h.fire_at_next_timeout()
     assert sent_prepare(out[-1]).ballot == A(3)
+
+
+# -- late candidates: a first ballot with nothing prepared is replaced ------------------------
+LATE = ScpConfig(rebroadcast_interval=1000.0, vote_own_values=True, late_candidates=True)
+
+
+def union(values: Sequence[bytes]) -> list[bytes]:
+    return sorted(values)
+
+
+def first_ballot_on_x(config: ScpConfig) -> Harness:
+    """We vote X and Y; every peer accepts X: X is the one candidate, PREPARE <1, X>."""
+    h = core5(config=config, combine_fn=union)
+    h.propose(X, Y)
+    h.recv_from(h.peers, lambda s: h.nominate(s, accepted=[X]))
+    assert sent_prepare(h.last()).ballot == Ballot(1, (X,))
+    return h
+
+
+def confirm(h: Harness, *values: bytes) -> None:
+    h.recv_from(h.peers, lambda s: h.nominate(s, accepted=values))
+
+
+def test_a_late_candidate_replaces_a_first_ballot_with_nothing_prepared() -> None:
+    h = first_ballot_on_x(LATE)
+    confirm(h, X, Y)
+    assert sent_prepare(h.last()).ballot == Ballot(2, tuple(sorted([X, Y])))
+    bumps = [e for e in h.state()["events"] if e["event"] == "bump"]
+    assert [e["by"] for e in bumps] == ["nomination", "late candidate"]
+
+
+def test_a_late_candidate_replaces_only_counter_one() -> None:
+    h = first_ballot_on_x(LATE)
+    confirm(h, X, Y)
+    confirm(h, X, Y, Z)
+    assert sent_prepare(h.last()).ballot == Ballot(2, tuple(sorted([X, Y])))
+
+
+def test_a_late_candidate_leaves_a_ballot_with_something_prepared() -> None:
+    h = first_ballot_on_x(LATE)
+    h.recv_from(["v1", "v2", "v3"], lambda s: h.prepare(s, Ballot(1, (X,))))
+    assert sent_prepare(h.last()).prepared == Ballot(1, (X,))  # accepted prepared
+    confirm(h, X, Y)
+    assert sent_prepare(h.last()).ballot == Ballot(1, (X,))
+
+
+def test_without_late_candidates_the_first_ballot_stays() -> None:
+    # The draft's rule (ScpConfig's default): only a timeout or a v-blocking set moves it.
+    h = first_ballot_on_x(ScpConfig(rebroadcast_interval=1000.0, vote_own_values=True))
+    confirm(h, X, Y)
+    assert sent_prepare(h.last()).ballot == Ballot(1, (X,))

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from mcnode.scp import ScpConfig
 from mcnode.scp.quorum_set import QuorumSet
 from mcnode.sim.byzantine import KINDS
 from mcnode.sim.network import LinkModel, SimConfig, simulate
@@ -57,9 +58,15 @@ links = st.builds(
 )
 
 
+def node_scp(node_rules: bool) -> ScpConfig:
+    """The draft's nomination and ballot-start rules, or the node's (vote_own_values,
+    late_candidates)."""
+    return replace(SimConfig().scp, vote_own_values=node_rules, late_candidates=node_rules)
+
+
 @PROPS
-@given(net=networks(), link=links, seed=st.integers(0, 2**32 - 1))
-def test_honest_nodes_never_disagree(net, link: LinkModel, seed: int) -> None:  # type: ignore[no-untyped-def]
+@given(net=networks(), link=links, seed=st.integers(0, 2**32 - 1), node_rules=st.booleans())
+def test_honest_nodes_never_disagree(net, link: LinkModel, seed: int, node_rules: bool) -> None:  # type: ignore[no-untyped-def]
     qsets, byz, kinds = net
     assume(intersects_despite(qsets, byz))
     cfg = SimConfig(
@@ -69,15 +76,16 @@ def test_honest_nodes_never_disagree(net, link: LinkModel, seed: int) -> None:  
         link=link,
         byzantine=tuple(kinds.items()),
         max_time=60.0,
+        scp=node_scp(node_rules),
     )
     r = simulate(qsets, cfg)
     assert r.agreement, r.disagreements
 
 
 @PROPS
-@given(net=networks(), link=links, seed=st.integers(0, 2**32 - 1))
+@given(net=networks(), link=links, seed=st.integers(0, 2**32 - 1), node_rules=st.booleans())
 def test_intact_honest_nodes_externalize_everything_once_faults_stop(
-    net, link: LinkModel, seed: int
+    net, link: LinkModel, seed: int, node_rules: bool
 ) -> None:  # type: ignore[no-untyped-def]
     qsets, byz, kinds = net
     assume(intersects_despite(qsets, byz) and intact(qsets, byz))
@@ -88,6 +96,7 @@ def test_intact_honest_nodes_externalize_everything_once_faults_stop(
         link=link,
         byzantine=tuple(kinds.items()),
         max_time=400.0,
+        scp=node_scp(node_rules),
     )
     r = simulate(qsets, cfg)
     assert r.agreement, r.disagreements
@@ -119,9 +128,15 @@ def _sweep_case(seed: int) -> tuple[dict[str, QuorumSet], SimConfig]:
         byzantine=tuple((b, rng.choice(KINDS)) for b in byz_nodes[:f]),
         garbage_interval=0.01,
         max_time=30.0,
-        # Odd seeds: every node votes its own values in every round (the node's setting);
-        # even seeds: only round leaders introduce values (the draft).
-        scp=replace(SimConfig().scp, vote_own_values=seed % 2 == 1),
+        # The node's settings against the draft's, in every combination over 4 seeds: odd
+        # seeds vote their own values in every round (vote_own_values), seeds 1 and 2 mod 4
+        # replace an unprepared first ballot with a late candidate (late_candidates).
+        # Seed 1 mod 4 is the node's setting.
+        scp=replace(
+            SimConfig().scp,
+            vote_own_values=seed % 2 == 1,
+            late_candidates=seed % 4 in (1, 2),
+        ),
     )
     return topo, cfg
 

@@ -66,6 +66,10 @@ keeps the two equal). A sketch:
     vote_own_values = true             # vote our own pending txs in every nomination
                                        # round (false: only as a round's leader, as the
                                        # SCP draft; see README "Real network conditions")
+    late_candidates = true             # a candidate confirmed after our first ballot
+                                       # started, while nothing of it is prepared, moves
+                                       # it to counter 2 with the new composite (false:
+                                       # only a timeout or a v-blocking set, as the draft)
 
     [block]
     min_interval = 0.0                 # seconds between blocks, at least
@@ -506,6 +510,8 @@ def parse_config(text: str, path: Path, *, reads: list[SettingRead] | None = Non
         ),
         # On in the node (not the draft's leaders-only rule): see ScpConfig and README.
         vote_own_values=sc.get("vote_own_values", bool, True),
+        # On in the node: see ScpConfig and README ("Real network conditions").
+        late_candidates=sc.get("late_candidates", bool, True),
     )
     sc.finish()
     try:

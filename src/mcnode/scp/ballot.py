@@ -215,10 +215,23 @@ class BallotProtocol:
         return True
 
     def on_new_composite(self, composite: Values) -> None:
-        """Nomination produced a (new) composite candidate: start balloting if idle."""
-        if self.b is None and self.phase == PREPARE:
+        """Nomination produced a (new) composite candidate: start balloting if idle, or
+        (`ScpConfig.late_candidates`) replace a first ballot of which nothing is prepared."""
+        if self.phase != PREPARE:
+            return
+        if self.b is None:
             self._why = ("nomination", frozenset())
             if self._bump_state(composite, force=False):
+                self.advance(None)
+        elif (
+            self.slot.config.late_candidates
+            and self.b.n == 1
+            and self.b.values != composite
+            and self.p is None
+            and self.h is None
+        ):
+            self._why = ("late candidate", frozenset())
+            if self._bump_state(composite, force=True, n=2):
                 self.advance(None)
 
     def on_timeout(self) -> None:

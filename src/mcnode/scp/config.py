@@ -34,6 +34,14 @@ class ScpConfig:
     # a candidate needs two one-way delays instead of three, and a leader with nothing
     # to propose no longer costs a round timeout. Off here (the draft); on in the node.
     vote_own_values: bool = False
+    # A candidate confirmed after our ballot started, while nothing of that ballot is
+    # prepared yet (counter 1, no p, no h), replaces it: we abandon to counter 2 with the
+    # new composite, as a ballot timeout would, without waiting for one. Nodes that
+    # started their ballots with different candidate sets (some had a late value, some
+    # not) then meet at counter 2 within a message delay (a v-blocking set at counter 2
+    # bumps the others), instead of after a ballot timeout. Once per slot (only counter
+    # 1 is replaced). Abandoning a ballot is safe at any time; off: the draft's rule.
+    late_candidates: bool = False
 
     def nomination_timeout_for(self, round_: int) -> float:
         return self.nomination_timeout + (round_ - 1) * self.nomination_timeout_increment
