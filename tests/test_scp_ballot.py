@@ -558,6 +558,7 @@ def test_a_late_candidate_replaces_a_first_ballot_with_nothing_prepared() -> Non
     assert sent_prepare(h.last()).ballot == Ballot(2, tuple(sorted([X, Y])))
     bumps = [e for e in h.state()["events"] if e["event"] == "bump"]
     assert [e["by"] for e in bumps] == ["nomination", "late candidate"]
+    assert h.node.stats["ballot_bumps_late_candidate"] == 1
 
 
 def test_a_late_candidate_replaces_only_counter_one() -> None:
@@ -580,3 +581,19 @@ def test_without_late_candidates_the_first_ballot_stays() -> None:
     h = first_ballot_on_x(ScpConfig(rebroadcast_interval=1000.0, vote_own_values=True))
     confirm(h, X, Y)
     assert sent_prepare(h.last()).ballot == Ballot(1, (X,))
+
+
+def test_ballot_bumps_are_counted_by_cause() -> None:
+    # Node.stats: what the service exports as mcnode_scp_ballot_bumps_total{by}.
+    h = first_ballot_on_x(LATE)
+    assert not any(k.startswith("ballot_bumps") for k in h.node.stats)  # a start is no bump
+    confirm(h, X, Y)  # late candidate: counter 2
+    h.recv_from(["v1", "v2", "v3"], lambda s: h.prepare(s, Ballot(2, tuple(sorted([X, Y])))))
+    h.fire_at_next_timeout()  # the ballot timer: counter 3
+    h.recv_from(["v1", "v2"], lambda s: h.prepare(s, Ballot(5, tuple(sorted([X, Y])))))
+    assert sent_prepare(h.last()).ballot.n == 5  # a v-blocking set ahead
+    assert {k: v for k, v in h.node.stats.items() if k.startswith("ballot_bumps")} == {
+        "ballot_bumps_late_candidate": 1,
+        "ballot_bumps_timer": 1,
+        "ballot_bumps_v-blocking": 1,
+    }

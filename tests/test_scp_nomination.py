@@ -132,6 +132,7 @@ def test_nomination_round_timeouts_default() -> None:
     assert h.state()["round"] == 2 and h.node.next_timeout() == 2.0 + 3.0
     h.fire_at_next_timeout()
     assert h.state()["round"] == 3 and h.node.next_timeout() == 5.0 + 4.0
+    assert h.node.stats["nomination_timeouts"] == 2  # exported by the service
 
 
 def test_nomination_round_timeouts_follow_config() -> None:

@@ -216,6 +216,7 @@ class ConsensusHost:
                 self._broadcast(m)
         self._write_trace()
         self.timer.observe(self.scp.current_slot_index, self.scp.progress())
+        self.metrics.follow_scp(self.scp.stats)
         self._wake.set()  # SCP may have armed or moved a timer
 
     async def _make_blocks(self, decided: Sequence[Externalized], msgs: list[Msg]) -> None:

@@ -11,13 +11,19 @@ deploy/grafana/mcnode-dashboard.json are written against these names.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 PHASES = ("NOMINATE", "PREPARE", "COMMIT", "EXTERNALIZE")
+# `Node.stats` keys of ballot bumps (scp/slot.py counts them) -> the metric's label.
+_SCP_BUMPS = {
+    "ballot_bumps_timer": "timer",
+    "ballot_bumps_v-blocking": "v_blocking",
+    "ballot_bumps_late_candidate": "late_candidate",
+}
 
 
 class Reading(Collector):
@@ -187,9 +193,40 @@ class NodeMetrics:
             registry=r,
         )
 
+        self.ballot_bumps = Counter(
+            "mcnode_scp_ballot_bumps",
+            "Ballot counter raised (a ballot abandoned), by cause: timer (the ballot timer "
+            "fired), v_blocking (a v-blocking set was at a higher counter), late_candidate "
+            "(a candidate confirmed after our first ballot started, [scp] late_candidates)",
+            ["by"],
+            registry=r,
+        )
+        self.nomination_timeouts = Counter(
+            "mcnode_scp_nomination_timeouts",
+            "Nomination rounds ended by their timer (each a new round and a new message)",
+            registry=r,
+        )
+        self._scp_stats: object = None  # the SCP node whose counts we follow
+        self._scp_seen: dict[str, int] = {}
+
     def set_phase(self, phase: str) -> None:
         for p in PHASES:
             self.phase.labels(p).set(1 if p == phase else 0)
+
+    def follow_scp(self, stats: Mapping[str, int]) -> None:
+        """Add what SCP's own counters (`Node.stats`) gained since the last call. A new
+        SCP node (after catch-up) counts from zero; ours go on from where they were."""
+        if stats is not self._scp_stats:
+            self._scp_stats, self._scp_seen = stats, {}
+        for key, by in _SCP_BUMPS.items():
+            n = stats.get(key, 0)
+            if n > self._scp_seen.get(key, 0):
+                self.ballot_bumps.labels(by).inc(n - self._scp_seen.get(key, 0))
+                self._scp_seen[key] = n
+        n = stats.get("nomination_timeouts", 0)
+        if n > self._scp_seen.get("nomination_timeouts", 0):
+            self.nomination_timeouts.inc(n - self._scp_seen.get("nomination_timeouts", 0))
+            self._scp_seen["nomination_timeouts"] = n
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -225,6 +225,7 @@ class Node:
             self.config,
             self._slot_externalized,
             self._trace,
+            self.stats,
         )
 
     def _dispatch(self, msg: Msg) -> Msg | None:

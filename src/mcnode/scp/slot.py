@@ -12,7 +12,7 @@ costs nothing on the message path: steps that change state are a handful per slo
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,6 +49,7 @@ class Slot:
         config: ScpConfig,
         on_externalize: Callable[[Slot], None],
         trace_sink: list[dict[str, Any]] | None = None,
+        stats: Counter[str] | None = None,
     ) -> None:
         self.index = index
         self.node_id = node_id
@@ -73,6 +74,9 @@ class Slot:
         self.emitted_at: float | None = None  # our last new statement left (not restored)
         self.events: deque[dict[str, Any]] = deque(maxlen=TRACE_LIMIT)
         self._trace_sink = trace_sink
+        # The node's counters: this slot adds its ballot bumps (by cause) and nomination
+        # timeouts, which say whether timeouts suit the network's round trips.
+        self._stats: Counter[str] = stats if stats is not None else Counter()
 
     # -- context for the protocols --------------------------------------------------------
     def now(self) -> float:
@@ -140,6 +144,10 @@ class Slot:
         self.events.append(rec)
         if self._trace_sink is not None:
             self._trace_sink.append(rec)
+        if event == "bump" and rec.get("by") != "nomination":
+            self._stats[f"ballot_bumps_{str(rec.get('by')).replace(' ', '_')}"] += 1
+        elif event == "nomination timeout":
+            self._stats["nomination_timeouts"] += 1
 
     def on_externalized(self, values: tuple[Value, ...]) -> None:
         self.nomination.stop()

@@ -1,0 +1,41 @@
+"""NodeMetrics.follow_scp: SCP's own counters (`Node.stats`) become Prometheus counters that
+only ever grow, across the SCP node the service replaces after a catch-up."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from mcnode.node.metrics import NodeMetrics
+
+
+def bumps(m: NodeMetrics, by: str) -> float | None:
+    return m.registry.get_sample_value("mcnode_scp_ballot_bumps_total", {"by": by})
+
+
+def timeouts(m: NodeMetrics) -> float | None:
+    return m.registry.get_sample_value("mcnode_scp_nomination_timeouts_total")
+
+
+def test_scp_counts_are_added_as_they_grow() -> None:
+    m = NodeMetrics()
+    stats: Counter[str] = Counter()
+    m.follow_scp(stats)
+    assert timeouts(m) == 0
+    stats.update({"ballot_bumps_timer": 2, "ballot_bumps_late_candidate": 1})
+    stats["nomination_timeouts"] += 3
+    m.follow_scp(stats)
+    m.follow_scp(stats)  # nothing new: nothing added
+    assert bumps(m, "timer") == 2 and bumps(m, "late_candidate") == 1
+    assert timeouts(m) == 3
+    stats["ballot_bumps_v-blocking"] += 1
+    m.follow_scp(stats)
+    assert bumps(m, "v_blocking") == 1 and bumps(m, "timer") == 2
+
+
+def test_a_new_scp_node_counts_from_zero_and_ours_go_on() -> None:
+    m = NodeMetrics()
+    old: Counter[str] = Counter({"ballot_bumps_timer": 5, "nomination_timeouts": 4})
+    m.follow_scp(old)
+    new: Counter[str] = Counter({"ballot_bumps_timer": 1})  # rebuilt after a catch-up
+    m.follow_scp(new)
+    assert bumps(m, "timer") == 6 and timeouts(m) == 4
