@@ -135,6 +135,17 @@ class Watcher:
                 time.sleep(0.002)
 
 
+def propose(client: NodeClient, tx: Tx) -> str:
+    """Propose as a wallet does: a validator that answers NOT_SERVING (it is catching up
+    a slot or two after falling behind in a burst) is asked again, for up to 10 s."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        result = client.propose_tx(tx.to_bytes()).result
+        if result != "NOT_SERVING" or time.monotonic() > deadline:
+            return str(result)
+        time.sleep(0.05)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--txs", type=int, default=600)
@@ -191,7 +202,7 @@ def main() -> None:
 
             def submit_all(client: NodeClient, share: list[Tx]) -> None:
                 for tx in share:
-                    results.append(client.propose_tx(tx.to_bytes()).result)
+                    results.append(propose(client, tx))
 
             threads = [threading.Thread(target=submit_all, args=w) for w in wallets]
             start = time.monotonic()
@@ -239,8 +250,8 @@ def main() -> None:
                 while time.monotonic() < nxt:
                     time.sleep(0.0005)
                 sub_at[tx.key_images[0]] = time.monotonic()
-                r = clients[names[i % 4]].propose_tx(tx.to_bytes())
-                answers[r.result] = answers.get(r.result, 0) + 1
+                r = propose(clients[names[i % 4]], tx)
+                answers[r] = answers.get(r, 0) + 1
                 nxt += 0.1
             deadline = time.monotonic() + 60
             while not all(k in watch.seen for k in sub_at) and time.monotonic() < deadline:
