@@ -16,6 +16,13 @@ def timeouts(m: NodeMetrics) -> float | None:
     return m.registry.get_sample_value("mcnode_scp_nomination_timeouts_total")
 
 
+def test_every_cause_is_a_series_at_zero_from_the_start() -> None:
+    # So that increase() over a window sees the first bump of each cause.
+    m = NodeMetrics()
+    assert [bumps(m, by) for by in ("timer", "v_blocking", "late_candidate")] == [0, 0, 0]
+    assert timeouts(m) == 0
+
+
 def test_scp_counts_are_added_as_they_grow() -> None:
     m = NodeMetrics()
     stats: Counter[str] = Counter()

@@ -206,6 +206,11 @@ class NodeMetrics:
             "Nomination rounds ended by their timer (each a new round and a new message)",
             registry=r,
         )
+        # Node.stats key -> our counter; each series exists (at 0) from the start.
+        self._scp_counters: dict[str, Counter] = {
+            key: self.ballot_bumps.labels(by) for key, by in _SCP_BUMPS.items()
+        }
+        self._scp_counters["nomination_timeouts"] = self.nomination_timeouts
         self._scp_stats: object = None  # the SCP node whose counts we follow
         self._scp_seen: dict[str, int] = {}
 
@@ -218,15 +223,11 @@ class NodeMetrics:
         SCP node (after catch-up) counts from zero; ours go on from where they were."""
         if stats is not self._scp_stats:
             self._scp_stats, self._scp_seen = stats, {}
-        for key, by in _SCP_BUMPS.items():
+        for key, counter in self._scp_counters.items():
             n = stats.get(key, 0)
             if n > self._scp_seen.get(key, 0):
-                self.ballot_bumps.labels(by).inc(n - self._scp_seen.get(key, 0))
+                counter.inc(n - self._scp_seen.get(key, 0))
                 self._scp_seen[key] = n
-        n = stats.get("nomination_timeouts", 0)
-        if n > self._scp_seen.get("nomination_timeouts", 0):
-            self.nomination_timeouts.inc(n - self._scp_seen.get("nomination_timeouts", 0))
-            self._scp_seen["nomination_timeouts"] = n
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
