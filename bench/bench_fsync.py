@@ -3,13 +3,14 @@
     python bench/bench_fsync.py [--dir D] [--procs 1,4,7] [--rounds 300]
 
 Each validator makes its SCP restart state durable before each new ballot statement
-leaves (`node/state.py`: one pwrite of a fixed slot and one fdatasync). In a ballot step
-every validator does that at about the same moment, and in `mcnode localnet` all of
-them share this machine's one disk. Here N processes (one per validator) each own a
-file like the restart state's in D (default: the temp directory, where localnet
-networks live), meet at a barrier, then each times one pwrite + fdatasync; repeated
-`--rounds` times. Prints p50 / p90 / p99 of one save, and of the slowest save of each
-round (what a step waits for when it needs every validator's message). Last line: JSON.
+leaves (`node/state.py`, `ScpState.save`: one pwrite of a fixed slot and one fdatasync).
+In a ballot step every validator does that at about the same moment, and in `mcnode
+localnet` all of them share this machine's one disk. Here N processes (one per
+validator) each own an `ScpState` in D (default: the temp directory, where localnet
+networks live), meet at a barrier, then each times one `save` of a 4-validator PREPARE
+statement; repeated `--rounds` times. Prints p50 / p90 / p99 of one save, and of the
+slowest save of each round (what a step waits for when it needs every validator's
+message). Last line: JSON.
 """
 
 from __future__ import annotations
@@ -24,22 +25,30 @@ import tempfile
 import time
 from pathlib import Path
 
-SLOT = 4096 + 16  # about the restart state's slot: a header and one SCP message
+from mcnode.node.state import ScpState
+from mcnode.scp import Ballot, Msg, Prepare, QuorumSet
+
+
+def _statement(node: str, i: int) -> Msg:
+    """A ballot statement of a 4-validator mesh, as a validator saves it (new each round,
+    as each save is of a new statement)."""
+    qset = QuorumSet(2, ["v1", "v2", "v3"])
+    values = tuple(os.urandom(32) for _ in range(2))
+    return Msg(node, 10 + i, qset, Prepare(Ballot(1, values), None, None, 0, 0))
 
 
 def _worker(path: str, rounds: int, barrier: mp.synchronize.Barrier, out: mp.Queue) -> None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    record = os.urandom(600)  # a 4-validator ballot statement is ~500-700 bytes
+    state = ScpState(Path(path))
+    msgs = [_statement("v0", i) for i in range(rounds)]
     times = []
     try:
-        for i in range(rounds):
+        for msg in msgs:
             barrier.wait()
             t0 = time.perf_counter()
-            os.pwrite(fd, record, (i % 2) * SLOT)
-            os.fdatasync(fd)
+            state.save(msg)
             times.append(time.perf_counter() - t0)
     finally:
-        os.close(fd)
+        state.close()
     out.put(times)
 
 
@@ -53,7 +62,7 @@ def run(directory: Path, procs: int, rounds: int) -> dict[str, object]:
     barrier = ctx.Barrier(procs)
     out: mp.Queue = ctx.Queue()
     ps = [
-        ctx.Process(target=_worker, args=(str(directory / f"v{k}.bin"), rounds, barrier, out))
+        ctx.Process(target=_worker, args=(str(directory / f"v{k}"), rounds, barrier, out))
         for k in range(procs)
     ]
     for p in ps:
