@@ -11,8 +11,10 @@ one process to another on loopback, and reports the CPU time per message of the 
 and of the receiver (user + system, whole process; the sender's idle pacing loop's own
 cost is taken off), for:
 
-1. gRPC aio (what the node does: `grpc.aio` stub write, `grpc.aio` server read);
-2. asyncio streams with a 4-byte length prefix (the floor: one `send` and one `recv`).
+1. gRPC aio (a peer without a consensus port: `grpc.aio` stub write, server read);
+2. asyncio streams with a 4-byte length prefix (the floor: one `send` and one `recv`);
+3. with `--tls`, the node's own consensus port (`node.frames`: `FrameLink.send`, a
+   `FrameServer` behind the peer gate, mutual TLS as between validators).
 
 TLS is off in both unless `--tls`: then both run over TLS 1.3 with a throwaway identity
 of the peer port's kind (`node.tls.make_tls_identity`): gRPC's TLS in its C core,
@@ -129,6 +131,71 @@ async def socket_receiver(port: int, n: int, tls: Path | None) -> None:
     print(out[0], flush=True)
 
 
+def frame_identities(d: Path) -> dict[str, tuple[Path, Path, bytes]]:
+    """Mutual TLS as between two validators: (key, cert, cert PEM) of each, made once."""
+    from mcnode.crypto import system_random
+    from mcnode.node.tls import make_tls_identity, write_tls_identity
+
+    out = {}
+    for name in ("sender", "receiver"):
+        key, cert = d / f"{name}.key", d / f"{name}.crt"
+        if not cert.exists():
+            write_tls_identity(key, cert, make_tls_identity(name, system_random(32), system_random))
+        out[name] = (key, cert, cert.read_bytes())
+    return out
+
+
+async def frames_receiver(port: int, n: int, tls: Path | None) -> None:
+    import time
+
+    from mcnode.node.config import RateLimits
+    from mcnode.node.frames import FrameServer, server_context
+    from mcnode.node.gate import Budgets, Gate, Penalties
+    from mcnode.node.logs import NodeLog
+    from mcnode.node.metrics import NodeMetrics
+    from mcnode.node.tls import PeerCerts
+
+    assert tls is not None
+    ids = frame_identities(tls)
+    done = asyncio.Event()
+    state = {"got": 0, "t0": 0.0}
+
+    def receive(msg: pb.ConsensusMsg, peer: str) -> int:
+        if state["got"] == 0:
+            state["t0"] = cpu()
+        state["got"] += 1
+        if state["got"] == n + 1:
+            done.set()
+        return pb.PEER_OK
+
+    certs = PeerCerts({"sender": ids["sender"][2]})
+    penalties = Penalties(time.monotonic)
+    gate = Gate(
+        "peer",
+        Budgets.from_limits(RateLimits(), time.monotonic),
+        NodeMetrics(),
+        NodeLog("receiver"),
+        penalties=penalties,
+    )
+    key, cert, pem = ids["receiver"]
+    server = FrameServer(
+        server_context(cert, key, certs.bundle + pem),
+        certs.name_of_der,
+        receive,
+        gate,
+        penalties,
+        NodeLog("receiver"),
+        4 * 1024 * 1024,
+        128,
+    )
+    await server.start("127.0.0.1", port)
+    print("ready", flush=True)
+    await done.wait()
+    per = (cpu() - state["t0"]) / max(1, state["got"] - 1)
+    await server.close()
+    print(per, flush=True)
+
+
 # -- senders (this process) ---------------------------------------------------------------
 async def idle_loop(n: int, gap: float) -> float:
     t0 = cpu()
@@ -183,6 +250,31 @@ async def socket_sender(port: int, n: int, gap: float, tls: Path | None) -> floa
     return per
 
 
+async def frames_sender(port: int, n: int, gap: float, tls: Path | None) -> float:
+    from mcnode.node.frames import FrameLink, client_context
+    from mcnode.node.logs import NodeLog
+
+    assert tls is not None
+    ids = frame_identities(tls)
+    key, cert, _ = ids["sender"]
+    ctx = client_context(cert, key, ids["receiver"][2])
+    link = FrameLink(
+        "receiver", "127.0.0.1", port, ctx, NodeLog("sender"), lambda: None, lambda u, w: None, 1000
+    )
+    task = asyncio.create_task(link.run())
+    while not link.up:
+        await asyncio.sleep(0.01)
+    link.send(MSG)
+    t0 = cpu()
+    for _ in range(n):
+        await asyncio.sleep(gap)
+        link.send(MSG)
+    per = (cpu() - t0) / n
+    await asyncio.sleep(0.5)  # let the last frames leave before the connection closes
+    task.cancel()
+    return per
+
+
 def run(kind: str, n: int, gap: float, tls: Path | None) -> tuple[float, float]:
     port = free_port()
     cmd = [sys.executable, __file__, "--receiver", kind, "--port", str(port), "--msgs", str(n)]
@@ -194,7 +286,7 @@ def run(kind: str, n: int, gap: float, tls: Path | None) -> tuple[float, float]:
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "ready"
-    sender = grpc_sender if kind == "grpc" else socket_sender
+    sender = {"grpc": grpc_sender, "socket": socket_sender, "frames": frames_sender}[kind]
     sent = asyncio.run(sender(port, n, gap, tls))
     received = float(child.stdout.readline())
     child.wait(30)
@@ -205,13 +297,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--msgs", type=int, default=2000)
     ap.add_argument("--gap-ms", type=float, default=1.0)
-    ap.add_argument("--receiver", choices=["grpc", "socket"])
+    ap.add_argument("--receiver", choices=["grpc", "socket", "frames"])
     ap.add_argument("--port", type=int)
     ap.add_argument("--tls", action="store_true", help="both over TLS 1.3")
     ap.add_argument("--tls-dir", type=Path)  # the receiver's: where the key and cert are
     a = ap.parse_args()
     if a.receiver:
-        recv = grpc_receiver if a.receiver == "grpc" else socket_receiver
+        recv = {"grpc": grpc_receiver, "socket": socket_receiver, "frames": frames_receiver}[
+            a.receiver
+        ]
         asyncio.run(recv(a.port, a.msgs, a.tls_dir))
         return
     gap = a.gap_ms / 1000
@@ -231,7 +325,8 @@ def main() -> None:
 def measure(
     n: int, gap: float, idle: float, tls: Path | None, out: dict[str, float | str | bool]
 ) -> None:
-    for kind in ("grpc", "socket", "grpc", "socket"):  # interleaved, best of two
+    kinds = ("grpc", "socket", "frames") if tls is not None else ("grpc", "socket")
+    for kind in kinds * 2:  # interleaved, best of two
         sent, received = run(kind, n, gap, tls)
         send_us = 1e6 * (sent - idle)
         recv_us = 1e6 * received  # the receiver has no pacing loop of its own

@@ -245,7 +245,19 @@ def test_peer_uri_round_trip() -> None:
     from mcnode.node.config import parse_peer_uri
 
     key = bytes(range(32))
-    assert parse_peer_uri(peer_uri("10.0.0.1", 7001, key), "x") == ("10.0.0.1", 7001, key)
+    assert parse_peer_uri(peer_uri("10.0.0.1", 7001, key), "x") == ("10.0.0.1", 7001, key, None)
+    with_frames = peer_uri("10.0.0.1", 7001, key, 7301)
+    assert with_frames.endswith("&consensus-port=7301")
+    assert parse_peer_uri(with_frames, "x") == ("10.0.0.1", 7001, key, 7301)
+
+
+@pytest.mark.parametrize("bad", ["0", "65536", "x", "7301&consensus-port=7302", ""])
+def test_peer_uri_bad_consensus_port(bad: str) -> None:
+    from mcnode.node.config import parse_peer_uri
+
+    uri = peer_uri("10.0.0.1", 7001, bytes(range(32))) + f"&consensus-port={bad}"
+    with pytest.raises(ConfigError, match="consensus-port must be one port number"):
+        parse_peer_uri(uri, "x")
 
 
 def test_run_with_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ class NodeSpec:
     admin_port: int
     signing_public: bytes
     quorum_set: QuorumSet
+    consensus_port: int | None = None  # its consensus port (node/frames.py), if it has one
 
     @property
     def dir_name(self) -> str:
@@ -141,6 +142,7 @@ def node_toml(
         f'peer = "127.0.0.1:{spec.peer_port}"',
         f'client = "127.0.0.1:{spec.client_port}"',
         f'admin = "127.0.0.1:{spec.admin_port}"',
+        *([f'consensus = "127.0.0.1:{spec.consensus_port}"'] if spec.consensus_port else []),
         "",
         "[block]",
         f"min_interval = {min_block_interval}",
@@ -159,7 +161,7 @@ def node_toml(
             "",
             "[[peers]]",
             f'name = "{p.name}"',
-            f'uri = "{peer_uri("127.0.0.1", p.peer_port, p.signing_public)}"',
+            f'uri = "{peer_uri("127.0.0.1", p.peer_port, p.signing_public, p.consensus_port)}"',
             f'tls_cert = "peers/{p.name}.pem"',
         ]
     for section, values in (extra or {}).items():
@@ -205,11 +207,11 @@ def init_network(
         names = [f"node{i}" for i in range(nodes)]
         qsets = topology(names, topology_kind)
     directory.mkdir(parents=True, exist_ok=True)
-    ports = free_ports(3 * len(names))
+    ports = free_ports(4 * len(names))
     keys = [ed25519_keypair(rng) for _ in names]
     tls = [make_tls_identity(n, k[0], rng) for n, k in zip(names, keys, strict=True)]
     specs = [
-        NodeSpec(n, ports[3 * i], ports[3 * i + 1], ports[3 * i + 2], keys[i][1], qsets[n])
+        NodeSpec(n, *ports[4 * i : 4 * i + 3], keys[i][1], qsets[n], ports[4 * i + 3])
         for i, n in enumerate(names)
     ]
     # One origin ledger, copied to every node.
@@ -259,6 +261,7 @@ def init_network(
                         "peer": f"127.0.0.1:{s.peer_port}",
                         "client": f"127.0.0.1:{s.client_port}",
                         "admin": f"127.0.0.1:{s.admin_port}",
+                        "consensus": f"127.0.0.1:{s.consensus_port}",
                         "signing_key": s.signing_public.hex(),
                         "block_signer": signer.hex(),
                     }
@@ -335,8 +338,9 @@ def rehost(directory: Path, hosts: dict[str, str]) -> None:
     net = json.loads((directory / "network.json").read_text())
     by_port: dict[str, str] = {}
     for n in net["nodes"]:
-        for key in ("peer", "client", "admin"):
-            by_port[n[key].rsplit(":", 1)[1]] = hosts.get(n["id"], "127.0.0.1")
+        for key in ("peer", "client", "admin", "consensus"):
+            if key in n:  # consensus: not in a network made before the consensus port
+                by_port[n[key].rsplit(":", 1)[1]] = hosts.get(n["id"], "127.0.0.1")
 
     def sub(text: str) -> str:
         return _ADDR.sub(lambda m: f"{by_port.get(m.group(2), m.group(1))}:{m.group(2)}", text)

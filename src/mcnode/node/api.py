@@ -32,6 +32,7 @@ from mcnode.ledger.block import Block, BlockData
 from mcnode.node.enclave_port import EnclavePort, EnclaveUnavailable
 from mcnode.node.gate import Penalties, source_of
 from mcnode.node.logs import NodeLog, Throttle
+from mcnode.node.messages import FORGERY
 from mcnode.node.metrics import NodeMetrics
 from mcnode.node.pending import PoolFull
 from mcnode.node.txrelay import AlreadySpent
@@ -83,9 +84,6 @@ class ChainReads(Protocol):
     def last_block(self) -> Block | None: ...
 
     def iter_block_data(self, start: int = 0, stop: int | None = None) -> Iterator[BlockData]: ...
-
-
-FORGERY = (pb.PEER_BAD_SIGNATURE,)
 
 
 class PeerApi(rpc.ConsensusPeerServicer):

@@ -23,9 +23,17 @@ from mcnode.node.config import ConfigError, check_network_intersection, load_con
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Peer address host.")
 @click.option("--port", default=7001, show_default=True, help="Peer address port.")
+@click.option(
+    "--consensus-port",
+    type=int,
+    default=None,
+    help="The consensus port ([listen] consensus), named in the URI; none if left out.",
+)
 @click.option("--name", default="mcnode", show_default=True, help="Name in the TLS certificate.")
 @click.option("--force", is_flag=True, help="Replace an existing node.key and TLS files.")
-def keygen(out_dir: str, host: str, port: int, name: str, force: bool) -> None:
+def keygen(
+    out_dir: str, host: str, port: int, consensus_port: int | None, name: str, force: bool
+) -> None:
     """Create a validator's message-signing key and TLS identity; print its peer URI."""
     from mcnode.crypto.rng import system_random
     from mcnode.crypto.signing import ed25519_keypair
@@ -44,7 +52,7 @@ def keygen(out_dir: str, host: str, port: int, name: str, force: bool) -> None:
     write_tls_identity(tls_key, tls_cert, make_tls_identity(name, private, system_random))
     click.echo(f"key: {path} (mode 0600)")
     click.echo(f"tls: {tls_key} (mode 0600), {tls_cert} (give it to your peers)")
-    click.echo(peer_uri(host, port, public))
+    click.echo(peer_uri(host, port, public, consensus_port))
 
 
 @click.command("run")

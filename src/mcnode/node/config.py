@@ -21,6 +21,8 @@ keeps the two equal). A sketch:
     peer = "127.0.0.1:7001"
     client = "127.0.0.1:7101"
     admin = "127.0.0.1:7201"           # default: 127.0.0.1, port 7201
+    consensus = "127.0.0.1:7301"       # optional: SCP messages as TLS frames (node/frames.py);
+                                       # peers name its port in our URI (consensus-port)
 
     [quorum_set]                       # by peer name; nested sets allowed, and members
     threshold = 2                      # in MobileCoin's form: { type = "Node", args = "bob" },
@@ -29,7 +31,9 @@ keeps the two equal). A sketch:
 
     [[peers]]
     name = "bob"
-    uri = "mcp://127.0.0.1:7002/?consensus-msg-key=<64 hex>"
+    uri = "mcp://127.0.0.1:7002/?consensus-msg-key=<64 hex>&consensus-port=7302"
+                                       # consensus-port optional: without it, bob gets our
+                                       # SCP messages on the peer port's gRPC stream
     tls_cert = "peers/bob.pem"         # bob's tls.pem: only bob can connect as bob
 
     [archive]
@@ -129,6 +133,7 @@ class PeerConfig:
     port: int
     signing_key: bytes  # Ed25519 public key (consensus-msg-key)
     tls_cert: Path | None = None  # its pinned TLS certificate (`node.tls`)
+    consensus_port: int | None = None  # its consensus port (`node.frames`), if it has one
 
     @property
     def address(self) -> str:
@@ -235,16 +240,21 @@ class NodeConfig:
     min_fee: int = DEFAULT_MINIMUM_FEE
     network_file: Path | None = None
     attestation: AttestationSettings = field(default_factory=AttestationSettings)
+    consensus_listen: HostPort | None = None  # the consensus port (`node.frames`), if any
 
     def peer(self, name: str) -> PeerConfig | None:
         return next((p for p in self.peers if p.name == name), None)
 
 
-def peer_uri(host: str, port: int, signing_public_key: bytes) -> str:
-    return f"mcp://{host}:{port}/?consensus-msg-key={signing_public_key.hex()}"
+def peer_uri(
+    host: str, port: int, signing_public_key: bytes, consensus_port: int | None = None
+) -> str:
+    extra = "" if consensus_port is None else f"&consensus-port={consensus_port}"
+    return f"mcp://{host}:{port}/?consensus-msg-key={signing_public_key.hex()}{extra}"
 
 
-def parse_peer_uri(uri: str, where: str) -> tuple[str, int, bytes]:
+def parse_peer_uri(uri: str, where: str) -> tuple[str, int, bytes, int | None]:
+    """(host, peer port, consensus-msg-key, consensus port or None)."""
     u = urlparse(uri)
     if u.scheme != "mcp" or not u.hostname or u.port is None:
         raise ConfigError(
@@ -257,7 +267,13 @@ def parse_peer_uri(uri: str, where: str) -> tuple[str, int, bytes]:
         key = b""
     if len(key) != 32:
         raise ConfigError(f"{where}: consensus-msg-key must be 64 hex digits (an Ed25519 key)")
-    return u.hostname, u.port, key
+    ports = parse_qs(u.query, keep_blank_values=True).get("consensus-port", [])
+    consensus_port = None
+    if ports:
+        if len(ports) != 1 or not ports[0].isdigit() or not 0 < int(ports[0]) <= 65535:
+            raise ConfigError(f"{where}: consensus-port must be one port number (1-65535)")
+        consensus_port = int(ports[0])
+    return u.hostname, u.port, key, consensus_port
 
 
 @dataclass(frozen=True)
@@ -425,6 +441,10 @@ def parse_config(text: str, path: Path, *, reads: list[SettingRead] | None = Non
     peer_listen = _host_port(listen.get("peer", str, required=True), "listen.peer")
     client_listen = _host_port(listen.get("client", str, required=True), "listen.client")
     admin_listen = _host_port(listen.get("admin", str, "127.0.0.1:7201"), "listen.admin")
+    consensus_text = listen.get("consensus", str, None)
+    consensus_listen = (
+        None if consensus_text is None else _host_port(consensus_text, "listen.consensus")
+    )
     listen.finish()
 
     peers: list[PeerConfig] = []
@@ -440,7 +460,7 @@ def parse_config(text: str, path: Path, *, reads: list[SettingRead] | None = Non
         # recorded once, for the first: the keys of every [[peers]] table
         pr = _Reader(p, f"{where}.", reads if i == 0 else None, "peers.")
         pname = pr.get("name", str, required=True)
-        host, port, key = parse_peer_uri(pr.get("uri", str, required=True), f"{where}.uri")
+        host, port, key, cport = parse_peer_uri(pr.get("uri", str, required=True), f"{where}.uri")
         peer_cert = base / pr.get("tls_cert", str, required=True)
         pr.finish()
         if pname == name:
@@ -448,7 +468,7 @@ def parse_config(text: str, path: Path, *, reads: list[SettingRead] | None = Non
         if pname in seen:
             raise ConfigError(f"{where}.name: duplicate peer name {pname!r}")
         seen.add(pname)
-        peers.append(PeerConfig(pname, host, port, key, peer_cert))
+        peers.append(PeerConfig(pname, host, port, key, peer_cert, cport))
     keys = [p.signing_key for p in peers]
     if len(set(keys)) != len(keys):
         raise ConfigError("peers: two peers share one consensus-msg-key")
@@ -540,6 +560,7 @@ def parse_config(text: str, path: Path, *, reads: list[SettingRead] | None = Non
         peer_listen=peer_listen,
         client_listen=client_listen,
         admin_listen=admin_listen,
+        consensus_listen=consensus_listen,
         quorum_set=qset,
         peers=tuple(peers),
         archive_sources=sources,

@@ -115,6 +115,13 @@ KEYS: dict[str, tuple[str | None, str]] = {
         "Admin HTTP (`/`, `/status`, `/metrics`, `/scp/<slot>`, `POST /loglevel`, ...). "
         "No authentication: keep it on loopback.",
     ),
+    "listen.consensus": (
+        "HOST:PORT",
+        "The consensus port (optional): peers send their SCP messages here as "
+        "length-prefixed frames over mutual TLS with the peer port's certificates, at "
+        "about a third of the gRPC stream's CPU per message. Name its port in the URI you "
+        "hand peers (`&consensus-port=`); without it they use the peer port's gRPC stream.",
+    ),
     "peers": ("[[peers]] tables", ""),
     "peers.name": (
         None,
@@ -122,9 +129,10 @@ KEYS: dict[str, tuple[str | None, str]] = {
     ),
     "peers.uri": (
         None,
-        "`mcp://HOST:PORT/?consensus-msg-key=<64 hex>`, printed by the peer's `mcnode "
-        "keygen`: where its peer port is, and the Ed25519 key its messages must be signed "
-        "with.",
+        "`mcp://HOST:PORT/?consensus-msg-key=<64 hex>[&consensus-port=PORT]`, printed by "
+        "the peer's `mcnode keygen`: where its peer port is, the Ed25519 key its messages "
+        "must be signed with, and its consensus port if it has one (our SCP messages go "
+        "there; otherwise on the peer port's gRPC stream).",
     ),
     "peers.tls_cert": (
         "path",

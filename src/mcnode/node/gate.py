@@ -291,6 +291,15 @@ class Gate(grpc.aio.ServerInterceptor):
         return source_of(context.peer())
 
     # -- the three steps ------------------------------------------------------------------
+    def admit(self, source: str, klass: str, n: int) -> str | None:
+        """Charge `source` one call of `n` bytes of budget class `klass`: None if taken,
+        else which limit ran short (a peer over its budget is also refused for a while,
+        so that its next streams end before their first message; the text says so)."""
+        short = self.budgets.charge(source, klass, n)
+        if short is not None and self.penalties is not None and source.startswith("peer:"):
+            short += f"; refused for {self.penalties.punish(source.removeprefix('peer:')):g} s"
+        return short
+
     async def _charge(
         self, context: grpc.aio.ServicerContext, source: str, method: str, klass: str, n: int
     ) -> None:
@@ -299,12 +308,8 @@ class Gate(grpc.aio.ServerInterceptor):
             await self._refuse(
                 context, source, method, "penalised", grpc.StatusCode.RESOURCE_EXHAUSTED
             )
-        short = self.budgets.charge(source, klass, n)
+        short = self.admit(source, klass, n)
         if short is not None:
-            if peer is not None and self.penalties is not None:
-                # An honest peer never comes near its budget: one over it is refused for
-                # a while, so that its next streams end before their first message.
-                short += f"; refused for {self.penalties.punish(peer):g} s"
             await self._refuse(
                 context, source, method, "over_budget", grpc.StatusCode.RESOURCE_EXHAUSTED, short
             )
@@ -326,15 +331,9 @@ class Gate(grpc.aio.ServerInterceptor):
                 context, source, method, "undecodable", grpc.StatusCode.INVALID_ARGUMENT
             )
 
-    async def _refuse(
-        self,
-        context: grpc.aio.ServicerContext,
-        source: str,
-        method: str,
-        reason: str,
-        code: grpc.StatusCode,
-        short: str = "",
-    ) -> NoReturn:
+    def refused(self, source: str, method: str, reason: str, short: str = "") -> None:
+        """Count a refusal and log it (at most once a minute per source, method and
+        reason, with the number held back since)."""
         self.metrics.requests_refused.labels(self.api, method, reason).inc()
         held = self._said.check((source, method, reason))
         if held is not None:
@@ -348,6 +347,17 @@ class Gate(grpc.aio.ServerInterceptor):
                 **extra,
                 suppressed=held,
             )
+
+    async def _refuse(
+        self,
+        context: grpc.aio.ServicerContext,
+        source: str,
+        method: str,
+        reason: str,
+        code: grpc.StatusCode,
+        short: str = "",
+    ) -> NoReturn:
+        self.refused(source, method, reason, short)
         sentence = UNDECODABLE if reason == "undecodable" else OVER_BUDGET
         await context.abort(code, sentence)
         raise AssertionError("abort raises")

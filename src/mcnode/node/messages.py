@@ -17,6 +17,10 @@ from mcnode.wire import consensus_pb2 as pb
 DOMAIN = b"mcnode-consensus-v1"
 
 
+#: The results of `receive` that end a peer's stream (and refuse it for a while).
+FORGERY = (pb.PEER_BAD_SIGNATURE,)
+
+
 class BadConsensusMsg(ValueError):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)

@@ -6,7 +6,11 @@ and its sender waits for it to come back (or, if it is up and refuses us, retrie
 exponential backoff). Consensus messages are only useful while fresh, so delivering the
 newest ones is what matters.
 
-This is the only module that knows peers are reached over gRPC: the host sees `send`,
+A peer whose URI names a consensus port gets our consensus messages there, as TLS frames
+(`node.frames`: a third of gRPC's cost per message); the others on the gRPC stream. The
+calls below stay on gRPC either way.
+
+This is the only module that knows how peers are reached: the host sees `send`,
 `peer_auth`, `fetch_txs`, `propose_txs`, `num_blocks` and `get_blocks`, and one error
 type, `PeerCallError` (so host tests use a fake link with no sockets). It also holds what
 the host learns about the peer (`last_heard`, `slot`, `blocks`) for catch-up and status.
@@ -15,6 +19,7 @@ the host learns about the peer (`last_heard`, `slot`, `blocks`) for catch-up and
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +27,7 @@ from typing import Any
 import grpc
 
 from mcnode.node.config import PeerConfig
+from mcnode.node.frames import FrameLink
 from mcnode.node.logs import NodeLog
 from mcnode.node.tls import PEER_TLS_NAME, TlsIdentity
 from mcnode.wire import consensus_pb2 as pb
@@ -99,9 +105,12 @@ class PeerLink:
         log: NodeLog,
         on_sent: Callable[[], None],
         credentials: grpc.ChannelCredentials | None = None,
+        frames: ssl.SSLContext | None = None,
     ) -> None:
         """`credentials`: our TLS identity and the peer's pinned certificate
-        (`tls_credentials`); None only for tests that serve a peer in plaintext."""
+        (`tls_credentials`); None only for tests that serve a peer in plaintext. `frames`:
+        the same as an `ssl` context (`frames.client_context`), for a peer with a
+        consensus port; without it, or without the port, messages go on the gRPC stream."""
         self.cfg = cfg
         self.name = cfg.name
         self.own_name = own_name
@@ -124,6 +133,18 @@ class PeerLink:
         self.blocks = 0  # its block count when we last asked (GetLastBlockInfo)
         self.blocks_asked: float | None = None  # monotonic time of that answer
         self.dropped = 0
+        self.frames: FrameLink | None = None
+        if frames is not None and cfg.consensus_port is not None:
+            self.frames = FrameLink(
+                cfg.name,
+                cfg.host,
+                cfg.consensus_port,
+                frames,
+                log,
+                on_sent,
+                self._frames_state,
+                QUEUE_LIMIT,
+            )
         # Round trip of the last height query that found the link up (catch-up asks quiet
         # peers every few seconds): the only latency we measure; None until then.
         self.latency_s: float | None = None
@@ -132,7 +153,10 @@ class PeerLink:
     async def run(self) -> None:
         """The sender and the watcher, until cancelled (the caller's task group owns it)."""
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._sender(), name=f"peer-{self.name}")
+            if self.frames is not None:
+                tg.create_task(self.frames.run(), name=f"peer-{self.name}")
+            else:
+                tg.create_task(self._sender(), name=f"peer-{self.name}")
             tg.create_task(self._watch(), name=f"peer-watch-{self.name}")
 
     async def close(self) -> None:
@@ -145,7 +169,9 @@ class PeerLink:
         state = self.channel.get_state(try_to_connect=True)
         while True:
             up = state == ready
-            if up != self.connected:
+            if self.frames is not None:
+                pass  # the frame connection's state is the link's (`_frames_state`)
+            elif up != self.connected:
                 self.connected = up
                 if up:
                     self.log.info("peer connected", peer=self.name)
@@ -154,7 +180,18 @@ class PeerLink:
             await self.channel.wait_for_state_change(state)
             state = self.channel.get_state(try_to_connect=True)
 
+    def _frames_state(self, up: bool, why: str) -> None:
+        if up != self.connected:
+            self.connected = up
+            if up:
+                self.log.info("peer connected", peer=self.name)
+            else:
+                self.log.warning("peer unreachable", peer=self.name, reason=why)
+
     def send(self, msg: pb.ConsensusMsg) -> None:
+        if self.frames is not None:
+            self.frames.send(msg)
+            return
         if self.queue.full():
             self.queue.get_nowait()
             self.dropped += 1
@@ -257,10 +294,13 @@ class PeerLink:
             "address": self.cfg.address,
             "connected": self.connected,
             "last_heard": self.last_heard,
-            "last_ok": self.last_ok,
+            "last_ok": max(
+                (t for t in (self.last_ok, self.frames and self.frames.last_ok) if t),
+                default=None,
+            ),
             "slot": self.slot,
             "blocks": self.blocks,
-            "queued": self.queue.qsize(),
-            "dropped": self.dropped,
+            "queued": len(self.frames.queue) if self.frames else self.queue.qsize(),
+            "dropped": self.frames.dropped if self.frames else self.dropped,
             "latency_s": self.latency_s,
         }

@@ -34,6 +34,7 @@ from mcnode.node.api import BlockchainApi, ClientApi, PeerApi
 from mcnode.node.attestation import write_enclave_document
 from mcnode.node.config import NodeConfig, peer_uri
 from mcnode.node.enclave_process import EnclaveProcess, EnclaveStartError
+from mcnode.node.frames import FrameServer, client_context, server_context
 from mcnode.node.gate import Budgets, Gate, Penalties, make_server
 from mcnode.node.health import MemberHealth, QuorumReport, Verdict, closure, report
 from mcnode.node.host import ConsensusHost
@@ -96,9 +97,11 @@ class Validator:
                 self.log,
                 self.metrics.msgs_out.inc,
                 tls_credentials(self.tls, peer_certs[p.name]),
+                client_context(cfg.tls_cert, cfg.tls_key, peer_certs[p.name]),
             )
             for p in cfg.peers
         }
+        self.frame_server: FrameServer | None = None
         self.host = ConsensusHost(
             cfg,
             self.signing_key,
@@ -170,7 +173,8 @@ class Validator:
             budgets = Budgets.from_limits(cfg.rate_limits, time.monotonic)
             return Gate(api, budgets, self.metrics, self.log, whose=whose, penalties=penalties)
 
-        peer_server = make_server("peer", cfg.limits, gate("peer", self._whose))
+        peer_gate = gate("peer", self._whose)
+        peer_server = make_server("peer", cfg.limits, peer_gate)
         peer_api = PeerApi(host, host.txs, self._whose, self.metrics, self.log, penalties)
         rpc.add_ConsensusPeerServicer_to_server(peer_api, peer_server)
         rpc.add_BlockchainServicer_to_server(chain, peer_server)
@@ -186,7 +190,9 @@ class Validator:
                 name=cfg.name,
                 min_fee=cfg.min_fee,
                 block_version=1,
-                peers=[peer_uri(p.host, p.port, p.signing_key) for p in cfg.peers],
+                peers=[
+                    peer_uri(p.host, p.port, p.signing_key, p.consensus_port) for p in cfg.peers
+                ],
                 enclave_identity=self.enclave.identity_public_key,
                 signing_key=self.enclave.block_signing_public_key,
             ),
@@ -211,6 +217,23 @@ class Validator:
         for s in (peer_server, client_server):
             await s.start()
         self._servers = [peer_server, client_server]
+        if cfg.consensus_listen is not None:
+            # The consensus port: the peer port's identities, its gate (one `peer_msgs`
+            # budget per peer for both ways in), and its own connection limit.
+            trusted = self.peer_certs.bundle + self.tls.cert_pem
+            self.frame_server = FrameServer(
+                server_context(cfg.tls_cert, cfg.tls_key, trusted),
+                self.peer_certs.name_of_der,
+                host.receive,
+                peer_gate,
+                penalties,
+                self.log,
+                cfg.limits.max_message_bytes,
+                cfg.limits.peer_connections,
+            )
+            self.ports["consensus"] = await self.frame_server.start(
+                cfg.consensus_listen.host, cfg.consensus_listen.port
+            )
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
 
         views = admin.Views(
@@ -280,6 +303,7 @@ class Validator:
                 slot=self.host.scp.current_slot_index,
                 peer_port=self.ports["peer"],
                 client_port=self.ports["client"],
+                consensus_port=self.ports.get("consensus"),
                 admin_port=self.ports["admin"],
                 quorum_threshold=q.threshold,
                 v_blocking_size=q.blocking_size(),
@@ -299,6 +323,8 @@ class Validator:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
+        if self.frame_server is not None:
+            await self.frame_server.close()
         for s in self._servers:
             await s.stop(grace=0.5)
         if self._admin is not None:

@@ -165,6 +165,10 @@ class PeerCerts:
         self._seen: dict[bytes, str | None] = {}
         self.bundle = b"".join(certs.values())
 
+    def name_of_der(self, presented_der: bytes) -> str | None:
+        """The same for a certificate as Python's `ssl` gives it (DER)."""
+        return self._by_der.get(presented_der)
+
     def name_of(self, presented_pem: bytes) -> str | None:
         name = self._seen.get(presented_pem, "")
         if name == "":
