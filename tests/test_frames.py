@@ -4,6 +4,7 @@ loopback: who gets in, what ends a connection, what keeps one alive, and rediall
 from __future__ import annotations
 
 import asyncio
+import itertools
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -49,7 +50,7 @@ def test_any_split_of_a_stream_gives_its_frames(payloads: list[bytes], cuts: lis
     points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
     d = FrameDecoder(300)
     out: list[bytes] = []
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         out += d.feed(data[a:b])
     assert out == payloads
 
@@ -295,6 +296,23 @@ def test_connections_beyond_the_limit_are_closed_at_once(tmp_path: Path) -> None
         await w.until(lambda: w.server.connections == 0)
 
     run(tmp_path, body, connections=2)
+
+
+def test_a_peer_s_new_connection_replaces_its_old_one(tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        r1, w1 = await w.raw()
+        w1.write(PREFACE + frame(msg(b"one").SerializeToString()))
+        await w.until(lambda: len(w.got) == 1)
+        _, w2 = await w.raw()
+        w2.write(PREFACE + frame(msg(b"two").SerializeToString()))
+        await w.until(lambda: len(w.got) == 2)
+        assert await closed_by_server(r1)  # the first is closed once the second is in
+        await w.until(lambda: w.server.connections == 1)
+        w2.write(frame(msg(b"three").SerializeToString()))
+        await w.until(lambda: len(w.got) == 3)
+        assert [m for m, _ in w.got] == [b"one", b"two", b"three"]
+
+    run(tmp_path, body)
 
 
 def test_a_silent_connection_is_closed_and_heartbeats_keep_a_link_open(

@@ -25,7 +25,8 @@ until the path is back; the listening side closes a connection silent for `IDLE_
 
 What the listening side enforces, as the gRPC gate does for the peer port: at most
 `Limits.peer_connections` connections at once (counted from the TCP accept, so that
-handshakes are bounded too) and `HANDSHAKE_S` to finish TLS; the `peer_msgs` budget (one
+handshakes are bounded too), `HANDSHAKE_S` to finish TLS, and one connection per peer (a
+new one replaces the old); the `peer_msgs` budget (one
 call and its bytes per frame); a frame larger than `max_message_bytes`, a bad preface or
 an undecodable message ends the connection; a forged signature ends it and refuses the
 peer for a while (`Penalties`). Each refusal is counted and logged through the gate.
@@ -155,6 +156,7 @@ class FrameServer:
         self._server: asyncio.Server | None = None
         self._handshakes: set[asyncio.Task[None]] = set()
         self._open: set[_Inbound] = set()
+        self._by_peer: dict[str, _Inbound] = {}  # each peer's current connection
         self._said = Throttle(REFUSAL_LOG_INTERVAL)
 
     async def start(self, host: str, port: int) -> int:
@@ -253,9 +255,15 @@ class _Inbound(asyncio.Protocol):
         if short is not None:
             s.refused(self.source, "over_budget", short)
             return self.abort()
+        # One connection per peer: a new one replaces the old (which is then most likely
+        # dead on a path that failed), so a peer holds at most one of our connections.
+        old = s._by_peer.get(peer)
+        s._by_peer[peer] = self
+        if old is not None:
+            old.abort()
         self._last = time.monotonic()
         self._idle = loop.call_later(IDLE_S, self._check_idle)
-        s.log.debug("consensus connection", peer=peer)
+        s.log.debug("consensus connection", peer=peer, replaced=old is not None)
         if self._early:
             early, self._early = bytes(self._early), bytearray()
             self.data_received(early)
@@ -314,6 +322,8 @@ class _Inbound(asyncio.Protocol):
             self._idle.cancel()
             self._idle = None
         self.server._open.discard(self)
+        if self.peer is not None and self.server._by_peer.get(self.peer) is self:
+            del self.server._by_peer[self.peer]
         self._release()
 
     def _release(self) -> None:
