@@ -271,3 +271,84 @@ def test_a_replayed_proposal_commits_once_and_breaks_no_session(net: Net) -> Non
     assert r.count("result OK") == 0, r.codes  # no replay was taken as a new proposal
     w = r.wallets["same session after replays"]
     assert (w.result, w.committed) == ("OK", True), w
+
+
+def test_a_connection_flood_on_the_consensus_port_leaves_the_node_making_blocks(
+    net: Net, tmp_path: Path
+) -> None:
+    """300 TCP connections to node0's consensus port held for 4 s (beyond its 128), a
+    stranger's TLS handshakes, and a configured peer's garbage: the extra connections are
+    closed at once and counted, nobody unconfigured gets in, and node0 keeps making blocks
+    with the peer connections it had."""
+    import tomllib
+
+    from mcnode.crypto.signing import ed25519_keypair
+    from mcnode.node.frames import PREFACE, client_context
+    from mcnode.node.tls import PEER_TLS_NAME, make_tls_identity, write_tls_identity
+
+    listen = tomllib.loads((net.target.node_dir / "node.toml").read_text())["listen"]
+    host, port = listen["consensus"].rsplit(":", 1)
+    alice_pem = (net.target.node_dir / "tls.pem").read_bytes()
+    rng = SeededRandom(77)
+    write_tls_identity(
+        tmp_path / "m.key", tmp_path / "m.pem", make_tls_identity("m", ed25519_keypair(rng)[0], rng)
+    )
+    node2 = net.target.node_dir.parent / "node2"
+
+    async def attack() -> attacks.AttackResult:
+        t0 = asyncio.get_running_loop().time()
+        held: list[asyncio.StreamWriter] = []
+        closed_at_once = 0
+        for _ in range(300):
+            r, w = await asyncio.open_connection(host, int(port))
+            held.append(w)
+            try:
+                if await asyncio.wait_for(r.read(1), 0.05) == b"":
+                    closed_at_once += 1
+            except TimeoutError:
+                pass  # still open: one of the 128
+            except ConnectionError:
+                closed_at_once += 1
+        await asyncio.sleep(4)
+        for w in held:
+            w.close()
+        await asyncio.sleep(0.5)  # node0 sees them go
+        strangers_in = 0
+        for _ in range(10):  # a certificate no one configured
+            ctx = client_context(tmp_path / "m.pem", tmp_path / "m.key", alice_pem)
+            try:
+                r, w = await asyncio.open_connection(
+                    host, int(port), ssl=ctx, server_hostname=PEER_TLS_NAME
+                )
+                w.write(PREFACE)
+                strangers_in += await asyncio.wait_for(r.read(1), 2.0) != b""
+                w.close()
+            except (OSError, TimeoutError):
+                pass
+        # node2's own key (a configured peer turned bad), a garbage frame: cut off
+        ctx = client_context(node2 / "tls.pem", node2 / "tls.key", alice_pem)
+        r, w = await asyncio.open_connection(
+            host, int(port), ssl=ctx, server_hostname=PEER_TLS_NAME
+        )
+        w.write(PREFACE + (1 << 30).to_bytes(4, "big"))
+        garbage_cut = await asyncio.wait_for(r.read(), 3.0) == b""
+        w.close()
+        seconds = asyncio.get_running_loop().time() - t0
+        extra = {"closed_at_once": closed_at_once, "strangers_in": strangers_in}
+        extra["garbage_cut"] = garbage_cut
+        return attacks.AttackResult("consensus port flood", seconds, 300, {}, extra=extra)
+
+    m = run(attacks.measured(net.monitor, attack, 1))
+    x = m.result.extra
+    assert x["closed_at_once"] >= 300 - 128 - 3, x  # beyond the limit: closed at once
+    assert x["strangers_in"] == 0 and x["garbage_cut"], x
+    refused = attacks.metric(
+        net.target,
+        "mcnode_requests_refused_total",
+        api="peer",
+        method="ConsensusFrames",
+        reason="too_many_connections",
+    )
+    assert refused >= 300 - 128 - 3
+    assert m.during.blocks_per_s > 0, m.during
+    assert_unharmed(m, "consensus port flood")
