@@ -142,7 +142,7 @@ class PeerLink:
                 frames,
                 log,
                 on_sent,
-                self._frames_state,
+                self._set_connected,
                 QUEUE_LIMIT,
             )
         # Round trip of the last height query that found the link up (catch-up asks quiet
@@ -168,19 +168,13 @@ class PeerLink:
         ready = grpc.ChannelConnectivity.READY
         state = self.channel.get_state(try_to_connect=True)
         while True:
-            up = state == ready
-            if self.frames is not None:
-                pass  # the frame connection's state is the link's (`_frames_state`)
-            elif up != self.connected:
-                self.connected = up
-                if up:
-                    self.log.info("peer connected", peer=self.name)
-                else:
-                    self.log.warning("peer unreachable", peer=self.name, reason=down_reason(state))
+            if self.frames is None:  # else the frame connection's state is the link's
+                self._set_connected(state == ready, down_reason(state))
             await self.channel.wait_for_state_change(state)
             state = self.channel.get_state(try_to_connect=True)
 
-    def _frames_state(self, up: bool, why: str) -> None:
+    def _set_connected(self, up: bool, why: str) -> None:
+        """Follow the transport's up/down, logging each change (`why`: why it is down)."""
         if up != self.connected:
             self.connected = up
             if up:

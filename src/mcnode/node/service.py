@@ -97,7 +97,9 @@ class Validator:
                 self.log,
                 self.metrics.msgs_out.inc,
                 tls_credentials(self.tls, peer_certs[p.name]),
-                client_context(cfg.tls_cert, cfg.tls_key, peer_certs[p.name]),
+                None
+                if p.consensus_port is None
+                else client_context(cfg.tls_cert, cfg.tls_key, peer_certs[p.name]),
             )
             for p in cfg.peers
         }
