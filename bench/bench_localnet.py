@@ -27,6 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mcnode import _native
 from mcnode.client.keys import read_account_key
 from mcnode.client.node_client import NodeClient
 from mcnode.client.rings import input_credentials
@@ -292,6 +293,7 @@ def main() -> None:
             json.dumps(
                 {
                     "machine": f"{platform.machine()} 2 cores",
+                    "curve_backend": _native.curve_backend(),
                     "max_committed_tx_per_s": round(tps, 1),
                     "submitters_per_validator": a.submitters,
                     "latency_p50_ms_at_10tps": round(p50, 1),

@@ -58,16 +58,20 @@ fn out<'py>(py: Python<'py>, p: &RistrettoPoint) -> Bound<'py, PyBytes> {
     PyBytes::new(py, p.compress().as_bytes())
 }
 
-/// SHA-512 over (len(dst) as one byte || dst || msg), mapped to the group by Elligator.
-fn hash_to_point_impl(dst: &[u8], msg: &[u8]) -> PyResult<RistrettoPoint> {
+/// SHA-512 over (len(dst) as one byte || dst || msg): what `hash_to_point_impl` maps.
+fn hash_to_point_input(dst: &[u8], msg: &[u8]) -> PyResult<[u8; 64]> {
     let dst_len = u8::try_from(dst.len())
         .map_err(|_| PyValueError::new_err("domain separation tag longer than 255 bytes"))?;
     let mut h = Sha512::new();
     h.update([dst_len]);
     h.update(dst);
     h.update(msg);
-    let wide: [u8; 64] = h.finalize().into();
-    Ok(RistrettoPoint::from_uniform_bytes(&wide))
+    Ok(h.finalize().into())
+}
+
+/// SHA-512 over (len(dst) as one byte || dst || msg), mapped to the group by Elligator.
+fn hash_to_point_impl(dst: &[u8], msg: &[u8]) -> PyResult<RistrettoPoint> {
+    Ok(RistrettoPoint::from_uniform_bytes(&hash_to_point_input(dst, msg)?))
 }
 
 fn pedersen_gens() -> &'static PedersenGens {
@@ -291,6 +295,25 @@ fn range_proof_verify(py: Python<'_>, proof: &[u8], commitments: Vec<Vec<u8>>) -
     Ok(ok)
 }
 
+/// The curve arithmetic backend curve25519-dalek 5 (the verifiers' crate) runs on here:
+/// "avx512ifma", "avx2" or "serial". It is chosen at run time the way the crate chooses it
+/// (AVX-512 IFMA with VL if this build has that backend and the CPU has them, else AVX2,
+/// else serial), so the verifiers' speed can be reported and checked.
+#[pyfunction]
+fn curve_backend() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[cfg(curve25519_dalek_backend = "avx512")]
+        if std::is_x86_feature_detected!("avx512ifma") && std::is_x86_feature_detected!("avx512vl") {
+            return "avx512ifma";
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "serial"
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(basepoint_mul, m)?)?;
@@ -306,6 +329,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commitments_balance, m)?)?;
     m.add_function(wrap_pyfunction!(range_proof_prove, m)?)?;
     m.add_function(wrap_pyfunction!(range_proof_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(curve_backend, m)?)?;
     mlsag::register(m)?;
     range_batch::register(m)?;
     ledger_hash::register(m)?;

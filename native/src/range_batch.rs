@@ -17,9 +17,9 @@
 
 use std::sync::OnceLock;
 
-use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
-use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use dalek5::ristretto::{CompressedRistretto, RistrettoPoint};
+use dalek5::scalar::Scalar;
+use dalek5::traits::{IsIdentity, VartimeMultiscalarMul};
 use merlin::Transcript;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -34,19 +34,36 @@ use crate::{bulletproof_gens, padded_len, pedersen_gens, to32, MAX_PARTIES, RANG
 /// Most proofs in one call (bounds the work one call can be made to do).
 const MAX_BATCH: usize = 4096;
 
-/// The generators of every party, party-major (party j's n generators at j*n..(j+1)*n),
-/// as the crate's aggregated iterators order them. G comes from the crate's public share
-/// view; the crate keeps H private, so H is derived here the way the crate derives it: a
-/// SHAKE256 stream over "GeneratorsChain" || b'H' || party index (u32 LE), one point from
-/// each 64 bytes. A wrong H would make every valid proof fail, which the tests would see.
-fn generators() -> &'static (Vec<RistrettoPoint>, Vec<RistrettoPoint>) {
-    static GENS: OnceLock<(Vec<RistrettoPoint>, Vec<RistrettoPoint>)> = OnceLock::new();
+/// The generators the batch MSM shares, on curve25519-dalek 5 (see native/Cargo.toml).
+struct Generators {
+    /// Every party's G, then H, party-major (party j's n generators at j*n..(j+1)*n), as
+    /// the crate's aggregated iterators order them.
+    g: Vec<RistrettoPoint>,
+    h: Vec<RistrettoPoint>,
+    /// The Pedersen generators: B (the value's) and B_blinding.
+    b: RistrettoPoint,
+    b_blinding: RistrettoPoint,
+}
+
+/// A point of curve25519-dalek 4 (bulletproofs') as one of 5.
+fn from_dalek4(p: &curve25519_dalek::ristretto::RistrettoPoint) -> RistrettoPoint {
+    CompressedRistretto(p.compress().to_bytes())
+        .decompress()
+        .expect("a compressed group element decompresses")
+}
+
+/// G comes from the crate's public share view; the crate keeps H private, so H is derived
+/// here the way the crate derives it: a SHAKE256 stream over "GeneratorsChain" || b'H' ||
+/// party index (u32 LE), one point from each 64 bytes. A wrong H would make every valid
+/// proof fail, which the tests would see.
+fn generators() -> &'static Generators {
+    static GENS: OnceLock<Generators> = OnceLock::new();
     GENS.get_or_init(|| {
         let bp = bulletproof_gens();
         let mut g = Vec::with_capacity(MAX_PARTIES * RANGE_BITS);
         let mut h = Vec::with_capacity(MAX_PARTIES * RANGE_BITS);
         for j in 0..MAX_PARTIES {
-            g.extend(bp.share(j).G(RANGE_BITS).copied());
+            g.extend(bp.share(j).G(RANGE_BITS).map(from_dalek4));
             let mut shake = Shake256::default();
             shake.update(b"GeneratorsChain");
             let mut label = [b'H', 0, 0, 0, 0];
@@ -59,7 +76,8 @@ fn generators() -> &'static (Vec<RistrettoPoint>, Vec<RistrettoPoint>) {
                 h.push(RistrettoPoint::from_uniform_bytes(&wide));
             }
         }
-        (g, h)
+        let pc = pedersen_gens();
+        Generators { g, h, b: from_dalek4(&pc.B), b_blinding: from_dalek4(&pc.B_blinding) }
     })
 }
 
@@ -204,7 +222,7 @@ fn add_proof(
         u.push(challenge(&mut t, b"u"));
     }
     let mut u_inv = u.clone();
-    let all_inv = Scalar::batch_invert(&mut u_inv);
+    let all_inv = Scalar::invert_batch_alloc(&mut u_inv);
     let u_sq: Vec<Scalar> = u.iter().map(|v| v * v).collect();
     let u_inv_sq: Vec<Scalar> = u_inv.iter().map(|v| v * v).collect();
     let mut s = Vec::with_capacity(nm);
@@ -257,8 +275,7 @@ fn add_proof(
 }
 
 fn verify_batch(items: &[(Proof, Vec<CompressedRistretto>)], seed: [u8; 32]) -> bool {
-    let (gens_g, gens_h) = generators();
-    let pc = pedersen_gens();
+    let gens = generators();
     let max_nm = items.iter().map(|(_, v)| v.len()).max().unwrap_or(0) * RANGE_BITS;
     let mut g = vec![Scalar::ZERO; max_nm];
     let mut h = vec![Scalar::ZERO; max_nm];
@@ -288,10 +305,10 @@ fn verify_batch(items: &[(Proof, Vec<CompressedRistretto>)], seed: [u8; 32]) -> 
     }
     // G and H of party j sit at j*64.. in both our arrays and the generator tables.
     let dynamic = points.iter().map(|p| p.decompress());
-    let shared = [Some(pc.B), Some(pc.B_blinding)]
+    let shared = [Some(gens.b), Some(gens.b_blinding)]
         .into_iter()
-        .chain(gens_g[..max_nm].iter().map(|p| Some(*p)))
-        .chain(gens_h[..max_nm].iter().map(|p| Some(*p)));
+        .chain(gens.g[..max_nm].iter().map(|p| Some(*p)))
+        .chain(gens.h[..max_nm].iter().map(|p| Some(*p)));
     let all_scalars = scalars.iter().chain([&b, &b_blinding]).chain(&g).chain(&h);
     match RistrettoPoint::optional_multiscalar_mul(all_scalars, dynamic.chain(shared)) {
         Some(p) => p.is_identity(),

@@ -36,10 +36,11 @@ measurement, keys that do not unseal, a ledger that does not open, an attestatio
 that does not read or whose simulated PKI does not load, mode "dcap"): one line saying
 what to do.
 
-Stderr: one `key=value` line per event (started, bad request, internal error, oversized
-frame, stopped: with the counts of requests, errors, client-proposal batches and the
-proposals answered in them). Never plaintext, keys or session secrets: counts, request ids, method
-names, error type names, the measurement, MRSIGNER and public keys only.
+Stderr: one `key=value` line per event (started, with the curve backend the verifiers run
+on, `_native.curve_backend`; bad request, internal error, oversized frame, stopped: with
+the counts of requests, errors, client-proposal batches and the proposals answered in
+them). Never plaintext, keys or session secrets: counts, request ids, method names, error
+type names, the measurement, MRSIGNER and public keys only.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mcnode import _native
 from mcnode.attest.config import AttestationConfigError, read_attestation_file
 from mcnode.enclave import ipc
 from mcnode.enclave.api import EnclaveIdentity, HardeningStep
@@ -440,6 +442,7 @@ def _run(args: argparse.Namespace, steps: tuple[HardeningStep, ...], sock: socke
             evidence_expires=identity.evidence_expires,
             hardened=",".join(s.name for s in steps if s.applied) or "-",
             not_hardened=",".join(f"{s.name}:{s.detail}" for s in steps if not s.applied) or "-",
+            curve_backend=_native.curve_backend(),
         )
         return serve(sock, enclave, identity)
     finally:
