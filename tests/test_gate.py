@@ -22,6 +22,7 @@ from mcnode.node.gate import (
     UNDECODABLE,
     Budgets,
     Gate,
+    Penalties,
     make_server,
     method_class,
     server_options,
@@ -156,6 +157,25 @@ def test_method_classes() -> None:
 
 
 # -- log lines ------------------------------------------------------------------------------
+@pytest.mark.parametrize("start", [0.0, 5.0, 100_000.0])
+def test_penalties_double_to_the_cap_and_are_forgiven_after_an_hour(start: float) -> None:
+    # `start` 0 and 5: a monotonic clock read soon after the host booted. A first offence
+    # must cost a second there too (it once cost nothing within a host's first hour).
+    now = [start]
+    p = Penalties(lambda: now[0])
+    assert not p.refused("bob")
+    assert p.punish("bob") == 1.0
+    assert p.refused("bob") and not p.refused("carol")
+    now[0] += 1.5
+    assert not p.refused("bob")
+    lengths = [p.punish("bob") for _ in range(8)]
+    assert lengths == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    assert p.refused("bob")
+    now[0] += 60.0 + 3600.0 + 1.0  # an hour after the last penalty ended
+    assert not p.refused("bob")
+    assert p.punish("bob") == 1.0
+
+
 def test_throttle_counts_what_it_held_back() -> None:
     clock = Clock()
     t = Throttle(60, clock)

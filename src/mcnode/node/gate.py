@@ -211,8 +211,14 @@ class Penalties:
 
     def punish(self, peer: str) -> float:
         now = self.clock()
-        until, length = self._until.get(peer, (0.0, 0.0))
-        length = self.FIRST if now - until > self.FORGIVE else min(self.MAX_PENALTY, length * 2)
+        last = self._until.get(peer)
+        # A first offence, or the first after an hour of good behaviour, costs FIRST. (Not
+        # "an hour since refused-until 0": the monotonic clock counts from boot, so within
+        # a host's first hour that made a first offence cost nothing.)
+        if last is None or now - last[0] > self.FORGIVE:
+            length = self.FIRST
+        else:
+            length = min(self.MAX_PENALTY, last[1] * 2)
         self._until[peer] = (now + length, length)
         return length
 
