@@ -1,7 +1,9 @@
 //! Ed25519 signature checks (RFC 8032) with ed25519-dalek: every peer message, block and
 //! handshake signature a validator checks comes through here. OpenSSL's verifier, which
-//! `cryptography` wraps, takes ~150 us on this project's machines; dalek's, on the same
-//! curve backend as the rest of this crate (AVX2 where the CPU has it), ~60 us. Signing stays with `cryptography` (private keys never cross into this crate).
+//! `cryptography` wraps, takes ~150 us on this project's machines; dalek's, on
+//! curve25519-dalek 5 as the verifiers of this crate are (AVX-512 IFMA where the CPU has it,
+//! else AVX2: native/Cargo.toml), ~60 us with AVX2. Signing stays with `cryptography`
+//! (private keys never cross into this crate).
 //!
 //! `verify_strict`: besides RFC 8032's checks (canonical S, the cofactorless equation on
 //! the encoded R), it refuses small-order public keys and R, so no signature is valid
