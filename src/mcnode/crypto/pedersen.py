@@ -64,7 +64,7 @@ def verify_range(proof: bytes, commitments: Sequence[bytes]) -> bool:
 
     ValueError on a malformed argument list (wrong sizes, 0 or more than 32 commitments);
     False for any proof or commitment that does not check out. Checked by the batch
-    verifier as a batch of one (`range_batch.rs`, on curve25519-dalek 5: ~2.3x faster than
+    verifier as a batch of one (`range_batch.rs`, on curve25519-dalek 5: 2-3x faster than
     the `bulletproofs` crate's own verifier here, which the tests hold it to).
     """
     return _native.range_proofs_verify_batch([(proof, list(commitments))])
