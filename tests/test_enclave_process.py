@@ -123,6 +123,9 @@ def test_the_child_says_who_it_is(child: Child) -> None:
     started = next(line for line in _log_lines(child.log) if "enclave started" in line)
     assert f"measurement={me.measurement.hex()}" in started and "hardened=" in started
     assert "mrsigner=unsigned" in started
+    # The verifiers' one-time set-up ran before the first request, not inside it.
+    warm = dict(f.split("=", 1) for f in started.split() if "=" in f)["warm_up_ms"]
+    assert float(warm) > 0
 
 
 def test_a_client_tx_goes_through_the_child_into_a_block(child: Child) -> None:

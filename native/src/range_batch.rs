@@ -81,6 +81,12 @@ fn generators() -> &'static Generators {
     })
 }
 
+/// Builds the generators now (~80 ms, once per process) rather than in the first proof's
+/// verification (see `warm_up` in lib.rs).
+pub fn warm_up() {
+    generators();
+}
+
 /// A proof's fields, in the crate's encoding order.
 struct Proof {
     a: CompressedRistretto,
