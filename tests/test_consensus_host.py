@@ -26,6 +26,7 @@ from mcnode.enclave.api import peer_auth_message
 from mcnode.enclave.errors import PeerAuthError
 from mcnode.ledger.archive import LocalDirectory, export_archive
 from mcnode.node.catchup import TRANSITIONS, InvalidTransition, SyncState
+from mcnode.node.host import EXTERNALIZED_GRACE
 from mcnode.node.inbox import FETCH_RETRIES
 from mcnode.node.messages import sign_msg
 from mcnode.node.state import RestartState
@@ -488,6 +489,22 @@ def test_a_message_two_slots_ahead_wakes_catch_up(tmp_path: Path) -> None:
     recv(rig, nominate(rig, "n1", X.tx_hash, slot=5))
     assert rig.host.catchup._wake.is_set()
     assert rig.peers["n1"].slot == 5
+
+
+def test_peers_that_externalized_a_slot_we_cannot_finish_wake_catch_up(tmp_path: Path) -> None:
+    # The peers decided slot 1 on Y, a tx we lack and cannot get (as one our enclave
+    # refused: it spends the key image of a tx we hold). SCP cannot bring us along, so
+    # after EXTERNALIZED_GRACE catch-up is woken, and it sees a v-blocking set ahead.
+    rig = Rig(tmp_path)
+    for name in ("n1", "n2", "n3"):
+        recv(rig, externalize(rig, name, Y.tx_hash))
+    assert [p.blocks for p in rig.peers.values()] == [2, 2, 2]  # each holds block 1
+    assert not rig.host.catchup._wake.is_set()
+    due = rig.host.next_due()
+    assert due is not None and due <= EXTERNALIZED_GRACE
+    rig.advance(EXTERNALIZED_GRACE)
+    assert rig.host.catchup._wake.is_set() and rig.host.catchup.behind()
+    rig.spawned.close()
 
 
 # -- restart --------------------------------------------------------------------------------

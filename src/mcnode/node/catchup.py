@@ -11,7 +11,9 @@ peers has blocks we lack: they speak about a slot at least two past ours (a peer
 slot ahead may just have externalized first; SCP's replies bring us along), or they say
 so when asked. Quiet peers are asked their height every `HEIGHT_POLL` seconds, so a node
 that fell behind an idle network notices. Nothing is polled otherwise: the host wakes us
-when a message shows a peer ahead or a block could not be made.
+when a message shows a peer ahead, a block could not be made, or peers externalized a
+slot whose block we still lack a while later (`host.EXTERNALIZED_GRACE`; an EXTERNALIZE
+tells the host its signer's height).
 """
 
 from __future__ import annotations

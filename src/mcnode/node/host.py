@@ -43,13 +43,20 @@ from mcnode.node.pending import PendingPool, combine_txs
 from mcnode.node.state import RestartState
 from mcnode.node.tasks import EXIT_LEDGER
 from mcnode.node.txrelay import PeerTxCalls, TxRelay
-from mcnode.scp import Externalized, Msg, Node, QuorumSet
+from mcnode.scp import Externalize, Externalized, Msg, Node, QuorumSet
 from mcnode.transaction.validation import WellFormedTxContext
 from mcnode.wire import consensus_pb2 as pb
 
 # A message naming txs we lack waits this long for them to arrive by relay (they usually
 # are in flight: see `_await_relayed`) before we fetch them from the message's peer.
 RELAY_GRACE = 0.05
+# Peers' EXTERNALIZEs for a slot whose block we still lack this long after the first one
+# came wake catch-up. Normally we make the block ourselves within milliseconds. But a
+# value we cannot check (it names a tx our enclave refused, as one spending the same key
+# image as a tx we hold) keeps us in the slot, and SCP's replies to our own messages do
+# not bring us along: the peers have moved on and drop our unchanged rebroadcasts as
+# copies. Without this, only the height poll (`catchup.HEIGHT_POLL`, 5 s) would notice.
+EXTERNALIZED_GRACE = 1.0
 
 
 class PeerPort(PeerTxCalls, PeerChainCalls, Protocol):
@@ -148,6 +155,9 @@ class ConsensusHost:
         # SCP waits, and peers' messages for the next slot wait in the inbox, until it is
         # in the ledger. Our messages for slot k+1 name block k; they cannot go out first.
         self.forming = False
+        # (slot, clock time): peers externalized `slot`; if we still lack its block then,
+        # wake catch-up (`EXTERNALIZED_GRACE`).
+        self._stuck_check: tuple[int, float] | None = None
         self.scp = self._build_scp()
         metrics.block_height.set(ledger.num_blocks())
         self.timer.observe(self.scp.current_slot_index, self.scp.progress())
@@ -210,6 +220,8 @@ class ConsensusHost:
         msgs = out if isinstance(out, list) else [out] if out is not None else []
         if decided:
             self.forming = True
+            if self._stuck_check is not None and self._stuck_check[0] <= decided[-1].slot_index:
+                self._stuck_check = None  # we decided it too: its block is on its way
             self.spawn(self._make_blocks(decided, msgs), "make-block")
         else:
             for m in msgs:
@@ -324,6 +336,8 @@ class ConsensusHost:
         if link is not None:
             link.last_heard = self.wall()
             link.slot = max(link.slot, msg.slot_index)
+        if isinstance(msg.topic, Externalize):
+            self._peer_externalized(msg.sender_id, msg.slot_index)
         targets = self.flood.relay_targets(key, msg.quorum_set.nodes())
         if targets:
             relay = pb.ConsensusMsg()
@@ -332,6 +346,19 @@ class ConsensusHost:
             for name in targets:
                 self.peers[name].send(relay)
         self.deliver(checked)
+
+    def _peer_externalized(self, signer: str, slot: int) -> None:
+        """`signer` (authenticated) externalized `slot`: it holds blocks 0..slot (a node
+        sends its EXTERNALIZE once the block is in its ledger). If that is a block we
+        lack, check again after `EXTERNALIZED_GRACE`."""
+        link = self.peers.get(signer)
+        if link is not None:
+            link.blocks = max(link.blocks, slot + 1)
+        if slot >= self.ledger.num_blocks() and (
+            self._stuck_check is None or self._stuck_check[0] != slot
+        ):
+            self._stuck_check = (slot, self.clock() + EXTERNALIZED_GRACE)
+            self._wake.set()
 
     def deliver(self, checked: CheckedMsg, attempt: int = 0) -> None:
         """Hand a peer's message to SCP once we can judge it: one for a later slot waits
@@ -423,10 +450,11 @@ class ConsensusHost:
     def next_due(self) -> float | None:
         """Clock time of the next timer (SCP's, a fetch retry, the pacer), or None. While
         a block is being formed only retries count: SCP and the pacer wait for it."""
+        stuck = None if self._stuck_check is None else self._stuck_check[1]
         if self.forming:
-            times: tuple[float | None, ...] = (self.inbox.next_due(),)
+            times: tuple[float | None, ...] = (self.inbox.next_due(), stuck)
         else:
-            times = (self.scp.next_timeout(), self.inbox.next_due(), self.pacer.due_at())
+            times = (self.scp.next_timeout(), self.inbox.next_due(), self.pacer.due_at(), stuck)
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -435,6 +463,12 @@ class ConsensusHost:
         now = self.clock()
         for checked, attempt in self.inbox.take_due(now):
             self.deliver(checked, attempt)
+        if self._stuck_check is not None and self._stuck_check[1] <= now:
+            slot, _ = self._stuck_check
+            self._stuck_check = None
+            if not self.forming and self.ledger.num_blocks() <= slot:
+                self.log.info("peers externalized a slot we have not", slot=slot)
+                self.catchup.wake()  # it fetches the block if a v-blocking set has it
         if self.forming:
             return
         if self.pacer.take(now):
