@@ -502,7 +502,11 @@ def test_peers_that_externalized_a_slot_we_cannot_finish_wake_catch_up(tmp_path:
     assert not rig.host.catchup._wake.is_set()
     due = rig.host.next_due()
     assert due is not None and due <= EXTERNALIZED_GRACE
-    rig.advance(EXTERNALIZED_GRACE)
+    rig.advance(EXTERNALIZED_GRACE / 2)
+    # An EXTERNALIZE for a later slot (a liar's, say) does not put the check off.
+    recv(rig, externalize(rig, "n1", Y.tx_hash, slot=2))
+    assert not rig.host.catchup._wake.is_set()
+    rig.advance(EXTERNALIZED_GRACE / 2)
     assert rig.host.catchup._wake.is_set() and rig.host.catchup.behind()
     rig.spawned.close()
 

@@ -350,13 +350,13 @@ class ConsensusHost:
     def _peer_externalized(self, signer: str, slot: int) -> None:
         """`signer` (authenticated) externalized `slot`: it holds blocks 0..slot (a node
         sends its EXTERNALIZE once the block is in its ledger). If that is a block we
-        lack, check again after `EXTERNALIZED_GRACE`."""
+        lack, check again after `EXTERNALIZED_GRACE`. A check already due is never moved
+        later, so a peer sending EXTERNALIZEs for ever new slots cannot put it off; a
+        check only wakes catch-up, which acts only on a v-blocking set of peers ahead."""
         link = self.peers.get(signer)
         if link is not None:
             link.blocks = max(link.blocks, slot + 1)
-        if slot >= self.ledger.num_blocks() and (
-            self._stuck_check is None or self._stuck_check[0] != slot
-        ):
+        if slot >= self.ledger.num_blocks() and self._stuck_check is None:
             self._stuck_check = (slot, self.clock() + EXTERNALIZED_GRACE)
             self._wake.set()
 
