@@ -25,6 +25,7 @@ from mcnode.scp import (
     NominatePrepare,
     Prepare,
     QuorumSet,
+    codec,
 )
 from mcnode.scp.codec import MAX_VALUES
 from mcnode.scp.msg import Topic
@@ -299,6 +300,43 @@ def test_random_splices_of_valid_encodings(msg: Msg, data: st.DataObject) -> Non
     j = data.draw(st.integers(i, len(raw)))
     junk = data.draw(st.binary(max_size=8))
     decode_or_value_error(bytes(raw[:i] + junk + raw[j:]))
+
+
+def decoded(data: bytes, *, cold: bool) -> Msg | str:
+    """What the decoder makes of `data` (its error's text on a refusal), with the quorum
+    set caches emptied first when `cold`."""
+    if cold:
+        codec._RECENT_QSETS.clear()
+        codec._DECODED_QSETS.clear()
+    try:
+        return Msg.from_bytes(data)
+    except MsgDecodeError as e:
+        return f"{type(e).__name__}: {e}"
+
+
+@FAST
+@given(msgs, msgs, st.data())
+def test_a_recently_decoded_quorum_set_changes_no_verdict(
+    first: Msg, msg: Msg, data: st.DataObject
+) -> None:
+    # The decoder takes a quorum set whose encoding begins where a recent one's did
+    # without parsing it again: the verdict on any bytes, valid, mutated or spliced, must
+    # be the one a fresh parse gives, whichever sets were decoded before.
+    raw = bytearray(msg.to_bytes())
+    donor = first.to_bytes()
+    i = data.draw(st.integers(0, len(raw)))
+    j = data.draw(st.integers(i, len(raw)))
+    k = data.draw(st.integers(0, len(donor)))
+    variants = [bytes(raw), bytes(raw[:i] + donor[k:]), bytes(raw[:i] + raw[j:])]
+    if raw:
+        flipped = bytearray(raw)
+        flipped[i % len(raw)] ^= data.draw(st.integers(1, 255))
+        variants.append(bytes(flipped))
+    for variant in variants:
+        expected = decoded(variant, cold=True)
+        Msg.from_bytes(donor)  # now `first`'s set is the most recent
+        Msg.from_bytes(raw)  # and then `msg`'s
+        assert decoded(variant, cold=False) == expected
 
 
 @pytest.mark.parametrize("garbage", [None, "text", 12, [1, 2], object()])

@@ -84,6 +84,9 @@ def encode_qset(q: QuorumSet) -> bytes:
 
 _DECODED_QSETS: dict[bytes, QuorumSet] = {}  # encoding -> decoded set, oldest first
 _DECODED_QSETS_MAX = 256
+#: The sets decoded last, most recent first: (encoding, set, nodes it names).
+_RECENT_QSETS: list[tuple[bytes, QuorumSet, int]] = []
+_RECENT_QSETS_MAX = 8
 
 
 class MsgReader(binary.Reader):
@@ -109,18 +112,31 @@ class MsgReader(binary.Reader):
 
     def qset(self, depth: int = 0) -> QuorumSet:
         if depth == 0:
-            # Each peer sends the same quorum set in every message: decoded sets are kept
-            # by their bytes, so a repeat is one dict lookup and stays validated.
+            # Each peer sends the same quorum set in every message. When the bytes here
+            # begin with a recently decoded set's encoding, the decoder would read exactly
+            # those bytes again (it reads in order and decides nothing from what follows),
+            # so that set is the answer: one comparison instead of a parse. A peer that
+            # varies its set churns this short list, costing at most its length in
+            # comparisons per message (then the parse, as before).
             start = self._pos
+            for key, seen, nodes in _RECENT_QSETS:
+                if self._nodes + nodes <= MAX_NODES and self._buf.startswith(key, start):
+                    self._pos = start + len(key)
+                    self._nodes += nodes
+                    return seen
+            nodes_before = self._nodes
             qs = self._qset(0)
-            key = bytes(self._buf[start : self._pos])
+            key = self._buf[start : self._pos]
+            # Decoded sets are kept by their bytes, so a repeat beyond the short list is
+            # one dict lookup and stays validated.
             seen = _DECODED_QSETS.get(key)
-            if seen is not None:
-                return seen
-            if len(_DECODED_QSETS) >= _DECODED_QSETS_MAX:
-                _DECODED_QSETS.pop(next(iter(_DECODED_QSETS)))
-            _DECODED_QSETS[key] = qs
-            return qs
+            if seen is None:
+                if len(_DECODED_QSETS) >= _DECODED_QSETS_MAX:
+                    _DECODED_QSETS.pop(next(iter(_DECODED_QSETS)))
+                _DECODED_QSETS[key] = seen = qs
+            _RECENT_QSETS.insert(0, (key, seen, self._nodes - nodes_before))
+            del _RECENT_QSETS[_RECENT_QSETS_MAX:]
+            return seen
         return self._qset(depth)
 
     def _qset(self, depth: int) -> QuorumSet:
