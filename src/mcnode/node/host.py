@@ -448,8 +448,10 @@ class ConsensusHost:
 
     # -- timers -------------------------------------------------------------------------------
     def next_due(self) -> float | None:
-        """Clock time of the next timer (SCP's, a fetch retry, the pacer), or None. While
-        a block is being formed only retries count: SCP and the pacer wait for it."""
+        """Clock time of the next timer (SCP's, a fetch retry, the pacer, the check that
+        wakes catch-up for a slot peers externalized and we have not), or None. While a
+        block is being formed only retries and that check count: SCP and the pacer wait
+        for it."""
         stuck = None if self._stuck_check is None else self._stuck_check[1]
         if self.forming:
             times: tuple[float | None, ...] = (self.inbox.next_due(), stuck)
