@@ -65,6 +65,16 @@ def check_summary(s: dict) -> None:  # type: ignore[type-arg]
     assert len({n["block_height"] for n in s["nodes"]}) == 1, s["nodes"]
     assert set(s["rejected_txs"]) <= EXPECTED_REJECTIONS, s["rejected_txs"]
     assert s["supply_conserved"] is True
+    cpu = s["cpu"]
+    assert cpu["validators"] == 4 and cpu["blocks"] > 0, cpu
+    if s["kills"]:  # a killed validator took its CPU count with it: no figure, and why
+        assert cpu["validators_ms_per_block"] is None, cpu
+        assert cpu["why_none"] == "a validator restarted during the run", cpu
+    else:
+        # Every block costs each validator a few ms at least (signatures, SCP, a ledger
+        # write), and the hosts are part of the validators.
+        assert 4 < cpu["validators_ms_per_block"] < 10_000, cpu
+        assert 0 < cpu["hosts_ms_per_block"] < cpu["validators_ms_per_block"], cpu
 
 
 @pytest.fixture(scope="module")

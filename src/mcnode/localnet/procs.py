@@ -17,6 +17,7 @@ import tomllib
 import urllib.request
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,32 @@ class NodeProcess:
             return ""
 
 
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU seconds of a process (and, with `children`, its live children)
+    so far, from Linux /proc; 0.0 for a process that is gone. A validator is its host
+    process and its enclave process (the host's child)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # gone, or no /proc
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    listing = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        kids = listing.read_text().split() if children else []
+    except OSError:
+        kids = []
+    return own + sum(cpu_seconds(int(k)) for k in kids)
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    """The validators' CPU seconds at one moment, and which processes they were."""
+
+    pids: tuple[int | None, ...]
+    validators: float  # hosts and their enclaves
+    hosts: float
+
+
 class Cluster:
     """Every validator of a localnet directory."""
 
@@ -192,6 +219,15 @@ class Cluster:
     def close(self) -> None:
         for n in self.nodes:
             n.stop()
+
+    def cpu_mark(self) -> CpuMark:
+        pids = tuple(None if n.proc is None else n.proc.pid for n in self.nodes)
+        live = [p for p in pids if p is not None]
+        return CpuMark(
+            pids,
+            sum(cpu_seconds(p) for p in live),
+            sum(cpu_seconds(p, children=False) for p in live),
+        )
 
     def statuses(self) -> dict[str, dict[str, Any] | None]:
         return {n.name: n.status() for n in self.nodes}

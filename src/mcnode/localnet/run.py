@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import time
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from mcnode.localnet.load import LoadGenerator
 from mcnode.localnet.pace import processes
-from mcnode.localnet.procs import Cluster
+from mcnode.localnet.procs import Cluster, CpuMark
 
 
 class NetworkHook(Protocol):
@@ -165,6 +166,28 @@ def summarize(
     }
 
 
+def validator_cpu(before: CpuMark, after: CpuMark, blocks: int) -> dict[str, Any]:
+    """The validators' CPU (hosts and enclaves) from the start of the load to the end of
+    the drain, in all and per block. On a small machine this is what latency at a low
+    rate follows: there each block holds a payment or two, and p50 comes close to the CPU
+    every process spends per block over the cores (bench/RESULTS.md). The figures are
+    None when a validator restarted meanwhile (the killed process took its CPU count with
+    it) or when no block was made."""
+    cores = os.cpu_count() or 1
+    out: dict[str, Any] = {"cores": cores, "validators": len(after.pids), "blocks": blocks}
+    if before.pids != after.pids or None in after.pids or blocks <= 0:
+        why = "a validator restarted during the run" if blocks > 0 else "no block was made"
+        keys = ("validators_s", "hosts_s", "validators_ms_per_block", "hosts_ms_per_block")
+        return out | dict.fromkeys(keys) | {"why_none": why}
+    spent, hosts = after.validators - before.validators, after.hosts - before.hosts
+    return out | {
+        "validators_s": round(spent, 2),
+        "hosts_s": round(hosts, 2),
+        "validators_ms_per_block": round(1000 * spent / blocks, 1),
+        "hosts_ms_per_block": round(1000 * hosts / blocks, 1),
+    }
+
+
 def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> dict[str, Any]:
     """Start the cluster, run the load (and chaos) until the duration ends or Ctrl-C, stop
     everything, return the summary. Never leaves a validator process behind."""
@@ -190,6 +213,7 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
             _prepare(load, opts, console)
         except _Stop:
             stopping = True
+        cpu_before, blocks_before = cluster.cpu_mark(), load.ledger.num_blocks()
         started = time.monotonic()
         load.start(opts.tx_rate, opts.duration, started)
         end = None if opts.duration is None else started + opts.duration
@@ -242,8 +266,12 @@ def run(cluster: Cluster, opts: RunOptions, console: Console | None = None) -> d
         # Let every validator reach the same height before we read their tips.
         target = max((s or {}).get("block_height", 0) for s in cluster.statuses().values())
         cluster.wait_height(target, timeout=30)
+        cpu_after = cluster.cpu_mark()
         supply = _supply(opts.directory)
         summary = summarize(cluster, load, elapsed, kills, supply)
+        summary["cpu"] = validator_cpu(
+            cpu_before, cpu_after, load.ledger.num_blocks() - blocks_before
+        )
         if opts.network is not None:
             summary["network"] = opts.network.summary(cluster, load, started)
     finally:
@@ -300,6 +328,18 @@ def _supply(directory: Path) -> int | None:
         return None
 
 
+def _cpu_text(cpu: dict[str, Any] | None) -> str:
+    if not cpu:
+        return "-"
+    if cpu["validators_ms_per_block"] is None:
+        return f"- ({cpu['why_none']})"
+    return (
+        f"{cpu['validators_ms_per_block']:.1f} ms, {cpu['hosts_ms_per_block']:.1f} of it in "
+        f"the hosts ({cpu['validators']} validators, {cpu['blocks']} blocks, "
+        f"{cpu['cores']} cores)"
+    )
+
+
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     t = Table(title="mcnode localnet summary", show_header=False)
     lat = summary["latency_ms"]
@@ -326,6 +366,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             json.dumps(summary["failed_submissions"]) if summary["failed_submissions"] else "0",
         ),
         ("blocks", str(summary["blocks"])),
+        ("validators' CPU per block", _cpu_text(summary.get("cpu"))),
         ("validators killed (chaos)", str(summary["kills"])),
         ("supply conserved", str(summary["supply_conserved"])),
     ]
