@@ -265,6 +265,10 @@ class SlotTimer:
         self.m.set_phase(phase)
         for earlier in PHASES[: PHASES.index(phase) if phase in PHASES else 0]:
             if earlier not in self.left_at:
+                # A slot that leaves a phase before our first nomination started busy (its
+                # clock runs from the last block): a nomination now must not restart the
+                # clock, or a phase would end after the slot it is part of.
+                self.active = True
                 self.left_at[earlier] = self.elapsed()
                 self.m.phase_seconds.labels(earlier).observe(self.left_at[earlier])
         self.m.nomination_round.set(round_)
