@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from collections.abc import Sequence
@@ -118,6 +119,44 @@ def test_native_appends_give_the_membership_tree(seed: int) -> None:
         assert ext.root == tree_root(leaves[:size])
     proofs = [membership_proof(lambda lv, i: stored[(lv, i)], j, size) for j in range(size)]
     assert proofs == prove_membership(leaves, range(size))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    size=st.integers(1, 70),
+    data=st.data(),
+)
+def test_native_proof_root_matches_the_reference(size: int, data: st.DataObject) -> None:
+    """`_native.merkle_root_for` (what `MembershipProof.verify` uses) is `root_for` of the
+    leaf, byte for byte: for every proof of a tree, for proofs with a sibling or the index
+    changed, and for any leaf bytes."""
+    encodings = [data.draw(st.binary(min_size=0, max_size=90)) for _ in range(size)]
+    leaves = [leaf_hash_of_encoding(e) for e in encodings]
+    root = tree_root(leaves)
+    proofs = prove_membership(leaves, range(size))
+    for j, proof in enumerate(proofs):
+        got = _native.merkle_root_for(encodings[j], proof.index, proof.siblings)
+        assert got == proof.root_for(leaves[j]) == root.hash
+    j = data.draw(st.integers(0, size - 1))
+    proof = proofs[j]
+    index = data.draw(st.integers(0, 2**64 - 1))
+    siblings = list(proof.siblings)
+    if siblings:
+        k = data.draw(st.integers(0, len(siblings) - 1))
+        siblings[k] = data.draw(st.binary(min_size=32, max_size=32))
+    other = data.draw(st.binary(max_size=90))
+    expected = dataclasses.replace(proof, index=index, siblings=tuple(siblings))
+    got = _native.merkle_root_for(other, index, siblings)
+    assert got == expected.root_for(leaf_hash_of_encoding(other))
+
+
+def test_native_proof_root_refuses_bad_siblings() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        _native.merkle_root_for(b"x", 0, [b"short"])
+    with pytest.raises(ValueError, match="exceed the limit of 48"):
+        _native.merkle_root_for(b"x", 0, [b"\x01" * 32] * (MAX_DEPTH + 1))
+    with pytest.raises(TypeError):
+        _native.merkle_root_for(b"x", 0, ["not bytes"])
 
 
 def test_native_append_refuses_bad_input() -> None:

@@ -194,7 +194,41 @@ fn ledger_merkle_append<'py>(
     Ok((leaves, keys, node_keys, node_hashes, root, frontier))
 }
 
+/// The root a membership proof leads to (`MembershipProof.root_for` of the leaf of
+/// `encoding`, a TxOut's canonical bytes): the leaf hashed, then each sibling from the leaf
+/// up, on the left when that level's index bit is 1. A validator checks one proof per
+/// ring member of every tx. ValueError for more than MAX_DEPTH siblings or one that is not
+/// 32 bytes. The GIL is kept: a proof is a few microseconds.
+#[pyfunction]
+fn merkle_root_for<'py>(
+    py: Python<'py>,
+    encoding: &[u8],
+    index: u64,
+    siblings: Vec<Bound<'py, PyBytes>>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    if siblings.len() > MAX_DEPTH {
+        return Err(PyValueError::new_err(format!(
+            "{} siblings exceed the limit of {MAX_DEPTH}",
+            siblings.len()
+        )));
+    }
+    let mut acc = leaf_hash(encoding);
+    let mut idx = index;
+    for sibling in &siblings {
+        let sibling: &Hash = sibling.as_bytes().try_into().map_err(|_| {
+            PyValueError::new_err(format!(
+                "a sibling hash is 32 bytes, got {}",
+                sibling.as_bytes().len()
+            ))
+        })?;
+        acc = if idx & 1 == 1 { node_hash(sibling, &acc) } else { node_hash(&acc, sibling) };
+        idx >>= 1;
+    }
+    Ok(PyBytes::new(py, &acc))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ledger_merkle_append, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_root_for, m)?)?;
     Ok(())
 }
