@@ -304,6 +304,7 @@ class Window:
     error_lines: int  # of which level=error
     alive: bool  # the host process still runs at the end
     refusal_lines: int = 0  # of which "... refused" events (what an attack makes it say)
+    errors_seen: tuple[str, ...] = ()  # the first few level=error lines, for a failure
 
 
 class Monitor:
@@ -373,12 +374,16 @@ class Monitor:
         h1 = block_height(self.target)
         blocks = (h1 - self._h0) if h1 is not None and self._h0 is not None else 0
         lines = errors = refusals = 0
+        seen: list[str] = []
         try:
             with open(self.target.log_path, "rb") as f:
                 f.seek(self._log0)
                 for line in f:
                     lines += 1
-                    errors += b"level=error" in line
+                    if b"level=error" in line:
+                        errors += 1
+                        if len(seen) < 3:
+                            seen.append(line.decode(errors="replace").strip()[:500])
                     refusals += b' refused"' in line
         except OSError:
             pass
@@ -397,6 +402,7 @@ class Monitor:
             errors,
             alive,
             refusals,
+            tuple(seen),
         )
 
 

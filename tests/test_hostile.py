@@ -75,7 +75,9 @@ def assert_unharmed(m: Measured, label: str) -> None:
     assert m.during.alive, f"{label}: node0 died"
     grown = m.during.rss_mb_peak - m.before.rss_mb_peak
     assert grown < RSS_BOUND_MB, f"{label}: node0 grew {grown:.0f} MB"
-    assert m.during.error_lines == 0, f"{label}: {m.during.error_lines} error lines"
+    assert m.during.error_lines == 0, (
+        f"{label}: {m.during.error_lines} error lines, first: {m.during.errors_seen}"
+    )
 
 
 # -- the four findings ---------------------------------------------------------------------------
