@@ -90,6 +90,13 @@ class BlockMaker:
             if parent is None:
                 raise LedgerError("the ledger has no origin block")
             formed = await self.enclave.form_block(list(values), parent, int(self.wall()))
+            if self.ledger.num_blocks() != slot:  # catch-up appended it meanwhile: done
+                self.log.warning(
+                    "block came by catch-up while we formed it",
+                    block=slot,
+                    blocks=self.ledger.num_blocks(),
+                )
+                return Made(False)
             data = formed.block_data
             if data is None:
                 raise EnclaveError("no transaction of the slot survived the block checks")
