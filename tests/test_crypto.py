@@ -37,6 +37,7 @@ from mcnode.crypto.signing import (
     ed25519_keypair,
     ed25519_public,
     ed25519_sign,
+    ed25519_sign_reference,
     ed25519_verify,
     x25519_exchange,
     x25519_keypair,
@@ -199,16 +200,39 @@ def test_ed25519_and_x25519_seed_7() -> None:
 
 def test_ed25519_rfc8032_vector_1() -> None:
     """RFC 8032 section 7.1, TEST 1: the checker (dalek) accepts the published signature
-    and the signer (`cryptography`) makes it."""
+    and both signers (dalek, and OpenSSL's as the reference) make it."""
     sk = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
     pk = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
     sig = bytes.fromhex(
         "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
         "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
     )
-    assert ed25519_sign(sk, b"") == sig
+    assert ed25519_sign(sk, b"") == sig == ed25519_sign_reference(sk, b"")
+    assert ed25519_public(sk) == pk
     assert ed25519_verify(pk, b"", sig)
     assert not ed25519_verify(pk, b"\x00", sig)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=600))
+def test_ed25519_signatures_are_openssls_byte_for_byte(seed: bytes, msg: bytes) -> None:
+    """Signing moved from OpenSSL to dalek (cold-cache cost: bench/RESULTS.md). RFC 8032
+    signatures are deterministic, so for any key and message both must make the same
+    bytes, and the public key must be the same too."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    assert ed25519_sign(seed, msg) == ed25519_sign_reference(seed, msg)
+    openssl_public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    assert ed25519_public(seed) == openssl_public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def test_ed25519_signing_refuses_a_key_of_the_wrong_size() -> None:
+    for bad in (b"", bytes(31), bytes(33)):
+        with pytest.raises(ValueError, match="32 bytes"):
+            ed25519_sign(bad, b"m")
+        with pytest.raises(ValueError, match="32 bytes"):
+            ed25519_public(bad)
 
 
 @settings(max_examples=60, deadline=None)

@@ -9,7 +9,7 @@
 //! the encoded R), it refuses small-order public keys and R, so no signature is valid
 //! under a weak key. Honest signers never produce those.
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -43,7 +43,39 @@ impl Ed25519Verifier {
     }
 }
 
+/// A private key, parsed once (its public half is a scalar multiplication), for signing
+/// consensus messages: RFC 8032 signatures are deterministic, so these are byte for byte
+/// the signatures `cryptography` makes (the tests hold them to it). The key is zeroized
+/// when the object goes (ed25519-dalek's `ZeroizeOnDrop`).
+#[pyclass(frozen, module = "mcnode._native")]
+pub struct Ed25519Signer {
+    key: SigningKey,
+}
+
+#[pymethods]
+impl Ed25519Signer {
+    /// The key from its 32-byte seed (RFC 8032's private key).
+    #[new]
+    fn new(seed: &[u8]) -> PyResult<Self> {
+        let raw: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| PyValueError::new_err("Ed25519 private key must be 32 bytes"))?;
+        Ok(Self { key: SigningKey::from_bytes(&raw) })
+    }
+
+    /// The 64-byte signature of `message`. The GIL is kept, as for `verify`.
+    fn sign<'py>(&self, py: Python<'py>, message: &[u8]) -> Bound<'py, pyo3::types::PyBytes> {
+        pyo3::types::PyBytes::new(py, &self.key.sign(message).to_bytes())
+    }
+
+    /// The 32-byte public key.
+    fn public<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyBytes> {
+        pyo3::types::PyBytes::new(py, self.key.verifying_key().as_bytes())
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Ed25519Verifier>()?;
+    m.add_class::<Ed25519Signer>()?;
     Ok(())
 }

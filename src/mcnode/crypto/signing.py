@@ -1,13 +1,16 @@
-"""Ed25519 signatures, X25519 key agreement, HKDF and an AEAD, from `cryptography`;
-Ed25519 checks from ed25519-dalek (`mcnode._native`).
+"""Ed25519 signatures and checks from ed25519-dalek (`mcnode._native`); X25519 key
+agreement, HKDF and an AEAD from `cryptography`.
 
 Thin, typed wrappers over raw 32-byte keys so that callers never handle the library's key
 objects. Key generation takes the project's injectable `RandomSource`.
 
-Why checks come from dalek: a validator checks a signature on every peer message (about
-20 per slot each), and OpenSSL's Ed25519 verifier takes ~150 us here against ~60 us for
-dalek's on the curve backend the rest of our crypto uses (bench/RESULTS.md). Dalek's
-`verify_strict` also refuses small-order keys and R points, which RFC 8032 allows.
+Why Ed25519 comes from dalek: a validator checks a signature on every peer message (about
+20 per slot each) and signs each of its own (about 7 per slot), always with caches cold
+from the other processes that share its cores. There OpenSSL, through `cryptography`,
+takes ~130 us to sign and ~150 us to check; dalek ~57 us and ~60 us (bench/RESULTS.md).
+Dalek's `verify_strict` also refuses small-order keys and R points, which RFC 8032
+allows. Signatures are deterministic (RFC 8032): `cryptography`'s signer, kept as
+`ed25519_sign_reference`, makes the same bytes, which the tests hold dalek's to.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from mcnode._native import Ed25519Verifier
+from mcnode._native import Ed25519Signer, Ed25519Verifier
 from mcnode.crypto.rng import RandomSource
 
 _RAW = (Encoding.Raw, PublicFormat.Raw)
@@ -37,10 +40,10 @@ def ed25519_keypair(rng: RandomSource) -> tuple[bytes, bytes]:
 # Loading a key costs a scalar multiplication (private) or a point decompression (public):
 # validators sign and check with the same few keys thousands of times, so the parsed key
 # objects are kept. The caches are small and bounded; a private key held here is no more
-# exposed than the bytes the caller already holds.
+# exposed than the bytes the caller already holds (and dalek's is zeroized when dropped).
 @functools.lru_cache(maxsize=16)
-def _private_key(private: bytes) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(private)
+def _signer(private: bytes) -> Ed25519Signer:
+    return Ed25519Signer(private)
 
 
 @functools.lru_cache(maxsize=256)
@@ -52,14 +55,19 @@ def _verifier(public: bytes) -> Ed25519Verifier | None:
         return None
 
 
-@functools.lru_cache(maxsize=16)
 def ed25519_public(private: bytes) -> bytes:
-    return _private_key(private).public_key().public_bytes(*_RAW)
+    return _signer(bytes(private)).public()
 
 
 def ed25519_sign(private: bytes, message: bytes) -> bytes:
     """64-byte Ed25519 signature (deterministic, RFC 8032)."""
-    return _private_key(private).sign(message)
+    return _signer(bytes(private)).sign(message)
+
+
+def ed25519_sign_reference(private: bytes, message: bytes) -> bytes:
+    """The same signature from OpenSSL (`cryptography`): the reference the tests hold
+    `ed25519_sign` to, byte for byte."""
+    return Ed25519PrivateKey.from_private_bytes(private).sign(message)
 
 
 def ed25519_verify(public: bytes, message: bytes, signature: bytes) -> bool:
