@@ -1,9 +1,10 @@
-//! Ed25519 signature checks (RFC 8032) with ed25519-dalek: every peer message, block and
-//! handshake signature a validator checks comes through here. OpenSSL's verifier, which
-//! `cryptography` wraps, takes ~150 us on this project's machines; dalek's, on
-//! curve25519-dalek 5 as the verifiers of this crate are (AVX-512 IFMA where the CPU has it,
-//! else AVX2: native/Cargo.toml), ~60 us with AVX2. Signing stays with `cryptography`
-//! (private keys never cross into this crate).
+//! Ed25519 (RFC 8032) with ed25519-dalek: every peer message, block and handshake signature
+//! a validator checks or makes comes through here. OpenSSL's verifier, which `cryptography`
+//! wraps, takes ~150 us on this project's machines; dalek's, on curve25519-dalek 5 as the
+//! verifiers of this crate are (AVX-512 IFMA where the CPU has it, else AVX2:
+//! native/Cargo.toml), ~60 us with AVX2. Signing: ~57 us against OpenSSL's ~134 us with
+//! caches cold, as a validator's are (bench/RESULTS.md). A signer holds its key for the
+//! process's life and zeroizes it when dropped.
 //!
 //! `verify_strict`: besides RFC 8032's checks (canonical S, the cofactorless equation on
 //! the encoded R), it refuses small-order public keys and R, so no signature is valid
