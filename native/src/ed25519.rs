@@ -2,7 +2,7 @@
 //! a validator checks or makes comes through here. OpenSSL's verifier, which `cryptography`
 //! wraps, takes ~150 us on this project's machines; dalek's, on curve25519-dalek 5 as the
 //! verifiers of this crate are (AVX-512 IFMA where the CPU has it, else AVX2:
-//! native/Cargo.toml), ~60 us with AVX2. Signing: ~57 us against OpenSSL's ~134 us with
+//! native/Cargo.toml), ~60 us with AVX2. Signing: ~60-80 us against OpenSSL's ~120 us with
 //! caches cold, as a validator's are (bench/RESULTS.md). A signer holds its key for the
 //! process's life and zeroizes it when dropped.
 //!

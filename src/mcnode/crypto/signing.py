@@ -7,7 +7,7 @@ objects. Key generation takes the project's injectable `RandomSource`.
 Why Ed25519 comes from dalek: a validator checks a signature on every peer message (about
 20 per slot each) and signs each of its own (about 7 per slot), always with caches cold
 from the other processes that share its cores. There OpenSSL, through `cryptography`,
-takes ~130 us to sign and ~150 us to check; dalek ~57 us and ~60 us (bench/RESULTS.md).
+takes ~120 us to sign and ~150 us to check; dalek ~60-80 us for each (bench_cold.py).
 Dalek's `verify_strict` also refuses small-order keys and R points, which RFC 8032
 allows. Signatures are deterministic (RFC 8032): `cryptography`'s signer, kept as
 `ed25519_sign_reference`, makes the same bytes, which the tests hold dalek's to.
