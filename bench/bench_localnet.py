@@ -21,12 +21,9 @@ Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import json
 import os
 import platform
-import select
 import tempfile
 import threading
 import time
@@ -42,6 +39,7 @@ from mcnode.client.wallet import Wallet
 from mcnode.crypto import SeededRandom
 from mcnode.ledger.db import LedgerDB
 from mcnode.localnet.init import init_network
+from mcnode.localnet.ledgerwatch import LedgerHeights
 from mcnode.localnet.procs import Cluster, cpu_seconds
 from mcnode.transaction.builder import TransactionBuilder
 from mcnode.transaction.tx import Tx
@@ -105,81 +103,27 @@ def msgs_in(cluster: Cluster) -> dict[str, float]:
     return out
 
 
-class _LedgerWrites:
-    """Blocks until a write to an LMDB ledger's data file (inotify), so that the bench
-    neither spends the validators' cores on polling nor adds a polling delay to the
-    latency it measures. Without inotify (not Linux), it sleeps 2 ms instead."""
-
-    IN_MODIFY = 0x2
-
-    def __init__(self, ledger: Path) -> None:
-        self.fd = -1
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-            if fd < 0:
-                return
-            path = str(ledger / "data.mdb").encode()
-            if libc.inotify_add_watch(fd, path, self.IN_MODIFY) >= 0:
-                self.fd = fd
-            else:
-                os.close(fd)
-        except (OSError, AttributeError):
-            pass
-
-    def wait(self, timeout: float) -> bool:
-        """True after the next write, False after `timeout` without one (or after 2 ms
-        without inotify). Writes seen before are drained, so only writes after this call
-        wake the next one."""
-        if self.fd < 0:  # no inotify: poll every 2 ms, as the bench used to
-            time.sleep(0.002)
-            return False
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self.fd, 4096):
-                pass
-        return bool(ready)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-
-
 class Watcher:
-    """Follows node0's ledger (read-only) and timestamps key images as they land: it
-    reads the height after every write to the ledger's file (an LMDB commit writes the
-    data pages, then the meta page), and at least every 50 ms."""
+    """Timestamps key images as they land in node0's ledger (`ledgerwatch.LedgerHeights`:
+    woken by each write to the ledger's file, read-only), so that the bench neither spends
+    the validators' cores on asking nor adds a polling delay to the latency it measures."""
 
     def __init__(self, d: Path) -> None:
-        self.d = d
         self.seen: dict[bytes, float] = {}
-        self.blocks = 0  # node0's ledger height
-        self.stop = False
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
+        self.heights = LedgerHeights({"node0": d / "node0" / "ledger"}, on_blocks=self._landed)
+        self.heights.start()
 
-    def run(self) -> None:
-        writes = _LedgerWrites(self.d / "node0" / "ledger")
-        try:
-            with LedgerDB(self.d / "node0" / "ledger", readonly=True) as led:
-                n = led.num_blocks()
-                while not self.stop:
-                    wrote = writes.wait(0.05)
-                    now, m = time.monotonic(), led.num_blocks()
-                    # The meta page's write is not quite the end of a commit: LMDB then
-                    # publishes the transaction id in its lock file's shared memory, which
-                    # no file event follows. After a write, look again for up to 10 ms.
-                    for _ in range(20 if wrote and m == n else 0):
-                        time.sleep(0.0005)
-                        now, m = time.monotonic(), led.num_blocks()
-                        if m != n:
-                            break
-                    for i in range(n, m):
-                        for ki in led.get_block_contents(i).key_images:
-                            self.seen[ki] = now
-                    n = self.blocks = m
-        finally:
-            writes.close()
+    @property
+    def blocks(self) -> int:  # node0's ledger height
+        return self.heights.height
+
+    def _landed(self, name: str, led: LedgerDB, old: int, new: int, at: float) -> None:
+        for i in range(old, new):
+            for ki in led.get_block_contents(i).key_images:
+                self.seen[ki] = at
+
+    def close(self) -> None:
+        self.heights.close()
 
 
 #: Proposals a validator's gate turned away (RESOURCE_EXHAUSTED) and the bench asked again:
@@ -252,9 +196,7 @@ def main() -> None:
                 for k in range(a.submitters):
                     c = clients[n.name]
                     if k:  # another wallet: its own attested session
-                        c = NodeClient(
-                            n.client, policy=trust.policy, root_ca_der=trust.root_ca_der
-                        )
+                        c = NodeClient(n.client, policy=trust.policy, root_ca_der=trust.root_ca_der)
                         c.connect()
                     wallets.append((c, share[k :: a.submitters]))
             m0, w0, c0 = msgs_in(cluster), time.monotonic(), cpu_all(cluster)
@@ -343,7 +285,7 @@ def main() -> None:
                 f"every process, the bench too: {all_per_block:.1f} ms, over {cores} cores "
                 f"{all_per_block / cores:.1f} ms"
             )
-            watch.stop = True
+            watch.close()
             for c in clients.values():
                 c.close()
         slots = slot_times(d)

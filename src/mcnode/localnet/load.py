@@ -17,13 +17,17 @@ nothing for a while and its payment goes to another. When a payment is due and n
 built, or every submitter is still waiting for an answer, the tally says so, and
 `pace.judge` names the limit.
 
-A tx's commit time is when some validator first reported a height that includes its
-block, as seen by `submit.HeightWatcher`, a thread that asks the validators for their
-heights in turn every few milliseconds: timing commits by when the generator next got round to
-reading blocks would charge its own delays to the network."""
+A tx's commit time is when some validator's ledger first held its block, as seen by
+`ledgerwatch.LedgerHeights`, a thread woken by every write to the validators' ledger files
+(they are on this machine), which reads their heights read-only. Timing commits by when
+the generator next got round to reading blocks would charge its own delays to the
+network; asking each validator for its height every few milliseconds
+(`submit.HeightWatcher`, kept for ledgers this machine cannot read) would charge the
+asking to the validators' CPU."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -44,6 +48,7 @@ from mcnode.crypto.rng import system_random
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import LedgerError
 from mcnode.localnet.builders import NICE_DURING_RUN, BuilderPool, BuildJob, Coin, Payment
+from mcnode.localnet.ledgerwatch import LedgerHeights
 from mcnode.localnet.pace import CAPACITY_REFUSALS, Limit, Pace, Tally, Verdict, judge
 from mcnode.localnet.purse import Purse
 from mcnode.localnet.submit import HeightWatcher, InFlight, Submitters
@@ -173,7 +178,17 @@ class LoadGenerator:
         self._cpu0 = 0.0
         self._run_cpu_main = 0.0
         self._tallies: deque[Tally] = deque()
-        self.watcher = HeightWatcher(self.nodes)
+        self.watcher: LedgerHeights | HeightWatcher = self._watcher()
+
+    def _watcher(self) -> LedgerHeights | HeightWatcher:
+        """Commit times from the validators' ledger files when they are on this machine
+        (`ledgerwatch`: costs the validators nothing), else by asking them for their
+        heights (`submit.HeightWatcher`)."""
+        ledgers = {name: self.dir / name / "ledger" for name in self.nodes}
+        if all((p / "data.mdb").is_file() for p in ledgers.values()):
+            with contextlib.suppress(LedgerError):
+                return LedgerHeights(ledgers)
+        return HeightWatcher(self.nodes)
 
     def close(self) -> None:
         if self.submitters is not None:
