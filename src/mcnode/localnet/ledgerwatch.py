@@ -78,15 +78,66 @@ class LedgerWrites:
             self.fd = -1
 
 
-class LedgerHeights:
+class HeightFollower:
+    """What a thread following the validators' heights knows: `height` (the highest),
+    `heights` (each validator's last known), and when each block index was first seen
+    (monotonic clock, `seen_at`). Subclasses run `_run` on the thread and call `_reached`
+    with what they saw; `close` stops the thread, then calls `_release`."""
+
+    thread_name = "heights"
+
+    def __init__(self) -> None:
+        self.height = 0
+        self.heights: dict[str, int] = {}
+        self._seen: dict[int, float] = {}  # block index -> when first seen
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+
+    def start(self) -> None:
+        if not self._thread.is_alive() and not self._stop.is_set():
+            self._thread.start()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _reached(self, top: int, now: float) -> bool:
+        """Some validator holds `top` blocks, seen at `now`; True if that is new."""
+        if top <= self.height:
+            return False
+        with self._lock:
+            for index in range(self.height, top):
+                self._seen.setdefault(index, now)
+            self.height = top
+            while len(self._seen) > 10_000:  # bounded: oldest first
+                self._seen.pop(next(iter(self._seen)))
+        return True
+
+    def seen_at(self, index: int) -> float | None:
+        with self._lock:
+            return self._seen.get(index)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self._release()
+
+    def _release(self) -> None:
+        pass
+
+
+class LedgerHeights(HeightFollower):
     """A thread that follows the heights of the validators' ledgers (name -> ledger
     directory) and notes when each block index was first held by any of them (monotonic
-    clock). Same reading surface as `submit.HeightWatcher`: `height`, `heights`,
-    `seen_at`, `start`, `close`. `on_blocks`, if given, is called on the watching thread
+    clock). `on_blocks`, if given, is called on the watching thread
     whenever a ledger grew: (name, its read-only `LedgerDB`, old height, new height, when
     it was seen)."""
 
+    thread_name = "ledger-heights"
+
     def __init__(self, ledgers: Mapping[str, Path], on_blocks: OnBlocks | None = None) -> None:
+        super().__init__()
         self.on_blocks = on_blocks
         self.dbs: dict[str, LedgerDB] = {}
         try:
@@ -95,23 +146,13 @@ class LedgerHeights:
         except LedgerError:
             self._close_dbs()
             raise
-        self.height = 0
-        self.heights: dict[str, int] = {}
-        self._seen: dict[int, float] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._writes = LedgerWrites([Path(p) for p in ledgers.values()])
-        self._thread = threading.Thread(target=self._run, name="ledger-heights", daemon=True)
         self._read()
-
-    def start(self) -> None:
-        if not self._thread.is_alive() and not self._stop.is_set():
-            self._thread.start()
 
     def _read(self) -> bool:
         """Read every ledger's height now; True when one moved."""
         now = time.monotonic()
-        top, moved = self.height, False
+        top, moved = 0, False
         for name, db in self.dbs.items():
             try:
                 n = db.num_blocks()
@@ -124,15 +165,7 @@ class LedgerHeights:
                     self.on_blocks(name, db, before, n, now)
             self.heights[name] = n
             top = max(top, n)
-        if top == self.height:
-            return moved
-        with self._lock:
-            for index in range(self.height, top):
-                self._seen.setdefault(index, now)
-            self.height = top
-            while len(self._seen) > 10_000:  # bounded: oldest first
-                self._seen.pop(next(iter(self._seen)))
-        return True
+        return self._reached(top, now) or moved
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -144,14 +177,7 @@ class LedgerHeights:
                 if self._read():
                     break
 
-    def seen_at(self, index: int) -> float | None:
-        with self._lock:
-            return self._seen.get(index)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+    def _release(self) -> None:
         self._writes.close()
         self._close_dbs()
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from mcnode.client.node_client import ClientError, NodeClient
 from mcnode.localnet.builders import Payment
+from mcnode.localnet.ledgerwatch import HeightFollower
 
 # The watcher asks each validator for its height every WATCH_EACH s (25 calls/s: half of
 # what the gate allows one source by default, 50 blockchain calls/s per validator), the
@@ -27,24 +28,17 @@ WATCH_MIN = 0.01
 SUBMITTERS_PER_NODE = 2
 
 
-class HeightWatcher:
+class HeightWatcher(HeightFollower):
     """A thread that polls the validators' heights in turn and notes when each block
-    index was first reported (monotonic clock), and each validator's last reported
-    height. Its own channels: no enclave session."""
+    index was first reported, and each validator's last reported height. Its own
+    channels: no enclave session."""
+
+    thread_name = "height-watcher"
 
     def __init__(self, nodes: dict[str, str]) -> None:
+        super().__init__()
         self.clients = [(name, NodeClient(addr, timeout=1.0)) for name, addr in nodes.items()]
         self.every = max(WATCH_MIN, WATCH_EACH / max(1, len(self.clients)))
-        self.height = 0
-        self.heights: dict[str, int] = {}  # by validator, as last reported
-        self._seen: dict[int, float] = {}  # block index -> when first reported
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="height-watcher", daemon=True)
-
-    def start(self) -> None:
-        if not self._thread.is_alive() and not self._stop.is_set():
-            self._thread.start()
 
     def _run(self) -> None:
         i = 0
@@ -55,23 +49,10 @@ class HeightWatcher:
                 n = client.last_block_info().num_blocks
             except ClientError:
                 continue
-            now = time.monotonic()
             self.heights[name] = n
-            with self._lock:
-                for index in range(self.height, n):
-                    self._seen.setdefault(index, now)
-                self.height = max(self.height, n)
-                while len(self._seen) > 10_000:  # bounded: oldest first
-                    self._seen.pop(next(iter(self._seen)))
+            self._reached(n, time.monotonic())
 
-    def seen_at(self, index: int) -> float | None:
-        with self._lock:
-            return self._seen.get(index)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+    def _release(self) -> None:
         for _, c in self.clients:
             c.close()
 
