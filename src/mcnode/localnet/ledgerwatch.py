@@ -130,9 +130,8 @@ class HeightFollower:
 class LedgerHeights(HeightFollower):
     """A thread that follows the heights of the validators' ledgers (name -> ledger
     directory) and notes when each block index was first held by any of them (monotonic
-    clock). `on_blocks`, if given, is called on the watching thread
-    whenever a ledger grew: (name, its read-only `LedgerDB`, old height, new height, when
-    it was seen)."""
+    clock). `on_blocks`, if given, is called on the watching thread whenever a ledger
+    grew: (name, its read-only `LedgerDB`, old height, new height, when it was seen)."""
 
     thread_name = "ledger-heights"
 

@@ -48,7 +48,7 @@ from mcnode.crypto.rng import system_random
 from mcnode.ledger.db import LedgerDB
 from mcnode.ledger.errors import LedgerError
 from mcnode.localnet.builders import NICE_DURING_RUN, BuilderPool, BuildJob, Coin, Payment
-from mcnode.localnet.ledgerwatch import LedgerHeights
+from mcnode.localnet.ledgerwatch import HeightFollower, LedgerHeights
 from mcnode.localnet.pace import CAPACITY_REFUSALS, Limit, Pace, Tally, Verdict, judge
 from mcnode.localnet.purse import Purse
 from mcnode.localnet.submit import HeightWatcher, InFlight, Submitters
@@ -178,9 +178,9 @@ class LoadGenerator:
         self._cpu0 = 0.0
         self._run_cpu_main = 0.0
         self._tallies: deque[Tally] = deque()
-        self.watcher: LedgerHeights | HeightWatcher = self._watcher()
+        self.watcher: HeightFollower = self._watcher()
 
-    def _watcher(self) -> LedgerHeights | HeightWatcher:
+    def _watcher(self) -> HeightFollower:
         """Commit times from the validators' ledger files when they are on this machine
         (`ledgerwatch`: costs the validators nothing), else by asking them for their
         heights (`submit.HeightWatcher`)."""
