@@ -441,7 +441,7 @@ class ConsensusHost:
         if not self.catchup.serving or not len(self.pool) or self.forming:
             return
         self.timer.work_started()
-        self.pacer.nominated(self.clock())
+        self.pacer.nominated(self.scp.current_slot_index)
         self.log.debug("nominate", slot=self.scp.current_slot_index, pending=len(self.pool))
         values = self.pool.oldest(self.cfg.limits.values_per_slot)
         self._step(lambda: self.scp.propose_values(values))
@@ -456,7 +456,8 @@ class ConsensusHost:
         if self.forming:
             times: tuple[float | None, ...] = (self.inbox.next_due(), stuck)
         else:
-            times = (self.scp.next_timeout(), self.inbox.next_due(), self.pacer.due_at(), stuck)
+            slot = self.scp.current_slot_index
+            times = (self.scp.next_timeout(), self.inbox.next_due(), self.pacer.due_at(slot), stuck)
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -473,7 +474,7 @@ class ConsensusHost:
                 self.catchup.wake()  # it fetches the block if a v-blocking set has it
         if self.forming:
             return
-        if self.pacer.take(now):
+        if self.pacer.take(now, self.scp.current_slot_index):
             self._nominate_now()
         due = self.scp.next_timeout()
         if due is not None and due <= self.clock() and not self.forming:

@@ -1,44 +1,54 @@
 """When to offer pending txs to SCP.
 
-Rules of this file: arithmetic on times the caller passes; no I/O, no clock of its own.
-A request (a new tx, a block appended with txs still pending) is served as soon as the
-host's timer task next runs, but never within `spacing` of the last nomination (txs
-arriving meanwhile share one message: each nomination is a signed message to every peer)
-nor before `min_block_interval` after the last block.
+Rules of this file: arithmetic on times and slot numbers the caller passes; no I/O, no
+clock of its own.
+
+A validator nominates once per slot: the txs pending when the slot starts, or when the
+first tx of an idle slot arrives. Txs arriving after that wait for the next slot, which
+starts as soon as this one's block is appended (and not before `min_block_interval`
+after the last block).
+
+Why not re-nominate as txs arrive: under load each new nomination names txs the peers
+are still checking, and a peer hands a nomination to SCP only once it holds every tx
+it names, so the slot chases a growing set until a ballot timeout settles it. Measured
+(bench/RESULTS.md, 2026-12-02, eleventh session): at 50 tx/s on four validators, slots of
+30 ms alternated with slots of ~1.1 s and p50 was ~0.7 s; with one nomination per slot
+slots are regular and p50 halves. The price is one slot for a tx that arrives just after
+its validator nominated, which a slot still in nomination could have taken (+~4 % p50
+at 100 ms RTT and 5 tx/s).
 """
 
 from __future__ import annotations
 
-NOMINATE_SPACING = 0.003  # seconds between two nominations
-
 
 class NominationPacer:
-    def __init__(self, min_block_interval: float, spacing: float = NOMINATE_SPACING) -> None:
+    def __init__(self, min_block_interval: float) -> None:
         self.min_block_interval = min_block_interval
-        self.spacing = spacing
         self.requested = False
-        self._last_nomination = float("-inf")
+        self._nominated_in: int | None = None  # the slot of our last nomination
         self._last_block = float("-inf")
 
     def request(self) -> None:
+        """Txs are pending: nominate them in the first slot we have not nominated in."""
         self.requested = True
 
-    def due_at(self) -> float | None:
-        """When the pending request may be served, or None without one."""
-        if not self.requested:
+    def due_at(self, slot: int) -> float | None:
+        """When the pending request may be served in `slot` (the current one), or None:
+        no request, or we nominated in `slot` already."""
+        if not self.requested or slot == self._nominated_in:
             return None
-        return max(self._last_nomination + self.spacing, self._last_block + self.min_block_interval)
+        return self._last_block + self.min_block_interval
 
-    def take(self, now: float) -> bool:
-        """True (and the request is consumed) if a nomination is due by `now`."""
-        due = self.due_at()
+    def take(self, now: float, slot: int) -> bool:
+        """True (and the request is consumed) if a nomination in `slot` is due by `now`."""
+        due = self.due_at(slot)
         if due is None or due > now:
             return False
         self.requested = False
         return True
 
-    def nominated(self, now: float) -> None:
-        self._last_nomination = now
+    def nominated(self, slot: int) -> None:
+        self._nominated_in = slot
 
     def block_appended(self, now: float) -> None:
         self._last_block = now
