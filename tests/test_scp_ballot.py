@@ -531,7 +531,7 @@ def test_core3_prepared_by_blocking_set_and_timeout_locked_on_h() -> None:
     assert sent_prepare(out[-1]).ballot == A(3)
 
 
-# -- late candidates: a first ballot with nothing prepared is replaced ------------------------
+# -- late candidates: a ballot with nothing prepared is replaced ------------------------------
 LATE = ScpConfig(rebroadcast_interval=1000.0, vote_own_values=True, late_candidates=True)
 
 
@@ -561,11 +561,31 @@ def test_a_late_candidate_replaces_a_first_ballot_with_nothing_prepared() -> Non
     assert h.node.stats["ballot_bumps_late_candidate"] == 1
 
 
-def test_a_late_candidate_replaces_only_counter_one() -> None:
+def test_each_late_candidate_moves_an_unprepared_ballot_to_the_next_counter() -> None:
     h = first_ballot_on_x(LATE)
     confirm(h, X, Y)
     confirm(h, X, Y, Z)
-    assert sent_prepare(h.last()).ballot == Ballot(2, tuple(sorted([X, Y])))
+    assert sent_prepare(h.last()).ballot == Ballot(3, tuple(sorted([X, Y, Z])))
+    assert h.node.stats["ballot_bumps_late_candidate"] == 2
+
+
+def test_a_late_candidate_replaces_a_later_ballot_while_nothing_is_prepared() -> None:
+    h = first_ballot_on_x(LATE)
+    h.recv_from(["v1", "v2"], lambda s: h.prepare(s, Ballot(2, (Z,))))  # v-blocking, ahead
+    assert sent_prepare(h.last()).ballot == Ballot(2, (X,))  # our composite, at counter 2
+    assert sent_prepare(h.last()).prepared is None
+    confirm(h, X, Y)
+    assert sent_prepare(h.last()).ballot == Ballot(3, tuple(sorted([X, Y])))
+
+
+def test_a_candidate_that_leaves_the_composite_as_it_is_moves_nothing() -> None:
+    h = core5(config=LATE, combine_fn=lambda values: [min(values)])  # the composite: X alone
+    h.propose(X, Y)
+    h.recv_from(h.peers, lambda s: h.nominate(s, accepted=[X]))
+    assert sent_prepare(h.last()).ballot == Ballot(1, (X,))
+    confirm(h, X, Y)  # Y is a candidate too, but the composite is still (X,)
+    assert sent_prepare(h.last()).ballot == Ballot(1, (X,))
+    assert "ballot_bumps_late_candidate" not in h.node.stats
 
 
 def test_a_late_candidate_leaves_a_ballot_with_something_prepared() -> None:

@@ -70,10 +70,11 @@ keeps the two equal). A sketch:
     vote_own_values = true             # vote our own pending txs in every nomination
                                        # round (false: only as a round's leader, as the
                                        # SCP draft; see README "Real network conditions")
-    late_candidates = true             # a candidate confirmed after our first ballot
+    late_candidates = true             # a candidate confirmed after our ballot
                                        # started, while nothing of it is prepared, moves
-                                       # it to counter 2 with the new composite (false:
-                                       # only a timeout or a v-blocking set, as the draft)
+                                       # it to the next counter with the new composite
+                                       # (false: only a timeout or a v-blocking set, as
+                                       # the draft)
 
     [block]
     min_interval = 0.0                 # seconds between blocks, at least

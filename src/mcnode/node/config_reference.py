@@ -194,13 +194,14 @@ KEYS: dict[str, tuple[str | None, str]] = {
     ),
     "scp.late_candidates": (
         None,
-        "A candidate confirmed after our first ballot started, while nothing of that "
-        "ballot is prepared yet (counter 1, no prepared ballot), replaces it: we move to "
-        "counter 2 with the new composite, as a ballot timeout would, at once. A tx that "
-        "reached the last validators a moment late then joins this slot instead of "
-        "waiting a whole slot, and validators whose first ballots differ meet at counter 2 "
-        "within a message delay instead of after a ballot timeout. At most once per slot; "
-        "abandoning a ballot is always safe. false: the SCP draft's rule.",
+        "A candidate confirmed after our ballot started, while nothing of that ballot is "
+        "prepared yet (no prepared ballot), replaces it: we move to the next counter with "
+        "the new composite, as a ballot timeout would, at once. A tx that reached the last "
+        "validators a moment late then joins this slot instead of waiting a whole slot, "
+        "and validators whose ballots differ meet within a message delay instead of after "
+        "a ballot timeout. Candidates only accumulate, so this happens once per new "
+        "candidate at most; abandoning a ballot is always safe. false: the SCP draft's "
+        "rule.",
     ),
     "block": ("table", ""),
     "block.min_interval": (

@@ -197,7 +197,7 @@ class NodeMetrics:
             "mcnode_scp_ballot_bumps",
             "Ballot counter raised (a ballot abandoned), by cause: timer (the ballot timer "
             "fired), v_blocking (a v-blocking set was at a higher counter), late_candidate "
-            "(a candidate confirmed after our first ballot started, [scp] late_candidates)",
+            "(a candidate confirmed after our ballot started, [scp] late_candidates)",
             ["by"],
             registry=r,
         )

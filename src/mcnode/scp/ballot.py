@@ -216,7 +216,8 @@ class BallotProtocol:
 
     def on_new_composite(self, composite: Values) -> None:
         """Nomination produced a (new) composite candidate: start balloting if idle, or
-        (`ScpConfig.late_candidates`) replace a first ballot of which nothing is prepared."""
+        (`ScpConfig.late_candidates`) replace a ballot of which nothing is prepared with the
+        next counter and the new composite."""
         if self.phase != PREPARE:
             return
         if self.b is None:
@@ -225,13 +226,12 @@ class BallotProtocol:
                 self.advance(None)
         elif (
             self.slot.config.late_candidates
-            and self.b.n == 1
             and self.b.values != composite
             and self.p is None
             and self.h is None
         ):
             self._why = ("late candidate", frozenset())
-            if self._bump_state(composite, force=True, n=2):
+            if self._bump_state(composite, force=True, n=self.b.n + 1):
                 self.advance(None)
 
     def on_timeout(self) -> None:

@@ -35,12 +35,14 @@ class ScpConfig:
     # to propose no longer costs a round timeout. Off here (the draft); on in the node.
     vote_own_values: bool = False
     # A candidate confirmed after our ballot started, while nothing of that ballot is
-    # prepared yet (counter 1, no p, no h), replaces it: we abandon to counter 2 with the
+    # prepared yet (no p, no h), replaces it: we abandon to the next counter with the
     # new composite, as a ballot timeout would, without waiting for one. Nodes that
     # started their ballots with different candidate sets (some had a late value, some
-    # not) then meet at counter 2 within a message delay (a v-blocking set at counter 2
-    # bumps the others), instead of after a ballot timeout. Once per slot (only counter
-    # 1 is replaced). Abandoning a ballot is safe at any time; off: the draft's rule.
+    # not) then meet within a message delay (a ballot votes to prepare every lower
+    # ballot of its value, and a v-blocking set at a higher counter bumps the others),
+    # instead of after a ballot timeout. Candidates only accumulate, so this happens at
+    # most once per new candidate. Abandoning a ballot is safe at any time; off: the
+    # draft's rule.
     late_candidates: bool = False
 
     def nomination_timeout_for(self, round_: int) -> float:
