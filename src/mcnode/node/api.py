@@ -20,6 +20,7 @@ caller address) and call per minute.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import NoReturn, Protocol
@@ -46,6 +47,13 @@ MAX_HANDSHAKE = 65535
 MAX_CLIENT_HANDSHAKE = 4096
 MAX_FETCH_REQUEST = 512 * 1024  # a sealed list of at most 10,000 hashes
 REFUSAL_LOG_INTERVAL = 60.0
+#: A proposal that arrives while we are not serving (catching up, the enclave restarting)
+#: waits up to this long for us to serve again before it is refused with NOT_SERVING. A
+#: validator a slot or two behind a busy network catches up in tens of milliseconds
+#: (blocks fetched from peers); its clients should see that as a moment's delay, not a
+#: refusal to retry elsewhere.
+SERVING_WAIT = 0.5
+SERVING_POLL = 0.01
 
 
 class ConsensusInbound(Protocol):
@@ -261,6 +269,16 @@ class ClientApi(rpc.ConsensusClientServicer):
         self.node_config = node_config
         self.metrics = metrics
 
+    async def _until_serving(self) -> bool:
+        """Wait up to `SERVING_WAIT` for `serving()`; whether it came."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SERVING_WAIT
+        while loop.time() < deadline:
+            await asyncio.sleep(SERVING_POLL)
+            if self.serving():
+                return True
+        return False
+
     async def Auth(
         self, request: pb.AuthRequest, context: grpc.aio.ServicerContext
     ) -> pb.AuthResponse:
@@ -277,6 +295,7 @@ class ClientApi(rpc.ConsensusClientServicer):
     async def ProposeTx(
         self, request: pb.ProposeTxRequest, context: grpc.aio.ServicerContext
     ) -> pb.ProposeTxResponse:
+        serving = self.serving() or await self._until_serving()
         n = self.num_blocks()
 
         def answer(
@@ -288,7 +307,7 @@ class ClientApi(rpc.ConsensusClientServicer):
                 result=code.name, detail=detail, num_blocks=n, tx_hash=tx_hash
             )
 
-        if not self.serving():
+        if not serving:
             return answer(ProposeTxResult.NOT_SERVING, "catching up, or the enclave restarting")
         if self.pending() >= self.pending_limit:
             return answer(ProposeTxResult.OVER_CAPACITY, "too many pending transactions")
