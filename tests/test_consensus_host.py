@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import io
 import json
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +103,8 @@ def test_txs_arriving_together_share_one_nomination_and_later_ones_wait_a_slot(
         # the pacer arms no timer for it meanwhile (no busy wake-ups).
         holding(rig, Z)
         rig.host.nominate()
-        assert rig.host.pacer.due_at(rig.host.scp.current_slot_index) is None
-        rig.advance(5.0)
+        assert rig.host.pacer.due_at(rig.host._nomination_round()) is None
+        rig.advance(1.5)  # within the first nomination round (2 s)
         assert all(Z.tx_hash not in getattr(m.topic, "voted", ()) for m in rig.sent_to("n1"))
         # Slot 1 decides X and Y; slot 2 starts with Z, nominated at once.
         recv(rig, externalize(rig, "n1", X.tx_hash, Y.tx_hash))
@@ -116,6 +116,26 @@ def test_txs_arriving_together_share_one_nomination_and_later_ones_wait_a_slot(
         assert m2.topic == Nominate(frozenset({Z.tx_hash}), frozenset())
 
     run(go())
+
+
+def test_a_nomination_round_that_times_out_lets_the_pending_txs_in(tmp_path: Path) -> None:
+    # The slot's first nomination named X, which then left the pool (spent by a block
+    # meanwhile, say): no candidate can come of it. Z, arriving later, is nominated once
+    # the round times out, not left waiting for a slot that cannot end.
+    rig = Rig(tmp_path, blocks=LEADER_SLOT)
+    holding(rig, X)
+    rig.host.nominate()
+    rig.advance(0.0)
+    assert [m.topic for m in rig.sent_to("n1")] == [Nominate(frozenset({X.tx_hash}), frozenset())]
+    rig.host.pool.remove([X.tx_hash])
+    holding(rig, Z)
+    rig.host.nominate()
+    rig.advance(1.9)
+    assert len(rig.sent_to("n1")) == 1
+    rig.advance(0.2)  # round 1 (2 s) is over: round 2
+    assert rig.host.scp.progress()[:2] == ("NOMINATE", 2)
+    rig.advance(0.0)  # the timer task's next turn (the round's start woke it)
+    assert Z.tx_hash in rig.sent_to("n1")[-1].topic.voted  # type: ignore[union-attr]
 
 
 def test_scp_timers_fire_through_run_due(tmp_path: Path) -> None:
@@ -298,6 +318,41 @@ def test_a_decided_slot_becomes_a_block_before_our_externalize_goes_out(tmp_path
         assert rig.host.scp.progress() == ("NOMINATE", 0, 0)
         rig.advance(0.0)
         assert rig.host.scp.progress() == ("NOMINATE", 1, 0)
+
+    run(go())
+
+
+def test_no_nomination_names_a_tx_the_new_block_made_stale(tmp_path: Path) -> None:
+    # While the enclave re-checks the pending txs against the new block, the timer task
+    # may run (the re-check is an IPC call): it must not nominate from the pool as it
+    # was, or the slot's one nomination names a tx that can no longer go in a block.
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        holding(rig, X)
+        rig.host.nominate()
+        rig.advance(0.0)  # slot 1's nomination: X
+        stale = tx(10, tombstone=2)  # no longer valid once block 1 is in
+        holding(rig, stale)
+        rig.host.nominate()  # it waits for the next slot
+        checked = rig.enclave.block_appended
+
+        async def slow_recheck(block_index: int, done: Sequence[bytes]) -> list[bytes]:
+            rig.advance(0.0)  # the timer task's turn, mid re-check
+            return await checked(block_index, done)
+
+        rig.enclave.block_appended = slow_recheck  # type: ignore[method-assign]
+        recv(rig, externalize(rig, "n1", X.tx_hash))
+        recv(rig, externalize(rig, "n2", X.tx_hash))
+        await rig.spawned.drain()
+        assert rig.ledger.num_blocks() == 2 and stale.tx_hash not in rig.host.pool
+        rig.advance(0.0)
+        assert not [m for m in rig.sent_to("n1") if m.slot_index == 2]
+        # Slot 2's one nomination is still ours to make: the next tx gets it at once.
+        holding(rig, Z)
+        rig.host.nominate()
+        rig.advance(0.0)
+        (m,) = [m for m in rig.sent_to("n1") if m.slot_index == 2]
+        assert m.topic == Nominate(frozenset({Z.tx_hash}), frozenset())
 
     run(go())
 

@@ -112,6 +112,7 @@ class ConsensusHost:
         self.inbox = Inbox()
         self.pacer = NominationPacer(cfg.min_block_interval)
         self.pacer.block_appended(clock())
+        self._settling = False  # a block's aftermath is under way (`_next_slot`)
         self.restart = RestartState(cfg.state_dir, cfg.name)
         self.timer = SlotTimer(metrics, clock)
         self.blocks = BlockMaker(ledger, enclave, self.pool, metrics, log, wall, cfg.archive_export)
@@ -437,11 +438,16 @@ class ConsensusHost:
         self.pacer.request()
         self._wake.set()
 
+    def _nomination_round(self) -> tuple[int, int]:
+        """(slot, nomination round) that a nomination now would be in (one that starts
+        the slot's nomination starts round 1)."""
+        return self.scp.current_slot_index, max(1, self.scp.progress()[1])
+
     def _nominate_now(self) -> None:
-        if not self.catchup.serving or not len(self.pool) or self.forming:
-            return
+        if not self.catchup.serving or not len(self.pool) or self.forming or self._settling:
+            return  # settling: `_next_slot` asks again once the pool is pruned
         self.timer.work_started()
-        self.pacer.nominated(self.scp.current_slot_index)
+        self.pacer.nominated(self._nomination_round())
         self.log.debug("nominate", slot=self.scp.current_slot_index, pending=len(self.pool))
         values = self.pool.oldest(self.cfg.limits.values_per_slot)
         self._step(lambda: self.scp.propose_values(values))
@@ -456,8 +462,8 @@ class ConsensusHost:
         if self.forming:
             times: tuple[float | None, ...] = (self.inbox.next_due(), stuck)
         else:
-            slot = self.scp.current_slot_index
-            times = (self.scp.next_timeout(), self.inbox.next_due(), self.pacer.due_at(slot), stuck)
+            pacer = self.pacer.due_at(self._nomination_round())
+            times = (self.scp.next_timeout(), self.inbox.next_due(), pacer, stuck)
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -474,7 +480,7 @@ class ConsensusHost:
                 self.catchup.wake()  # it fetches the block if a v-blocking set has it
         if self.forming:
             return
-        if self.pacer.take(now, self.scp.current_slot_index):
+        if self.pacer.take(now, self._nomination_round()):
             self._nominate_now()
         due = self.scp.next_timeout()
         if due is not None and due <= self.clock() and not self.forming:
@@ -498,7 +504,13 @@ class ConsensusHost:
     async def _next_slot(self, done: Sequence[bytes] = ()) -> None:
         """The ledger grew: prune, publish, and start the slot's work (what peers already
         said about it, and our pending txs)."""
-        await self.blocks.after_blocks(done)
+        # Until the pool is pruned for the new ledger (txs the block spent or settled),
+        # no nomination: it would name txs that can no longer go in a block.
+        self._settling = True
+        try:
+            await self.blocks.after_blocks(done)
+        finally:
+            self._settling = False
         self.timer.next_slot()
         self.pacer.block_appended(self.clock())
         for checked in self.inbox.release(self.scp.current_slot_index):
