@@ -38,7 +38,7 @@ from mcnode.node.inbox import Inbox
 from mcnode.node.logs import NodeLog
 from mcnode.node.messages import BadConsensusMsg, CheckedMsg, check_msg, dedup_key, sign_msg
 from mcnode.node.metrics import NodeMetrics, SlotTimer
-from mcnode.node.pacing import NominationPacer
+from mcnode.node.pacing import NominationPacer, Round
 from mcnode.node.pending import PendingPool, combine_txs
 from mcnode.node.state import RestartState
 from mcnode.node.tasks import EXIT_LEDGER
@@ -438,7 +438,7 @@ class ConsensusHost:
         self.pacer.request()
         self._wake.set()
 
-    def _nomination_round(self) -> tuple[int, int]:
+    def _nomination_round(self) -> Round:
         """(slot, nomination round) that a nomination now would be in (one that starts
         the slot's nomination starts round 1)."""
         return self.scp.current_slot_index, max(1, self.scp.progress()[1])
