@@ -21,7 +21,8 @@ def timeouts(m: NodeMetrics) -> float | None:
 def test_every_cause_is_a_series_at_zero_from_the_start() -> None:
     # So that increase() over a window sees the first bump of each cause.
     m = NodeMetrics()
-    assert [bumps(m, by) for by in ("timer", "v_blocking", "late_candidate")] == [0, 0, 0]
+    causes = ("timer", "v_blocking", "late_candidate", "overridden")
+    assert [bumps(m, by) for by in causes] == [0, 0, 0, 0]
     assert timeouts(m) == 0
 
 

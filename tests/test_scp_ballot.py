@@ -596,6 +596,23 @@ def test_a_late_candidate_leaves_a_ballot_with_something_prepared() -> None:
     assert sent_prepare(h.last()).ballot == Ballot(1, (X,))
 
 
+def test_a_ballot_overtaken_by_a_value_confirmed_prepared_moves_on_at_once() -> None:
+    # The split a late candidate can make: we moved to <2, XY> just before learning that
+    # the others had <1, X> prepared. A quorum (v1-v3 and us) then confirms <1, X>
+    # prepared, so the others vote only for X from now on; <2, XY> would sit until the
+    # ballot timer. We move to <3, X> at once, with h = <1, X>.
+    h = first_ballot_on_x(LATE)
+    confirm(h, X, Y)
+    assert sent_prepare(h.last()).ballot == Ballot(2, tuple(sorted([X, Y])))
+    x1 = Ballot(1, (X,))
+    h.recv_from(["v1", "v2", "v3"], lambda s: h.prepare(s, x1, p=x1))
+    st = sent_prepare(h.last())
+    assert (st.ballot, st.prepared, st.h_n) == (Ballot(3, (X,)), x1, 1)
+    bumps = [e["by"] for e in h.state()["events"] if e["event"] == "bump"]
+    assert bumps == ["nomination", "late candidate", "overridden"]
+    assert h.node.stats["ballot_bumps_overridden"] == 1
+
+
 def test_without_late_candidates_the_first_ballot_stays() -> None:
     # The draft's rule (ScpConfig's default): only a timeout or a v-blocking set moves it.
     h = first_ballot_on_x(ScpConfig(rebroadcast_interval=1000.0, vote_own_values=True))

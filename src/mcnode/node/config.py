@@ -72,7 +72,8 @@ keeps the two equal). A sketch:
                                        # SCP draft; see README "Real network conditions")
     late_candidates = true             # a candidate confirmed after our ballot
                                        # started, while nothing of it is prepared, moves
-                                       # it to the next counter with the new composite
+                                       # it to the next counter with the new composite;
+                                       # so does a value a quorum confirmed prepared
                                        # (false: only a timeout or a v-blocking set, as
                                        # the draft)
 

@@ -200,8 +200,12 @@ KEYS: dict[str, tuple[str | None, str]] = {
         "validators a moment late then joins this slot instead of waiting a whole slot, "
         "and validators whose ballots differ meet within a message delay instead of after "
         "a ballot timeout. Candidates only accumulate, so this happens once per new "
-        "candidate at most; abandoning a ballot is always safe. false: the SCP draft's "
-        "rule.",
+        "candidate at most. Likewise a ballot whose value differs from one a quorum has "
+        "confirmed prepared moves at once to the next counter with that value, which the "
+        "ballot timer would do later: it mends the split a late candidate can make (some "
+        "validators moved to a bigger composite just before learning that the others had "
+        "prepared the smaller one), which otherwise waited ~1 s for the timer. Abandoning "
+        "a ballot is always safe. false: the SCP draft's rules.",
     ),
     "block": ("table", ""),
     "block.min_interval": (

@@ -23,6 +23,7 @@ _SCP_BUMPS = {
     "ballot_bumps_timer": "timer",
     "ballot_bumps_v-blocking": "v_blocking",
     "ballot_bumps_late_candidate": "late_candidate",
+    "ballot_bumps_overridden": "overridden",
 }
 
 
@@ -197,7 +198,8 @@ class NodeMetrics:
             "mcnode_scp_ballot_bumps",
             "Ballot counter raised (a ballot abandoned), by cause: timer (the ballot timer "
             "fired), v_blocking (a v-blocking set was at a higher counter), late_candidate "
-            "(a candidate confirmed after our ballot started, [scp] late_candidates)",
+            "(a candidate confirmed after our ballot started), overridden (a quorum confirmed "
+            "another value prepared; both [scp] late_candidates)",
             ["by"],
             registry=r,
         )

@@ -440,6 +440,22 @@ class BallotProtocol:
     def _set_confirm_prepared(self, new_c: Ballot | None, new_h: Ballot) -> bool:
         changed = False
         self.value_override = new_h.values
+        if (
+            self.slot.config.late_candidates
+            and self.b is not None
+            and self.b.values != new_h.values
+            and self.c is None
+        ):
+            # late_candidates' other half. A quorum accepted another value prepared
+            # (new_h), and from now on the nodes that confirm it vote only for its value
+            # (value_override): our ballot waits for the ballot timer, which would move
+            # us to that value anyway. Move now, to the next counter. This mends the
+            # split a late candidate can make: some nodes moved to a bigger composite
+            # just before learning that the others had prepared the smaller one.
+            why = self._why
+            self._why = ("overridden", why[1] if why else frozenset())
+            changed = self._bump_state(new_h.values, force=True, n=self.b.n + 1)
+            self._why = why
         if self.b is None or self.b.values == new_h.values:
             if self.h is None or self.h < new_h:
                 self.h = new_h

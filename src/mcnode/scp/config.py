@@ -41,8 +41,12 @@ class ScpConfig:
     # not) then meet within a message delay (a ballot votes to prepare every lower
     # ballot of its value, and a v-blocking set at a higher counter bumps the others),
     # instead of after a ballot timeout. Candidates only accumulate, so this happens at
-    # most once per new candidate. Abandoning a ballot is safe at any time; off: the
-    # draft's rule.
+    # most once per new candidate. Its other half mends the split this can make (some
+    # nodes moved to a bigger composite just before learning that the others had
+    # prepared the smaller one): a node whose ballot holds another value than one a
+    # quorum has confirmed prepared moves at once to the next counter with that value,
+    # which the ballot timer would have done anyway (the draft's "value override").
+    # Abandoning a ballot is safe at any time; off: the draft's rules.
     late_candidates: bool = False
 
     def nomination_timeout_for(self, round_: int) -> float:
