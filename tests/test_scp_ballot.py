@@ -613,6 +613,24 @@ def test_a_ballot_overtaken_by_a_value_confirmed_prepared_moves_on_at_once() -> 
     assert h.node.stats["ballot_bumps_overridden"] == 1
 
 
+def test_a_ballot_moves_on_for_a_value_confirmed_elsewhere_once_per_slot() -> None:
+    # After that one move, another value confirmed prepared waits for the ballot timer
+    # as in the draft: at 100 ms between nodes, two halves of a network otherwise swapped
+    # values at every counter, each following the other's older confirmation.
+    h = first_ballot_on_x(LATE)
+    confirm(h, X, Y)
+    x1 = Ballot(1, (X,))
+    h.recv_from(["v1", "v2", "v3"], lambda s: h.prepare(s, x1, p=x1))
+    assert sent_prepare(h.last()).ballot == Ballot(3, (X,))
+    z2 = Ballot(2, (Z,))
+    h.recv_from(["v1", "v2", "v3"], lambda s: h.prepare(s, z2, p=z2))
+    st = sent_prepare(h.last())
+    assert st.prepared == z2  # accepted, and a quorum confirms it...
+    assert st.ballot == Ballot(3, (X,))  # ...but we stay until the timer
+    assert h.node.stats["ballot_bumps_overridden"] == 1
+    assert h.node._slot.ballot.value_override == (Z,)  # what the next bump takes
+
+
 def test_without_late_candidates_the_first_ballot_stays() -> None:
     # The draft's rule (ScpConfig's default): only a timeout or a v-blocking set moves it.
     h = first_ballot_on_x(ScpConfig(rebroadcast_interval=1000.0, vote_own_values=True))

@@ -136,6 +136,7 @@ class BallotProtocol:
         self.h: Ballot | None = None
         self.c: Ballot | None = None
         self.value_override: Values | None = None  # h's value once confirmed prepared
+        self.overridden_bump_taken = False  # late_candidates: at most one per slot
         self.heard_from_quorum = False
         self.latest: dict[NodeID, BallotTopic] = {}
         # Derived views of `latest`, recomputed only when a statement changes.
@@ -442,9 +443,11 @@ class BallotProtocol:
         self.value_override = new_h.values
         if (
             self.slot.config.late_candidates
+            and not self.overridden_bump_taken
             and self.b is not None
             and self.b.values != new_h.values
             and self.c is None
+            and (self.p is None or self.p <= new_h)
         ):
             # late_candidates' other half. A quorum accepted another value prepared
             # (new_h), and from now on the nodes that confirm it vote only for its value
@@ -452,6 +455,11 @@ class BallotProtocol:
             # us to that value anyway. Move now, to the next counter. This mends the
             # split a late candidate can make: some nodes moved to a bigger composite
             # just before learning that the others had prepared the smaller one.
+            # Not for a confirmation older than a ballot we accepted prepared (p), and
+            # once per slot: with ~100 ms between nodes, two halves of the network kept
+            # confirming each other's older ballots and swapped values at every counter
+            # (a livelock found at 100 ms RTT); after one such move, the timer decides.
+            self.overridden_bump_taken = True
             why = self._why
             self._why = ("overridden", why[1] if why else frozenset())
             changed = self._bump_state(new_h.values, force=True, n=self.b.n + 1)
