@@ -23,9 +23,10 @@ use dalek5::scalar::Scalar;
 use dalek5::traits::{IsIdentity, VartimeMultiscalarMul};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use sha2::{Digest, Sha512};
 
-use crate::hash_to_point_input;
+use crate::{hash_to_point_input, slices};
 
 fn decompress(b: &[u8]) -> Option<RistrettoPoint> {
     let arr: [u8; 32] = b.try_into().ok()?;
@@ -72,11 +73,11 @@ fn mlsag_verify(
     dst_mlsag: &[u8],
     dst_key_image: &[u8],
     msg: &[u8],
-    keys: Vec<Vec<u8>>,
-    commitments: Vec<Vec<u8>>,
+    keys: Vec<Bound<'_, PyBytes>>,
+    commitments: Vec<Bound<'_, PyBytes>>,
     pseudo_output: &[u8],
     c_zero: &[u8],
-    responses: Vec<Vec<u8>>,
+    responses: Vec<Bound<'_, PyBytes>>,
     key_image: &[u8],
 ) -> PyResult<bool> {
     if dst_mlsag.len() > 255 || dst_key_image.len() > 255 {
@@ -86,6 +87,7 @@ fn mlsag_verify(
     if n == 0 || commitments.len() != n || responses.len() != 2 * n {
         return Ok(false);
     }
+    let (keys, commitments, responses) = (slices(&keys), slices(&commitments), slices(&responses));
     Ok(py.allow_threads(|| {
         verify(dst_mlsag, dst_key_image, msg, &keys, &commitments, pseudo_output, c_zero, &responses, key_image)
             .unwrap_or(false)
@@ -97,11 +99,11 @@ fn verify(
     dst_mlsag: &[u8],
     dst_key_image: &[u8],
     msg: &[u8],
-    keys: &[Vec<u8>],
-    commitments: &[Vec<u8>],
+    keys: &[&[u8]],
+    commitments: &[&[u8]],
     pseudo_output: &[u8],
     c_zero: &[u8],
-    responses: &[Vec<u8>],
+    responses: &[&[u8]],
     key_image: &[u8],
 ) -> Option<bool> {
     let image = decompress(key_image)?;

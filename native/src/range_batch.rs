@@ -23,6 +23,7 @@ use dalek5::traits::{IsIdentity, VartimeMultiscalarMul};
 use merlin::Transcript;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::Sha512;
@@ -327,7 +328,11 @@ fn verify_batch(items: &[(Proof, Vec<CompressedRistretto>)], seed: [u8; 32]) -> 
 /// argument list (a commitment not 32 bytes, 0 or more than 32 commitments, too many
 /// proofs), as `range_proof_verify` does.
 #[pyfunction]
-fn range_proofs_verify_batch(py: Python<'_>, items: Vec<(Vec<u8>, Vec<Vec<u8>>)>) -> PyResult<bool> {
+#[allow(clippy::type_complexity)]
+fn range_proofs_verify_batch(
+    py: Python<'_>,
+    items: Vec<(Bound<'_, PyBytes>, Vec<Bound<'_, PyBytes>>)>,
+) -> PyResult<bool> {
     if items.len() > MAX_BATCH {
         return Err(PyValueError::new_err(format!("at most {MAX_BATCH} proofs in one batch")));
     }
@@ -336,10 +341,11 @@ fn range_proofs_verify_batch(py: Python<'_>, items: Vec<(Vec<u8>, Vec<Vec<u8>>)>
     let mut h = <Sha512 as sha2::Digest>::new();
     sha2::Digest::update(&mut h, b"mcnode range proof batch v1");
     for (proof, commitments) in &items {
+        let proof = proof.as_bytes();
         let m = padded_len(commitments.len())?;
         let mut coms = commitments
             .iter()
-            .map(|c| to32(c, "commitment").map(CompressedRistretto))
+            .map(|c| to32(c.as_bytes(), "commitment").map(CompressedRistretto))
             .collect::<PyResult<Vec<_>>>()?;
         coms.resize(m, CompressedRistretto([0u8; 32]));
         sha2::Digest::update(&mut h, (proof.len() as u64).to_le_bytes());
