@@ -91,16 +91,31 @@ def slot_times(d: Path) -> dict[str, list[float]]:
     return out
 
 
-def msgs_in(cluster: Cluster) -> dict[str, float]:
-    out = {}
+def scrape(cluster: Cluster, series: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """node -> {series: value} for each of `series` (a metric name with its labels, as
+    the exposition writes it) that node's /metrics has."""
+    out: dict[str, dict[str, float]] = {}
     for n in cluster.nodes:
         text = _OP.open(f"http://{n.admin}/metrics", timeout=3).read().decode()
-        out[n.name] = next(
-            float(line.split()[-1])
-            for line in text.splitlines()
-            if line.startswith("mcnode_consensus_msgs_in_total ")
-        )
+        values = (line.rsplit(" ", 1) for line in text.splitlines() if " " in line)
+        out[n.name] = {k: float(v) for k, v in values if k in series}
     return out
+
+
+def msgs_in(cluster: Cluster) -> dict[str, float]:
+    key = "mcnode_consensus_msgs_in_total"
+    return {k: v[key] for k, v in scrape(cluster, (key,)).items()}
+
+
+#: How messages that named txs we lacked got them (`host._fetch_then_deliver`).
+TX_WAITS = tuple(
+    f'mcnode_consensus_msg_tx_wait_seconds_count{{outcome="{o}"}}'
+    for o in ("relayed", "fetched", "missing")
+)
+
+
+def tx_waits(cluster: Cluster) -> dict[str, dict[str, float]]:
+    return scrape(cluster, TX_WAITS)
 
 
 class Watcher:
@@ -200,7 +215,7 @@ def main() -> None:
                         c.connect()
                     wallets.append((c, share[k :: a.submitters]))
             m0, w0, c0 = msgs_in(cluster), time.monotonic(), cpu_all(cluster)
-            h0 = cpu_hosts(cluster)
+            h0, t0 = cpu_hosts(cluster), tx_waits(cluster)
             results: list[str] = []
 
             def submit_all(client: NodeClient, share: list[Tx]) -> None:
@@ -219,13 +234,17 @@ def main() -> None:
                 time.sleep(0.05)
             committed = [watch.seen[k] for k in images if k in watch.seen]
             m1, w1, c1 = msgs_in(cluster), time.monotonic(), cpu_all(cluster)
-            h1 = cpu_hosts(cluster)
+            h1, t1 = cpu_hosts(cluster), tx_waits(cluster)
             cpu_ms_per_tx = {k: 1000 * (c1[k] - c0[k]) / max(1, len(committed)) for k in c0}
             validators = sum(c1[k] - c0[k] for k in c0 if k != "bench")
             host_share = (h1 - h0) / validators if validators else float("nan")
             span = max(committed) - start if committed else float("nan")
             tps = len(committed) / span
             per_node = {k: (m1[k] - m0[k]) / (w1 - w0) for k in m0}
+            waits = {  # per outcome, summed over the validators
+                o: int(sum(t1[k].get(s, 0) - t0[k].get(s, 0) for k in t1))
+                for o, s in zip(("relayed", "fetched", "missing"), TX_WAITS, strict=True)
+            }
             print(
                 f"throughput: {len(committed)}/{len(burst)} committed in {span:.1f} s = "
                 f"{tps:.1f} tx/s (submit results: "
@@ -242,6 +261,10 @@ def main() -> None:
             print(
                 "consensus msgs handled per s per node: "
                 + ", ".join(f"{k} {v:.0f}" for k, v in per_node.items())
+            )
+            print(
+                "msgs that named txs a validator lacked, by how it got them (all validators): "
+                + ", ".join(f"{o} {n}" for o, n in waits.items())
             )
             # 2. latency at 10 tx/s
             lat: list[float] = []
@@ -307,6 +330,7 @@ def main() -> None:
                     "latency_p50_ms_at_10tps": round(p50, 1),
                     "latency_p99_ms_at_10tps": round(p99, 1),
                     "consensus_msgs_per_s_per_node": {k: round(v) for k, v in per_node.items()},
+                    "burst_tx_waits": waits,
                     "cpu_ms_per_committed_tx": {k: round(v, 1) for k, v in cpu_ms_per_tx.items()},
                     "at_10tps_msgs_in_per_block": {k: round(v, 1) for k, v in per_block.items()},
                     "at_10tps_cpu_ms_per_block": {k: round(v, 1) for k, v in cpu_per_block.items()},
