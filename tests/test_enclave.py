@@ -797,6 +797,47 @@ def test_client_proposals_taken_together_each_get_their_own_answer(
             assert answer == one
 
 
+def test_client_and_peer_proposals_taken_together(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The enclave process gathers peers' batches with clients' proposals: the new txs of
+    # all of them have their range proofs checked as one batch, and each request gets the
+    # answer it would have got alone, a peer's batch in the order its peer sealed it.
+    a, b = world.enclave(1), world.enclave(2)
+    peer_up(a, b)
+    batches: list[int] = []
+    many = validation.verify_range_batch
+
+    def counted(items: Sequence[tuple[bytes, Sequence[bytes]]]) -> bool:
+        batches.append(len(items))
+        return many(items)
+
+    monkeypatch.setattr(validation, "verify_range_batch", counted)
+    mine, theirs = world.pay(0), [world.pay(1), world.pay(2), world.pay(3)]
+    bad = _negative_output_tx(world)
+    first = a._peers.seal("b", encode_batch([theirs[0].to_bytes(), bad.to_bytes()]))
+    second = a._peers.seal("b", encode_batch([theirs[1].to_bytes(), mine.to_bytes()]))
+    client = connect(b)
+    for_clients, for_peers = b.txs_propose(
+        [
+            (client.session_id, client.session.encrypt_tx(mine.to_bytes())),
+            (SessionId(bytes(16)), b"\0" * 40),  # no such session
+        ],
+        [("a", first), ("c", first), ("a", second)],  # "c": nobody opened that session
+    )
+    assert for_clients[0] == WellFormedTxContext.from_tx(mine)
+    assert isinstance(for_clients[1], SessionError)
+    assert [c.tx_hash for c in for_peers[0]] == [theirs[0].tx_hash()]  # bad is refused
+    assert isinstance(for_peers[1], PeerSessionError)
+    assert [c.tx_hash for c in for_peers[2]] == [theirs[1].tx_hash(), mine.tx_hash()]
+    # One batch of the four new txs (failed by bad), then halves until it is alone.
+    assert batches[0] == 4 and len(batches) > 1
+    assert b.cached_tx_hashes() == {mine.tx_hash(), theirs[0].tx_hash(), theirs[1].tx_hash()}
+    # The peer's session went on in order: its next batch opens.
+    third = a._peers.seal("b", encode_batch([theirs[2].to_bytes()]))
+    assert [c.tx_hash for c in b.peer_tx_propose("a", third)] == [theirs[2].tx_hash()]
+
+
 def test_a_full_peer_takes_what_fits(world: World) -> None:
     a, b = world.enclave(1), world.enclave(2, max_cached_txs=1)
     peer_up(a, b)

@@ -230,17 +230,23 @@ def test_garbage_frames_are_answered_or_skipped_and_the_child_carries_on(child: 
     assert any("bad request" in line for line in _log_lines(child.log))
 
 
-def test_client_proposals_sent_together_are_answered_in_order_from_one_batch(
+def test_proposals_sent_together_are_answered_in_order_from_one_batch(
     child: Child, tmp_path: Path
 ) -> None:
-    # The host pipelines client proposals (several in flight). The child answers each in
-    # order; those queued together went through one call, their range proofs checked as
-    # one batch, as the counts of its "stopped" line say.
+    # The host pipelines tx proposals (several in flight): clients' and peers' batches.
+    # The child answers each in order; those queued together went through one call, the
+    # range proofs of their new txs checked as one batch, as the counts of its "stopped"
+    # line say.
     w = child.world
     log = tmp_path / "gather.log"
     enclave = _start(w.ledger.path, child.keys, log)
     try:
+        other = w.enclave(5)
+        peer_up(other, enclave)
         txs = [w.pay(6), w.pay(7), w.pay(8, fee=1), w.pay(9)]
+        relayed = [w.pay(10), w.pay(11)]
+        for tx in relayed:
+            propose(other, tx)
         clients = [connect(enclave) for _ in txs]
         frames = [
             encode_request(
@@ -248,22 +254,29 @@ def test_client_proposals_sent_together_are_answered_in_order_from_one_batch(
             )
             for i, (c, t) in enumerate(zip(clients, txs, strict=True))
         ]
+        for i, tx in enumerate(relayed):  # between the clients', in the order sealed
+            sealed = other.txs_for_peer("b", [tx.tx_hash()])
+            frames.insert(1 + 2 * i, encode_request(200 + i, Method.PEER_TX_PROPOSE, "a", sealed))
         with enclave._lock:
             enclave._sock.sendall(b"".join(frames))
-            bodies = [enclave._read_exactly(frame_length(enclave._read_exactly(4))) for _ in txs]
-        assert [response_id(b) for b in bodies] == [100, 101, 102, 103]
+            bodies = [enclave._read_exactly(frame_length(enclave._read_exactly(4))) for _ in frames]
+        assert [response_id(b) for b in bodies] == [100, 200, 101, 201, 102, 103]
+        answers = dict(zip([100, 200, 101, 201, 102, 103], bodies, strict=True))
         for i in (0, 1, 3):
-            got = decode_response(bodies[i], Method.CLIENT_TX_PROPOSE)[1]
+            got = decode_response(answers[100 + i], Method.CLIENT_TX_PROPOSE)[1]
             assert got == WellFormedTxContext.from_tx(txs[i])
         with pytest.raises(ProposeTxError) as err:
-            decode_response(bodies[2], Method.CLIENT_TX_PROPOSE)
+            decode_response(answers[102], Method.CLIENT_TX_PROPOSE)
         assert err.value.code is R.FEE_TOO_LOW
+        for i, tx in enumerate(relayed):
+            got = decode_response(answers[200 + i], Method.PEER_TX_PROPOSE)[1]
+            assert got == [WellFormedTxContext.from_tx(tx)]
         assert enclave.identity().pid == enclave.process.pid  # still in step
     finally:
         assert enclave.close() == 0
     [stopped] = [x for x in _log_lines(log) if "event=stopped" in x]
     counts = dict(field.split("=", 1) for field in stopped.split())
-    assert counts["batched"] == "4" and int(counts["batches"]) < 4
+    assert counts["batched"] == "6" and int(counts["batches"]) < 6
 
 
 def test_no_frame_and_no_log_line_carries_plaintext(

@@ -32,8 +32,8 @@ made and checked at comes from `config.now`, a function at the configuration's e
 fix it); `form_block` never calls it. Randomness (session ids, a
 generated identity key) comes from `config.rng`. Every public call holds one lock, so the
 host may call from worker threads. New txs are validated together where they come
-together (`client_txs_propose`, which the enclave process feeds with the client proposals
-that arrive at once, and a peer's batch): their range proofs as one batch, on the
+together (`txs_propose`, which the enclave process feeds with the client proposals and
+peer batches that arrive at once): their range proofs as one batch, on the
 enclave's worker thread while this one checks their ring signatures (`worker.py`: the
 enclave's choice, not the transaction rules'); a lone tx's ring signatures run there
 beside its range proof. Nothing here logs plaintext: logs are host-side.
@@ -260,22 +260,63 @@ class Enclave(EnclaveApi):
             raise result
         return result
 
-    @_locked
     def client_txs_propose(
         self, requests: Sequence[tuple[SessionId, bytes]]
     ) -> list[WellFormedTxContext | EnclaveError]:
         """`client_tx_propose` for each (session, ciphertext), in order: per request, the
-        context it would return or the error it would raise. The range proofs of the new
-        txs among them are checked as one batch (`_accept_many`): the enclave process
-        gathers the client requests that arrive together into one call."""
-        opened: list[Tx | EnclaveError] = []
-        for session, ciphertext in requests:
+        context it would return or the error it would raise (`txs_propose`)."""
+        return self.txs_propose(requests, ())[0]
+
+    @_locked
+    def txs_propose(
+        self,
+        clients: Sequence[tuple[SessionId, bytes]],
+        peers: Sequence[tuple[str, bytes]],
+    ) -> tuple[
+        list[WellFormedTxContext | EnclaveError], list[list[WellFormedTxContext] | EnclaveError]
+    ]:
+        """`client_tx_propose` for each (session, ciphertext) of `clients` and
+        `peer_tx_propose` for each (label, ciphertext) of `peers`, each kind in order: per
+        request, what that call would return or the error it would raise. The new txs of
+        all of them are validated together (`_accept_many`: their range proofs as one
+        batch), which is why the enclave process gathers the proposals that arrive
+        together, a client's and peers' alike, into one call."""
+        opened_clients: list[Tx | EnclaveError] = []
+        for session, ciphertext in clients:
             try:
-                opened.append(_decode_tx(self._open_client(session, ciphertext)))
+                opened_clients.append(_decode_tx(self._open_client(session, ciphertext)))
             except EnclaveError as e:
-                opened.append(e)
-        verdicts = iter(self._accept_many([tx for tx in opened if isinstance(tx, Tx)]))
-        return [next(verdicts) if isinstance(tx, Tx) else tx for tx in opened]
+                opened_clients.append(e)
+        opened_peers: list[list[Tx] | EnclaveError] = []
+        for label, ciphertext in peers:
+            try:
+                opened_peers.append(self._open_peer_batch(label, ciphertext))
+            except EnclaveError as e:
+                opened_peers.append(e)
+        txs = [tx for tx in opened_clients if isinstance(tx, Tx)]
+        for batch in opened_peers:
+            if not isinstance(batch, EnclaveError):
+                txs.extend(batch)
+        verdicts = iter(self._accept_many(txs))
+        client_results = [next(verdicts) if isinstance(tx, Tx) else tx for tx in opened_clients]
+        peer_results: list[list[WellFormedTxContext] | EnclaveError] = []
+        for (label, _), batch in zip(peers, opened_peers, strict=True):
+            if isinstance(batch, EnclaveError):
+                peer_results.append(batch)
+                continue
+            accepted: list[WellFormedTxContext] = []
+            refused: dict[str, int] = {}
+            for result in (next(verdicts) for _ in batch):
+                if isinstance(result, EnclaveError):
+                    code = getattr(result, "code", None)
+                    key = code.name if code is not None else type(result).__name__
+                    refused[key] = refused.get(key, 0) + 1
+                else:
+                    accepted.append(result)
+            if refused:
+                log.debug("peer %s: %d txs accepted, refused %s", label, len(accepted), refused)
+            peer_results.append(accepted)
+        return client_results, peer_results
 
     def _open_client(self, session: SessionId, ciphertext: bytes) -> bytes:
         transport = self._clients.get(session)
@@ -404,8 +445,14 @@ class Enclave(EnclaveApi):
             )
         return batch
 
-    @_locked
     def peer_tx_propose(self, label: str, ciphertext: bytes) -> list[WellFormedTxContext]:
+        (result,) = self.txs_propose((), [(label, ciphertext)])[1]
+        if isinstance(result, EnclaveError):
+            raise result
+        return result
+
+    def _open_peer_batch(self, label: str, ciphertext: bytes) -> list[Tx]:
+        """The txs of a batch sealed on `label`'s session (raises `EnclaveError`)."""
         _, plaintext = self._peers.open(label, ciphertext, MAX_PEER_BATCH_BYTES)
         try:
             encoded = decode_batch(plaintext)
@@ -413,19 +460,7 @@ class Enclave(EnclaveApi):
             encoded = None
         if encoded is None:  # raised outside the handler: nothing rides along as context
             raise MessageDecodeError(f"batch from peer {label!r} does not decode")
-        txs = [_decode_tx(data) for data in encoded]
-        accepted: list[WellFormedTxContext] = []
-        refused: dict[str, int] = {}
-        for result in self._accept_many(txs):
-            if isinstance(result, EnclaveError):
-                code = getattr(result, "code", None)
-                key = code.name if code is not None else type(result).__name__
-                refused[key] = refused.get(key, 0) + 1
-            else:
-                accepted.append(result)
-        if refused:
-            log.debug("peer %s: %d txs accepted, refused %s", label, len(accepted), refused)
-        return accepted
+        return [_decode_tx(data) for data in encoded]
 
     # -- transactions and blocks -------------------------------------------------------
 

@@ -15,10 +15,11 @@ quoting enclave, quoting the measurement and the `.css`'s signer and ids), build
 `Enclave`, and then answers `ipc` frames in order until the host closes its end.
 
 Two threads: one reads frames into a bounded queue (`MAX_READ_AHEAD`), the other answers
-them in order. Client proposals queued together (the host keeps several in flight) are
-answered by one `Enclave.client_txs_propose` call, which checks their range proofs as one
-batch and their ring signatures beside it (`MAX_GATHER`, `GATHER_SECONDS`); each still
-gets its own response, the same as if it had come alone. Verification is native code that
+them in order. Tx proposals queued together, clients' and peers' batches alike (the host
+keeps several in flight), are answered by one `Enclave.txs_propose` call, which checks
+the range proofs of all their new txs as one batch and their ring signatures beside it
+(`MAX_GATHER`, `GATHER_SECONDS`); each still gets its own response, the same as if it had
+come alone. Verification is native code that
 releases the GIL, so frames are read meanwhile. Without
 `--attestation` the enclave runs with attestation "off": it offers no evidence and
 requires none, which only tests and tools should do.
@@ -100,12 +101,16 @@ def _quoted(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
 
-#: Client proposals answered by one `Enclave.client_txs_propose` call (their range proofs
-#: checked as one batch): the first, every one queued behind it, at most this many...
+#: Tx proposals (`GATHERED`) answered by one `Enclave.txs_propose` call (the range proofs
+#: of their new txs checked as one batch): the first, every one queued behind it, at most
+#: this many...
 MAX_GATHER = 64
 #: ... and, when two or more were queued already (the enclave is busy: more are coming),
 #: those that arrive within this long of the first. A lone proposal never waits.
 GATHER_SECONDS = 0.003
+#: The requests gathered: they only add txs to the enclave, so answering them together
+#: changes no answer (each kind is opened in order: a session's messages stay in order).
+GATHERED = frozenset({ipc.Method.CLIENT_TX_PROPOSE, ipc.Method.PEER_TX_PROPOSE})
 #: Frames read ahead of the one being answered (then the reader waits: the host's writes
 #: wait in turn).
 MAX_READ_AHEAD = 2 * MAX_GATHER
@@ -115,8 +120,8 @@ MAX_READ_AHEAD = 2 * MAX_GATHER
 class Served:
     requests: int = 0
     errors: int = 0
-    batches: int = 0  # client_txs_propose calls
-    batched: int = 0  # client proposals answered in them
+    batches: int = 0  # txs_propose calls
+    batched: int = 0  # tx proposals (a client's or a peer's) answered in them
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,14 +201,21 @@ def _response(request: _Request, result: object, served: Served) -> bytes:
 
 
 def _propose_all(enclave: Enclave, requests: list[_Request], served: Served) -> bytes:
-    """The responses to client proposals, in order, from one `client_txs_propose`."""
+    """The responses to tx proposals (clients' and peers'), in order, from one
+    `txs_propose`."""
     served.batches += 1
     served.batched += len(requests)
+    clients = [r.args for r in requests if r.method is ipc.Method.CLIENT_TX_PROPOSE]
+    peers = [r.args for r in requests if r.method is ipc.Method.PEER_TX_PROPOSE]
     try:
-        results: list[object] = list(enclave.client_txs_propose([r.args for r in requests]))
+        for_clients, for_peers = enclave.txs_propose(clients, peers)
+        of = {
+            ipc.Method.CLIENT_TX_PROPOSE: iter(for_clients),
+            ipc.Method.PEER_TX_PROPOSE: iter(for_peers),
+        }
+        results: list[object] = [next(of[r.method]) for r in requests]
     except Exception as e:  # a bug: every proposal is answered with it
-        method = ipc.Method.CLIENT_TX_PROPOSE
-        results = [_internal(served, r.id, method, "failed", type(e).__name__) for r in requests]
+        results = [_internal(served, r.id, r.method, "failed", type(e).__name__) for r in requests]
     return b"".join(_response(r, x, served) for r, x in zip(requests, results, strict=True))
 
 
@@ -234,9 +246,9 @@ def serve(sock: socket.socket, enclave: Enclave, identity: EnclaveIdentity) -> i
 
 def _serve(sock: socket.socket, enclave: Enclave, identity: EnclaveIdentity, served: Served) -> int:
     """Requests are read by a thread of their own into `inbox` while this one answers
-    them, in order. A client proposal is answered together with the client proposals
-    queued right behind it (`_gather`), in one call, so their range proofs are checked as
-    one batch; the enclave releases the GIL while it verifies, so reading goes on."""
+    them, in order. A tx proposal is answered together with the tx proposals queued
+    right behind it (`_gather`), in one call, so their range proofs are checked as one
+    batch; the enclave releases the GIL while it verifies, so reading goes on."""
     inbox: queue.Queue[bytes | _Ended] = queue.Queue(MAX_READ_AHEAD)
     reader = threading.Thread(
         target=_read_frames, args=(sock, inbox), name="enclave-ipc-reader", daemon=True
@@ -261,7 +273,7 @@ def _serve(sock: socket.socket, enclave: Enclave, identity: EnclaveIdentity, ser
         if isinstance(item, _Undecodable):
             if item.response is not None:
                 sock.sendall(item.response)
-        elif item.method is ipc.Method.CLIENT_TX_PROPOSE:
+        elif item.method in GATHERED:
             batch = [item]
             ahead = _gather(inbox, batch, served)
             sock.sendall(_propose_all(enclave, batch, served))
@@ -284,7 +296,7 @@ def _next(
 def _gather(
     inbox: queue.Queue[bytes | _Ended], batch: list[_Request], served: Served
 ) -> _Request | _Undecodable | _Ended | None:
-    """Add the client proposals queued behind `batch[0]` to `batch` (see `GATHER_SECONDS`,
+    """Add the tx proposals queued behind `batch[0]` to `batch` (see `GATHER_SECONDS`,
     `MAX_GATHER`); the first item that is not one is returned, to be answered next."""
     deadline = time.monotonic() + GATHER_SECONDS
     while len(batch) < MAX_GATHER:
@@ -292,7 +304,7 @@ def _gather(
         item = _next(inbox, served, max(timeout, 0.0))
         if item is None:
             return None
-        if not isinstance(item, _Request) or item.method is not ipc.Method.CLIENT_TX_PROPOSE:
+        if not isinstance(item, _Request) or item.method not in GATHERED:
             return item
         batch.append(item)
     return None
