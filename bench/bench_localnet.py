@@ -1,20 +1,25 @@
 """Local network benchmarks: 4 validators (processes) on this machine, real payments.
 
-    python bench/bench_localnet.py [--txs 600] [--latency-seconds 30] [--submitters 1]
+    python bench/bench_localnet.py [--txs 600] [--latency-seconds 30] [--submitters 8]
 
 1. Max committed tx/s: 1-in/2-out payments, built beforehand (so building does not compete
    with the validators for the 2 cores), submitted as fast as the validators take them
-   (`--submitters` wallets per validator, each waiting for its answers before the next:
-   with one, no two client proposals ever meet in one enclave call, so each range proof
-   is checked alone; with more, the enclave checks the proposals queued together as one
-   batch); committed tx/s from the first proposal to the last commit, and each
-   validator's CPU per committed tx over that run (host and enclave; the wallets'
-   attested sessions are made before it starts). All wallets share 127.0.0.1, one source
-   to a validator's gate: a proposal it turns away is asked again, and counted.
+   (`--submitters` wallets per validator, each waiting for its answers before the next);
+   committed tx/s from the first proposal to the last commit, and each validator's CPU
+   per committed tx over that run (host and enclave; the wallets' attested sessions are
+   made before it starts). All wallets share 127.0.0.1, one source to a validator's gate:
+   a proposal it turns away is asked again, and counted. Eight wallets per validator by
+   default: a maximum needs more load offered than the validators take, as a network's
+   many clients offer it. With one (`--submitters 1`, the figure of sessions before
+   2026-12-02's thirteenth) the load is four sequential clients: every client proposal
+   reaches its enclave alone, so its range proof is checked alone (~1.35 ms against
+   ~0.45 in a batch), and on this machine that load commits ~2/3 of what eight do at
+   ~1.5x the CPU per tx (bench/RESULTS.md).
 2. Commit latency at 10 tx/s (submit -> key image seen in a block), minimum block interval
    0: p50 and p99, with prebuilt txs submitted on a steady schedule.
 3. Consensus messages handled per second per validator, from its Prometheus counters,
-   during run 1.
+   during run 1, and how the messages that named txs a validator lacked got them
+   (relayed while they waited, fetched, or still missing after the fetch).
 Last line: one JSON object.
 """
 
@@ -174,7 +179,7 @@ def main() -> None:
     ap.add_argument(
         "--submitters",
         type=int,
-        default=1,
+        default=8,
         help="throughput run: wallets per validator submitting at once, each on its own "
         "attested session (1: one at a time, the worst case for the enclave's batching)",
     )
