@@ -741,13 +741,8 @@ def test_a_peer_batch_has_its_range_proofs_checked_together(
     assert c.cached_tx_hashes() == {t.tx_hash() for t in good}
 
 
-def test_client_proposals_taken_together_each_get_their_own_answer(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # What the enclave process does with client proposals that arrive together: one call,
-    # the new txs' range proofs checked as one batch. A bad proof or signature among them
-    # is refused with its own code, and its batch-mates are accepted all the same.
-    enclave = world.enclave()
+def _count_range_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the range-proof batches checked from now on, as they are checked."""
     batches: list[int] = []
     many = validation.verify_range_batch
 
@@ -756,6 +751,17 @@ def test_client_proposals_taken_together_each_get_their_own_answer(
         return many(items)
 
     monkeypatch.setattr(validation, "verify_range_batch", counted)
+    return batches
+
+
+def test_client_proposals_taken_together_each_get_their_own_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the enclave process does with client proposals that arrive together: one call,
+    # the new txs' range proofs checked as one batch. A bad proof or signature among them
+    # is refused with its own code, and its batch-mates are accepted all the same.
+    enclave = world.enclave()
+    batches = _count_range_batches(monkeypatch)
     good = [world.pay(i) for i in range(4)]
     bad_range = _negative_output_tx(world)
     [sig] = world.pay(5).signature.ring_signatures
@@ -805,14 +811,7 @@ def test_client_and_peer_proposals_taken_together(
     # answer it would have got alone, a peer's batch in the order its peer sealed it.
     a, b = world.enclave(1), world.enclave(2)
     peer_up(a, b)
-    batches: list[int] = []
-    many = validation.verify_range_batch
-
-    def counted(items: Sequence[tuple[bytes, Sequence[bytes]]]) -> bool:
-        batches.append(len(items))
-        return many(items)
-
-    monkeypatch.setattr(validation, "verify_range_batch", counted)
+    batches = _count_range_batches(monkeypatch)
     mine, theirs = world.pay(0), [world.pay(1), world.pay(2), world.pay(3)]
     bad = _negative_output_tx(world)
     first = a._peers.seal("b", encode_batch([theirs[0].to_bytes(), bad.to_bytes()]))
