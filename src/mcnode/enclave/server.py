@@ -19,10 +19,9 @@ them in order. Tx proposals queued together, clients' and peers' batches alike (
 keeps several in flight), are answered by one `Enclave.txs_propose` call, which checks
 the range proofs of all their new txs as one batch and their ring signatures beside it
 (`MAX_GATHER`, `GATHER_SECONDS`); each still gets its own response, the same as if it had
-come alone. Verification is native code that
-releases the GIL, so frames are read meanwhile. Without
-`--attestation` the enclave runs with attestation "off": it offers no evidence and
-requires none, which only tests and tools should do.
+come alone. Verification is native code that releases the GIL, so frames are read
+meanwhile. Without `--attestation` the enclave runs with attestation "off": it offers no
+evidence and requires none, which only tests and tools should do.
 
 - A request that does not decode is answered with an `IpcError` when its id could be
   read, and otherwise skipped (its length is known); a call's `EnclaveError` goes back as
