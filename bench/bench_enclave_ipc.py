@@ -11,7 +11,9 @@ the two, per call (median and p90 of wall time):
 - the same 7 kB ciphertext under an unknown session (refused at once: the round trip
   with a tx's payload and an error coming back),
 - sealing a batch of 100 txs for a peer and opening it (`txs_for_peer` +
-  `peer_tx_propose`, ~0.7 MB each way).
+  `peer_tx_propose`, ~0.7 MB each way),
+- last, once a block has spent alice's outputs, a client's tx that spends one of them
+  again (new to the enclave, refused as spent: what a committed tx sent again costs).
 The last line printed is one JSON object.
 """
 
@@ -33,6 +35,8 @@ from mcnode.enclave import (
     Enclave,
     EnclaveApi,
     EnclaveConfig,
+    ProposeTxError,
+    ProposeTxResult,
     SessionError,
     SessionId,
     peer_auth_message,
@@ -61,8 +65,10 @@ def make_ledger(path: Path, rng: SeededRandom) -> tuple[LedgerDB, AccountKey, Ac
     return ledger, alice, bob
 
 
-def make_txs(ledger: LedgerDB, alice: AccountKey, bob: AccountKey, n: int) -> list[Tx]:
-    rng = SeededRandom(7)
+def make_txs(
+    ledger: LedgerDB, alice: AccountKey, bob: AccountKey, n: int, seed: int = 7
+) -> list[Tx]:
+    rng = SeededRandom(seed)
     blocks = [ledger.get_block_data(i) for i in range(ledger.num_blocks())]
     owned = Scanner(alice).scan([o for b in blocks for o in b.contents.outputs])
     txs = []
@@ -98,6 +104,16 @@ def _refused(enclave: EnclaveApi, ciphertext: bytes) -> None:
     except SessionError:
         return
     raise AssertionError("an unknown session was accepted")
+
+
+def _spent(enclave: EnclaveApi, session_id: SessionId, ciphertext: bytes) -> None:
+    try:
+        enclave.client_tx_propose(session_id, ciphertext)
+    except ProposeTxError as e:
+        if e.code is ProposeTxResult.KEY_IMAGE_ALREADY_SPENT:
+            return
+        raise
+    raise AssertionError("a tx spending a spent output was accepted")
 
 
 def peer_up(a: EnclaveApi, b: EnclaveApi) -> None:
@@ -149,6 +165,25 @@ def main() -> None:
                 opened = timed([lambda b=b, x=x: b.peer_tx_propose("a", x) for x in blobs])
                 results[f"{sender} seals {len(batch)} txs"] = {"median ms": seal[0]}
                 results[f"{receiver} opens {len(batch)} known txs"] = {"median ms": opened[0]}
+            # A block spends each of alice's outputs (txs 0..7 spend outputs 0..7); then
+            # txs new to both enclaves spend them again.
+            spend = [t.tx_hash() for t in txs[:8]]
+            formed = inproc.form_block(spend, ledger.last_block(), int(time.time()))
+            assert formed.block_data is not None
+            ledger.append_block(formed.block_data)
+            again = [  # alice now owns her change outputs too: keep the spending ones
+                t
+                for t in make_txs(ledger, alice, bob, 2 * args.txs, seed=8)
+                if ledger.contains_key_image(t.key_images[0])
+            ]
+            for name, enclave in sides.items():
+                enclave.block_appended(ledger.num_blocks(), spend)
+                session_id, session = connect(enclave)
+                sealed = [session.encrypt_tx(tx.to_bytes()) for tx in again]
+                spent = timed(
+                    [lambda c=c, e=enclave, s=session_id: _spent(e, s, c) for c in sealed]
+                )
+                results[name]["spent tx median ms"] = spent[0]
         finally:
             child.close()
             ledger.close()

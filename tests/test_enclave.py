@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,7 @@ from mcnode.enclave import (
     SessionId,
     StaleParent,
     UnknownTx,
+    checks,
     peer_auth_message,
     worker,
 )
@@ -461,6 +463,35 @@ def test_each_rejection_carries_its_code(spent_world: World, code: ProposeTxResu
     assert err.value.code is code
     assert str(err.value).startswith(code.name + ": ")
     assert err.value.__cause__ is None and err.value.__context__ is None
+
+
+def test_a_tx_the_ledger_settled_is_refused_before_its_signatures_are_checked(
+    spent_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tx spending a key image the ledger holds is refused on the lookup: neither its
+    (here also broken) ring signature nor anything else of it is checked, so sending a
+    committed tx again costs a lookup, not a validation. Its batch-mate is validated."""
+    validated: list[Tx] = []
+    validate_txs = checks.validate_txs
+
+    def counted(txs: Sequence[Tx], **kwargs: Any) -> list[TxValidationError | None]:
+        validated.extend(txs)
+        return validate_txs(txs, **kwargs)
+
+    monkeypatch.setattr(checks, "validate_txs", counted)
+    spent = spent_world.pay(7)  # alice's output 7 was spent in block 1
+    [sig] = spent.signature.ring_signatures
+    broken = _with_sig(spent, ring_signatures=(replace(sig, c_zero=bytes(32)),))
+    fresh = spent_world.pay(1)
+    enclave = spent_world.enclave()
+    client = connect(enclave)
+    results = enclave.client_txs_propose(
+        [(client.session_id, client.session.encrypt_tx(tx.to_bytes())) for tx in (broken, fresh)]
+    )
+    assert isinstance(results[0], ProposeTxError)
+    assert results[0].code is R.KEY_IMAGE_ALREADY_SPENT
+    assert isinstance(results[1], WellFormedTxContext)
+    assert validated == [fresh]
 
 
 @pytest.mark.parametrize(("cpus", "threaded"), [({0}, False), ({0, 1}, True)])
