@@ -17,7 +17,10 @@
    ~1.5x the CPU per tx (bench/RESULTS.md).
 2. Commit latency at 10 tx/s (submit -> key image seen in a block), minimum block interval
    0: p50 and p99, with prebuilt txs submitted on a steady schedule.
-3. Consensus messages handled per second per validator, from its Prometheus counters,
+3. Checks alone: the CPU ms per tx of decoding and checking the burst's first 128 txs
+   as an enclave does (batches of 32, one thread), before the validators start: the
+   floor of the CPU per committed tx above, on this machine at this hour.
+4. Consensus messages handled per second per validator, from its Prometheus counters,
    during run 1, and how the messages that named txs a validator lacked got them
    (relayed while they waited, fetched, or still missing after the fetch).
 Last line: one JSON object.
@@ -42,6 +45,7 @@ from mcnode.client.rings import input_credentials
 from mcnode.client.trust import read_network_trust
 from mcnode.client.wallet import Wallet
 from mcnode.crypto import SeededRandom
+from mcnode.enclave.checks import check_new_txs
 from mcnode.ledger.db import LedgerDB
 from mcnode.localnet.init import init_network
 from mcnode.localnet.ledgerwatch import LedgerHeights
@@ -70,6 +74,27 @@ def prebuild(d: Path, count: int) -> list[Tx]:
                 b.add_output(to, coin.value // 2)
                 txs.append(b.build(rng))
     return txs
+
+
+def checks_alone(d: Path, txs: list[Tx], batch: int = 32) -> float:
+    """CPU ms per tx of what an enclave does to check new txs that come together (decode,
+    `check_new_txs` in batches of `batch`, on one thread), timed here before the
+    validators start. The part of each validator's CPU per committed tx that no change
+    outside the checks can remove, on this machine in this hour: the speed of the same
+    curve arithmetic has differed ~2x between sessions on this 2-core VM
+    (bench/RESULTS.md), so a run's CPU per tx is read against its own figure."""
+    with LedgerDB(d / "node0" / "ledger", readonly=True) as led:
+        blobs = [tx.to_bytes() for tx in txs]
+        start = time.process_time()
+        for i in range(0, len(blobs), batch):
+            chunk = [Tx.from_bytes(b) for b in blobs[i : i + batch]]
+            errors = check_new_txs(
+                chunk, led, block_index=led.num_blocks(), minimum_fee=DEFAULT_MINIMUM_FEE
+            )
+            if any(e is not None for e in errors):
+                raise RuntimeError(f"a prebuilt tx does not pass the checks: {errors}")
+        spent = time.process_time() - start
+    return 1000 * spent / len(txs)
 
 
 def cpu_all(cluster: Cluster) -> dict[str, float]:
@@ -197,6 +222,8 @@ def main() -> None:
         t0 = time.monotonic()
         txs = prebuild(d, a.txs + rate_txs)
         print(f"prebuilt {len(txs)} txs in {time.monotonic() - t0:.1f} s")
+        floor = checks_alone(d, txs[:128])
+        print(f"checks alone (one thread, batches of 32, before the run): {floor:.2f} ms per tx")
         burst, steady = txs[: a.txs], txs[a.txs :]
         with Cluster(d, log_level=a.log_level) as cluster:
             cluster.start()
@@ -337,6 +364,7 @@ def main() -> None:
                     "consensus_msgs_per_s_per_node": {k: round(v) for k, v in per_node.items()},
                     "burst_tx_waits": waits,
                     "cpu_ms_per_committed_tx": {k: round(v, 1) for k, v in cpu_ms_per_tx.items()},
+                    "checks_alone_ms_per_tx": round(floor, 2),
                     "at_10tps_msgs_in_per_block": {k: round(v, 1) for k, v in per_block.items()},
                     "at_10tps_cpu_ms_per_block": {k: round(v, 1) for k, v in cpu_per_block.items()},
                     "at_10tps_host_cpu_ms_per_block": round(host_ms_per_block, 1),
