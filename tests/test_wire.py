@@ -11,10 +11,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_generated_code_matches_schemas(tmp_path: Path) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'proto'}",
-         f"--python_out={tmp_path}", f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}",
-         str(ROOT / "proto" / "mcnode" / "wire" / "consensus.proto")],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{ROOT / 'proto'}",
+            f"--python_out={tmp_path}",
+            f"--pyi_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            str(ROOT / "proto" / "mcnode" / "wire" / "consensus.proto"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert r.returncode == 0, r.stderr
     for name in ("consensus_pb2.py", "consensus_pb2.pyi", "consensus_pb2_grpc.py"):
@@ -26,6 +36,7 @@ def test_generated_code_matches_schemas(tmp_path: Path) -> None:
 def test_messages_round_trip() -> None:
     from mcnode.wire import consensus_pb2 as pb
 
-    m = pb.ConsensusMsg(scp_msg=b"\x01abc", prev_block_id=b"p" * 32, signer=b"s" * 32,
-                        signature=b"g" * 64)
+    m = pb.ConsensusMsg(
+        scp_msg=b"\x01abc", prev_block_id=b"p" * 32, signer=b"s" * 32, signature=b"g" * 64
+    )
     assert pb.ConsensusMsg.FromString(m.SerializeToString()) == m

@@ -351,8 +351,10 @@ def from_json(data: object, organizations: object | None = None) -> Fbas:
         if organizations is not None:
             raise FbasInputError("organizations are only read with the explorer JSON form")
         nodes = data["nodes"]
-        if isinstance(nodes, list) and nodes and all(
-            isinstance(n, Mapping) and "id" in n and "quorum_set" in n for n in nodes
+        if (
+            isinstance(nodes, list)
+            and nodes
+            and all(isinstance(n, Mapping) and "id" in n and "quorum_set" in n for n in nodes)
         ):
             # mcnode's own network files (`mcnode sim`, `mcnode localnet`'s network.json)
             return from_quorum_sets({str(n["id"]): n["quorum_set"] for n in nodes})

@@ -153,7 +153,7 @@ KEYS: dict[str, tuple[str | None, str]] = {
         "Archives to catch up from when no peer has the blocks we lack, tried in order: "
         "directories (written by another node's `export` or `mcnode ledger export`) or "
         "`http://`/`https://` URLs of such a directory served by any static web server "
-        "(README, \"Archives over HTTP\"). Every block is checked as any append is.",
+        '(README, "Archives over HTTP"). Every block is checked as any append is.',
     ),
     "archive.export": (
         "path",

@@ -121,9 +121,7 @@ class EnclaveProcess:
             assert self._proc is not None
             code = await self._proc.wait()
             self._down(f"exited with {code}")
-            self.log.error(
-                "enclave process died; restarting", code=code, restarts=self.restarts
-            )
+            self.log.error("enclave process died; restarting", code=code, restarts=self.restarts)
             self.on_restart()
             while True:
                 await asyncio.sleep(backoff)
@@ -300,4 +298,3 @@ class EnclaveProcess:
 
     async def forget(self, tx_hashes: Sequence[bytes]) -> None:
         await self._call(ipc.Method.FORGET, list(tx_hashes))
-

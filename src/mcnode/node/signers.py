@@ -101,4 +101,3 @@ def _remember(keys: list[bytes], key: bytes) -> bool:
     keys.append(key)
     del keys[:-KEEP_PER_PEER]
     return True
-

@@ -114,8 +114,7 @@ class MembershipProof:
             self.size == root.size
             and 0 <= self.index < self.size
             and len(self.siblings) == depth_for(self.size)
-            and _native.merkle_root_for(tx_out.to_bytes(), self.index, self.siblings)
-            == root.hash
+            and _native.merkle_root_for(tx_out.to_bytes(), self.index, self.siblings) == root.hash
         )
 
 
