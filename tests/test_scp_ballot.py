@@ -631,6 +631,26 @@ def test_a_ballot_moves_on_for_a_value_confirmed_elsewhere_once_per_slot() -> No
     assert h.node._slot.ballot.value_override == (Z,)  # what the next bump takes
 
 
+def test_a_second_move_is_taken_for_a_value_a_v_blocking_set_votes_to_commit() -> None:
+    # The split the first move can make (a 1.5-s stall at 50 tx/s): we moved to <3, X>
+    # while a v-blocking set moved the others to Z; they confirmed <2, Z> prepared and
+    # vote to commit it, at our counter, so nothing moves us but the ballot timer. Once
+    # a v-blocking set votes to commit Z, our quorums are headed there: move at once.
+    h = first_ballot_on_x(LATE)
+    confirm(h, X, Y)
+    x1, z2 = Ballot(1, (X,)), Ballot(2, (Z,))
+    h.recv_from(["v1", "v2", "v3"], lambda s: h.prepare(s, x1, p=x1))
+    h.recv_from(["v1", "v2", "v3"], lambda s: h.prepare(s, z2, p=z2))
+    assert sent_prepare(h.last()).ballot == Ballot(3, (X,))  # the once-per-slot wait
+    z3 = Ballot(3, (Z,))
+    h.recv_from(["v1"], lambda s: h.prepare(s, z3, p=z2, c_n=2, h_n=2))
+    assert sent_prepare(h.last()).ballot == Ballot(3, (X,))  # one such peer: not enough
+    h.recv_from(["v2"], lambda s: h.prepare(s, z3, p=z2, c_n=2, h_n=2))
+    st = sent_prepare(h.last())
+    assert (st.ballot, st.prepared) == (Ballot(4, (Z,)), z2)
+    assert h.node.stats["ballot_bumps_overridden"] == 2
+
+
 def test_without_late_candidates_the_first_ballot_stays() -> None:
     # The draft's rule (ScpConfig's default): only a timeout or a v-blocking set moves it.
     h = first_ballot_on_x(ScpConfig(rebroadcast_interval=1000.0, vote_own_values=True))

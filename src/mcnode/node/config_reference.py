@@ -205,7 +205,8 @@ KEYS: dict[str, tuple[str | None, str]] = {
         "ballot timer would do later: it mends the split a late candidate can make (some "
         "validators moved to a bigger composite just before learning that the others had "
         "prepared the smaller one), which otherwise waited ~1 s for the timer; once per "
-        "slot, and never for a confirmation older than a ballot we accepted prepared. "
+        "slot (again only toward a value that a v-blocking set already votes to commit), "
+        "and never for a confirmation older than a ballot we accepted prepared. "
         "Abandoning a ballot is always safe. false: the SCP draft's rules.",
     ),
     "block": ("table", ""),

@@ -46,9 +46,11 @@ class ScpConfig:
     # prepared the smaller one): a node whose ballot holds another value than one a
     # quorum has confirmed prepared moves at once to the next counter with that value,
     # which the ballot timer would have done anyway (the draft's "value override"); at
-    # most once per slot and never for a confirmation older than a ballot it accepted
-    # prepared (without both, two halves of a 100 ms network swapped values at every
-    # counter). Abandoning a ballot is safe at any time; off: the draft's rules.
+    # most once per slot (a second time only toward a value that a v-blocking set
+    # already votes to commit) and never for a confirmation older than a ballot it
+    # accepted prepared (without both limits, two halves of a 100 ms network swapped
+    # values at every counter). Abandoning a ballot is safe at any time; off: the
+    # draft's rules.
     late_candidates: bool = False
 
     def nomination_timeout_for(self, round_: int) -> float:
